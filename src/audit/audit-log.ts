@@ -1,0 +1,37 @@
+import type { AuditRecord, Store } from '../store/store.ts';
+
+/**
+ * Buffers audit records and appends them in batches, so auditing costs one insert per batch
+ * rather than a commit per request. `flush` is awaited on shutdown so nothing is lost.
+ */
+export class AuditLog {
+  private readonly store: Store;
+  private buffer: AuditRecord[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+  private readonly onError: (err: unknown) => void;
+
+  constructor(store: Store, onError: (err: unknown) => void) {
+    this.store = store;
+    this.onError = onError;
+  }
+
+  record(event: Record<string, unknown>): void {
+    this.buffer.push({ recorded: event.recorded as string, json: JSON.stringify(event) });
+    if (this.buffer.length >= 512) void this.flush();
+    else if (!this.timer) this.timer = setTimeout(() => void this.flush(), 20);
+  }
+
+  flush(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    const batch = this.buffer;
+    this.buffer = [];
+    if (batch.length > 0) {
+      this.flushing = this.flushing.then(() => this.store.appendAudit(batch)).catch(this.onError);
+    }
+    return this.flushing;
+  }
+}

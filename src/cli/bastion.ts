@@ -1,0 +1,39 @@
+import { ConfigError } from '../config/config.ts';
+import { UsageError } from './args.ts';
+import { serve } from './serve.ts';
+import { importCommand } from './import.ts';
+
+const help = `Usage: bastion <command> [options]
+
+Commands:
+  serve     start the FHIR server
+  import    load NDJSON or Bundle files into the store
+
+Run 'bastion <command> --help' for a command's options.
+`;
+
+const commands: Record<string, (args: string[]) => Promise<void>> = { serve, import: importCommand };
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(help);
+    return command ? 0 : 1;
+  }
+  const run = commands[command];
+  if (!run) {
+    process.stderr.write(`Unknown command "${command}".\n\n${help}`);
+    return 2;
+  }
+  try {
+    await run(rest);
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof ConfigError) {
+      process.stderr.write(`bastion ${command}: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`bastion ${command}: ${(err as Error).message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,114 @@
+import type { Resource } from '../types.ts';
+import { evaluatorFor, type Evaluator } from './evaluate.ts';
+import { paramKey, searchParamsOf, type SearchParam } from './params.ts';
+import type { TypedValue } from './path.ts';
+import {
+  dateValues, numberValues, quantityValues, referenceValues, stringValues, tokenValues, uriValues,
+  type QuantityIndexValue, type RangeValue, type ReferenceIndexValue, type StringValue, type TokenIndexValue,
+} from './index-values.ts';
+
+/**
+ * The search index rows of one resource, store-independent. `key` is the parameter's index key
+ * (see paramKey). Duplicates are removed, so a store may insert the rows as they are.
+ */
+export interface IndexRows {
+  string: (StringValue & Keyed)[];
+  token: (TokenIndexValue & Keyed)[];
+  reference: (ReferenceIndexValue & Keyed)[];
+  date: (RangeValue & Keyed)[];
+  number: (RangeValue & Keyed)[];
+  quantity: (QuantityIndexValue & Keyed)[];
+  uri: ({ uri: string } & Keyed)[];
+}
+
+interface Keyed { key: number }
+
+/** `_id` and `_lastUpdated` are columns of the resource table; composite and special are not indexed (yet). */
+const fromResourceTable = new Set(['_id', '_lastUpdated']);
+
+interface Plan { param: SearchParam; key: number }
+
+const plans = new Map<string, Plan[]>();
+
+function planFor(resourceType: string): Plan[] {
+  let plan = plans.get(resourceType);
+  if (!plan) {
+    plan = [...searchParamsOf(resourceType).values()]
+      .filter((p) => p.expression !== undefined && !fromResourceTable.has(p.code) && p.type !== 'composite' && p.type !== 'special')
+      .map((param) => ({ param, key: paramKey(param.base, param.code) }));
+    plans.set(resourceType, plan);
+  }
+  return plan;
+}
+
+/** `evaluator` is replaceable so tests can compare the fast path with the full FHIRPath engine. */
+export function extractIndexRows(
+  resource: Resource,
+  evaluator: (resourceType: string, param: SearchParam) => Evaluator = evaluatorFor,
+): IndexRows {
+  const rows: IndexRows = { string: [], token: [], reference: [], date: [], number: [], quantity: [], uri: [] };
+  const seen = new Set<string>();
+  const add = <T extends Keyed>(table: T[], tableName: string, row: T, identity: string): void => {
+    const id = `${tableName}\u0000${row.key}\u0000${identity}`;
+    if (seen.has(id)) return;
+    seen.add(id);
+    table.push(row);
+  };
+  for (const { param, key } of planFor(resource.resourceType)) {
+    const values = evaluator(resource.resourceType, param)(resource);
+    if (values.length === 0) continue;
+    addValues(param, key, values, rows, add);
+  }
+  return rows;
+}
+
+type Add = <T extends Keyed>(table: T[], tableName: string, row: T, identity: string) => void;
+
+function addValues(param: SearchParam, key: number, values: TypedValue[], rows: IndexRows, add: Add): void {
+  switch (param.type) {
+    case 'string': {
+      const out: StringValue[] = [];
+      for (const v of values) stringValues(v, out);
+      for (const s of out) add(rows.string, 's', { key, ...s }, s.exact);
+      return;
+    }
+    case 'token': {
+      const out: TokenIndexValue[] = [];
+      for (const v of values) tokenValues(v, out);
+      for (const t of out) add(rows.token, 't', { key, ...t }, `${t.system}\u0000${t.code}\u0000${t.text}`);
+      return;
+    }
+    case 'reference': {
+      const out: ReferenceIndexValue[] = [];
+      const identifiers: TokenIndexValue[] = [];
+      for (const v of values) referenceValues(v, out, identifiers);
+      for (const r of out) add(rows.reference, 'r', { key, ...r }, `${r.type}\u0000${r.id}\u0000${r.ref}`);
+      for (const t of identifiers) add(rows.token, 't', { key, ...t }, `${t.system}\u0000${t.code}\u0000${t.text}`);
+      return;
+    }
+    case 'date': {
+      const out: RangeValue[] = [];
+      for (const v of values) dateValues(v, out);
+      for (const d of out) add(rows.date, 'd', { key, ...d }, `${d.lo}:${d.hi}`);
+      return;
+    }
+    case 'number': {
+      const out: RangeValue[] = [];
+      for (const v of values) numberValues(v, out);
+      for (const n of out) add(rows.number, 'n', { key, ...n }, `${n.lo}:${n.hi}`);
+      return;
+    }
+    case 'quantity': {
+      const out: QuantityIndexValue[] = [];
+      for (const v of values) quantityValues(v, out);
+      for (const q of out) add(rows.quantity, 'q', { key, ...q }, `${q.lo}:${q.hi}\u0000${q.system}\u0000${q.code}\u0000${q.unit}`);
+      return;
+    }
+    case 'uri': {
+      const out: string[] = [];
+      for (const v of values) uriValues(v, out);
+      for (const uri of out) add(rows.uri, 'u', { key, uri }, uri);
+      return;
+    }
+  }
+}

@@ -1,0 +1,260 @@
+import { badRequest, notSupported } from '../outcome.ts';
+import { commonSearchParams, isResourceTypeName, searchParam, type SearchParam } from './params.ts';
+import { normalizeText } from './normalize.ts';
+import {
+  parseDateValue, parseNumberValue, parseQuantityValue, parseReferenceValue, parseTokenValue, splitUnescaped, unescapeValue,
+} from './parse-values.ts';
+import type { IncludeSpec, SearchCriterion, SearchParamType, SearchRequest, SortKey } from './types.ts';
+
+export interface ParseOptions {
+  maxCount: number;
+  defaultCount: number;
+  /** `Prefer: handling=lenient`: unknown parameters and modifiers are skipped and reported, not refused. */
+  lenient: boolean;
+  /** The current time, for `ap` on dates; tests pin it. */
+  now?: number;
+  /** This server's base URL: reference values under it are local references. */
+  baseUrl?: string;
+}
+
+export interface ParsedSearch {
+  request: SearchRequest;
+  /** Parameters skipped under lenient handling, as the client wrote them. */
+  ignored: string[];
+  /** `_summary`, `_elements`, `_format`, `_pretty`: for the caller to apply to the response. */
+  resultParams: [string, string][];
+}
+
+const resultParamNames = new Set(['_summary', '_elements', '_format', '_pretty']);
+const notYet = new Set(['_has', '_text', '_content', '_query', '_list', '_filter', '_contained', '_containedType', '_score']);
+/** Modifiers FHIR defines that this server does not implement yet: refused even when lenient, as ignoring them would change the results. */
+const modifiersNotYet = new Set(['in', 'not-in', 'below', 'above', 'of-type', 'iterate', 'code-text', 'text-advanced']);
+
+/** Parses the query parameters of a search into a store-independent SearchRequest. */
+export function parseSearch(resourceType: string | undefined, params: [string, string][], options: ParseOptions): ParsedSearch {
+  const now = options.now ?? Date.now();
+  const ignored: string[] = [];
+  const resultParams: [string, string][] = [];
+  const types = searchedTypes(resourceType, params);
+  const request: SearchRequest = {
+    resourceTypes: types, criteria: [], sort: [], count: options.defaultCount, offset: 0, total: 'none', include: [], revinclude: [],
+  };
+  const seenControl = new Set<string>();
+  let totalGiven = false;
+  const unknown = (name: string, message: string): void => {
+    if (!options.lenient) throw badRequest(message);
+    ignored.push(name);
+  };
+
+  for (const [name, value] of params) {
+    const colon = name.indexOf(':');
+    const code = colon < 0 ? name : name.slice(0, colon);
+    const modifier = colon < 0 ? undefined : name.slice(colon + 1);
+    if (resultParamNames.has(code)) {
+      resultParams.push([name, value]);
+      continue;
+    }
+    if (code === '_type') continue;
+    if (notYet.has(code) || name.startsWith('_has:')) throw notSupported(`Search parameter '${code}' is not supported yet`);
+    if (['_count', '_offset', '_sort', '_total'].includes(code)) {
+      if (modifier !== undefined) throw badRequest(`Search parameter '${code}' takes no modifier`);
+      if (seenControl.has(code)) throw badRequest(`Search parameter '${code}' may appear only once`);
+      seenControl.add(code);
+      if (code === '_count') request.count = Math.min(nonNegativeInt(code, value), options.maxCount);
+      else if (code === '_offset') request.offset = nonNegativeInt(code, value);
+      else if (code === '_total') {
+        if (value !== 'none' && value !== 'estimate' && value !== 'accurate') throw badRequest(`_total must be none, estimate or accurate, not '${value}'`);
+        request.total = value;
+        totalGiven = true;
+      } else request.sort = parseSort(value, types, options.lenient, ignored);
+      continue;
+    }
+    if (code === '_include' || code === '_revinclude') {
+      const spec = parseInclude(code, modifier, value);
+      if (typeof spec === 'string') unknown(name, spec);
+      else (code === '_include' ? request.include : request.revinclude).push(spec);
+      continue;
+    }
+    const criterion = parseFilter(types, name, value, now, options.baseUrl);
+    if (criterion === undefined) continue;
+    if ('unknown' in criterion) {
+      unknown(name, criterion.unknown);
+      continue;
+    }
+    request.criteria.push(criterion);
+  }
+  // `_count=0` asks for the number of matches only.
+  if (request.count === 0 && !totalGiven) request.total = 'accurate';
+  return { request, ignored, resultParams };
+}
+
+/** A criterion, nothing (an empty value), or why the parameter is unknown (refused unless lenient). */
+type Filter = SearchCriterion | { unknown: string } | undefined;
+
+function parseFilter(types: readonly string[], name: string, value: string, now: number, baseUrl: string | undefined): Filter {
+  const dot = name.indexOf('.');
+  if (dot >= 0) return parseChain(types, name.slice(0, dot), name.slice(dot + 1), value, now, baseUrl);
+  const [code, modifier] = splitModifier(name);
+  const param = paramFor(types, code);
+  if (!param) return { unknown: `Unknown search parameter '${code}' for ${describe(types)}` };
+  if (param.type === 'composite' || param.type === 'special') throw notSupported(`Search parameter '${code}' (${param.type}) is not supported yet`);
+  if (value === '') return undefined; // An empty value constrains nothing.
+  const criterion = parseCriterion(param, modifier, value, now, baseUrl);
+  if (criterion) return criterion;
+  if (modifier !== undefined && modifiersNotYet.has(modifier)) throw notSupported(`Modifier ':${modifier}' on search parameter '${code}' is not supported yet`);
+  return { unknown: `Unknown modifier ':${modifier}' for search parameter '${code}' (${param.type})` };
+}
+
+/** `subject:Patient.name`, `subject.name`, `subject.organization.name`: the rest applies to the referenced resources. */
+function parseChain(types: readonly string[], head: string, rest: string, value: string, now: number, baseUrl: string | undefined): Filter {
+  const [code, typeModifier] = splitModifier(head);
+  const param = paramFor(types, code);
+  if (!param) return { unknown: `Unknown search parameter '${code}' for ${describe(types)}` };
+  if (param.type !== 'reference') throw badRequest(`Search parameter '${code}' is a ${param.type}, not a reference, so it cannot be chained`);
+  let candidates: readonly string[];
+  if (typeModifier !== undefined) {
+    if (!isResourceTypeName(typeModifier)) return { unknown: `Unknown modifier ':${typeModifier}' for search parameter '${code}' (reference)` };
+    if (param.targets.length > 0 && !param.targets.includes(typeModifier)) throw badRequest(`Search parameter '${code}' cannot refer to ${typeModifier}`);
+    candidates = [typeModifier];
+  } else {
+    if (param.targets.length === 0) throw badRequest(`Chaining '${code}' needs a target type: ${code}:[type].${rest}`);
+    candidates = param.targets;
+  }
+  const nextCode = /^[^.:]*/.exec(rest)![0];
+  const targetTypes = candidates.filter((t) => searchParam(t, nextCode) !== undefined);
+  if (targetTypes.length === 0) return { unknown: `Unknown search parameter '${nextCode}' for ${describe(candidates)} (in chain '${head}.${rest}')` };
+  const inner = parseFilter(targetTypes, rest, value, now, baseUrl);
+  if (inner === undefined || 'unknown' in inner) return inner;
+  return { kind: 'chain', code, targetTypes, criterion: inner };
+}
+
+function splitModifier(name: string): [string, string | undefined] {
+  const colon = name.indexOf(':');
+  return colon < 0 ? [name, undefined] : [name.slice(0, colon), name.slice(colon + 1)];
+}
+
+/** `Type:param[:targetType]`, with `:iterate`; a string says why it is not understood. */
+function parseInclude(code: string, modifier: string | undefined, value: string): IncludeSpec | string {
+  if (modifier !== undefined && modifier !== 'iterate') return `Unknown modifier ':${modifier}' for ${code}`;
+  if (value === '*' || value.endsWith(':*')) throw notSupported(`${code}=${value}: wildcard includes are not supported yet`);
+  const parts = value.split(':');
+  if (parts.length < 2 || parts.length > 3) throw badRequest(`${code} must be [type]:[parameter] or [type]:[parameter]:[target type], not '${value}'`);
+  const [sourceType, paramCode, targetType] = parts;
+  if (!isResourceTypeName(sourceType)) throw badRequest(`${code}: '${sourceType}' is not a resource type`);
+  const param = searchParam(sourceType, paramCode);
+  if (!param) return `${code}: unknown search parameter '${paramCode}' for ${sourceType}`;
+  if (param.type !== 'reference') throw badRequest(`${code}: '${paramCode}' is a ${param.type} parameter, not a reference`);
+  if (targetType !== undefined) {
+    if (!isResourceTypeName(targetType)) throw badRequest(`${code}: '${targetType}' is not a resource type`);
+    if (param.targets.length > 0 && !param.targets.includes(targetType)) throw badRequest(`${code}: ${sourceType}.${paramCode} cannot refer to ${targetType}`);
+  }
+  const spec: IncludeSpec = { sourceType, code: paramCode, iterate: modifier === 'iterate' };
+  if (targetType !== undefined) spec.targetType = targetType;
+  return spec;
+}
+
+function searchedTypes(resourceType: string | undefined, params: [string, string][]): string[] {
+  const typeParams = params.filter(([name]) => name === '_type');
+  if (resourceType !== undefined) {
+    if (!isResourceTypeName(resourceType)) throw badRequest(`'${resourceType}' is not a resource type`);
+    if (typeParams.length > 0) throw badRequest('_type is only allowed in a search across all types');
+    return [resourceType];
+  }
+  const types = new Set<string>();
+  for (const [, value] of typeParams) {
+    for (const t of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+      if (!isResourceTypeName(t)) throw badRequest(`_type: '${t}' is not a resource type`);
+      types.add(t);
+    }
+  }
+  return [...types];
+}
+
+/** The parameter, when every searched type has it with the same type (all types: the shared ones). */
+function paramFor(types: readonly string[], code: string): SearchParam | undefined {
+  if (types.length === 0) return commonSearchParams().get(code);
+  let found: SearchParam | undefined;
+  for (const type of types) {
+    const p = searchParam(type, code);
+    if (!p || (found && found.type !== p.type)) return undefined;
+    found ??= p;
+  }
+  return found;
+}
+
+function describe(types: readonly string[]): string {
+  return types.length === 0 ? 'a search across all types' : types.join(', ');
+}
+
+function nonNegativeInt(code: string, value: string): number {
+  if (!/^\d{1,9}$/.test(value)) throw badRequest(`${code} must be a non-negative integer, not '${value}'`);
+  return Number(value);
+}
+
+function parseSort(value: string, types: readonly string[], lenient: boolean, ignored: string[]): SortKey[] {
+  const keys: SortKey[] = [];
+  for (const item of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const descending = item.startsWith('-');
+    const code = descending ? item.slice(1) : item;
+    const param = paramFor(types, code);
+    if (!param) {
+      if (!lenient) throw badRequest(`Cannot sort by '${code}': not a search parameter of ${describe(types)}`);
+      ignored.push(`_sort=${item}`);
+      continue;
+    }
+    if (param.type === 'composite' || param.type === 'special') throw notSupported(`Sorting by '${code}' (${param.type}) is not supported yet`);
+    keys.push({ code, type: param.type, descending });
+  }
+  return keys;
+}
+
+/** undefined: the modifier is not one this parameter type accepts. */
+function parseCriterion(
+  param: SearchParam, modifier: string | undefined, value: string, now: number, baseUrl: string | undefined,
+): SearchCriterion | undefined {
+  const { code } = param;
+  if (modifier === 'missing') {
+    if (value !== 'true' && value !== 'false') throw badRequest(`${code}:missing must be true or false, not '${value}'`);
+    return { kind: 'missing', code, paramType: param.type as SearchParamType, missing: value === 'true' };
+  }
+  const pieces = splitUnescaped(value, ',');
+  const plain = (): string[] => pieces.map(unescapeValue);
+  switch (param.type) {
+    case 'string':
+      if (modifier === undefined || modifier === 'contains') {
+        return { kind: 'string', code, match: modifier === 'contains' ? 'contains' : 'prefix', values: plain().map(normalizeText) };
+      }
+      if (modifier === 'exact') return { kind: 'string', code, match: 'exact', values: plain() };
+      return undefined;
+    case 'token':
+      if (code === '_id' && modifier !== undefined && modifier !== 'not') return undefined;
+      if (modifier === 'text') return { kind: 'token-text', code, values: plain().map(normalizeText) };
+      if (modifier !== undefined && modifier !== 'not') return undefined;
+      if (code === '_id') return { kind: 'token', code, negate: modifier === 'not', values: plain().map((id) => ({ code: id })) };
+      return { kind: 'token', code, negate: modifier === 'not', values: pieces.map((p) => parseTokenValue(code, p)) };
+    case 'reference': {
+      if (modifier === 'identifier') return { kind: 'reference-identifier', code, values: pieces.map((p) => parseTokenValue(code, p)) };
+      if (modifier !== undefined && !isResourceTypeName(modifier)) return undefined;
+      if (modifier !== undefined && param.targets.length > 0 && !param.targets.includes(modifier)) {
+        throw badRequest(`Search parameter '${code}' cannot refer to ${modifier}`);
+      }
+      return { kind: 'reference', code, values: plain().map((v) => parseReferenceValue(code, v, param.targets, modifier, baseUrl)) };
+    }
+    case 'date':
+      if (modifier !== undefined) return undefined;
+      return { kind: 'date', code, values: plain().map((v) => parseDateValue(code, v, now)) };
+    case 'number':
+      if (modifier !== undefined) return undefined;
+      return { kind: 'number', code, values: plain().map((v) => parseNumberValue(code, v)) };
+    case 'quantity':
+      if (modifier !== undefined) return undefined;
+      return { kind: 'quantity', code, values: pieces.map((p) => parseQuantityValue(code, p)) };
+    case 'uri':
+      if (modifier === undefined || modifier === 'below' || modifier === 'above') {
+        return { kind: 'uri', code, match: modifier ?? 'exact', values: plain() };
+      }
+      return undefined;
+    default:
+      return undefined;
+  }
+}

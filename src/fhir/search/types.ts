@@ -1,0 +1,188 @@
+/**
+ * A parsed FHIR search, independent of HTTP and of any store. The parser (src/fhir/search/parse.ts)
+ * builds it from query parameters; each store turns it into its own query language. Values are
+ * already validated and converted (dates to millisecond ranges, strings normalized), so a store
+ * never re-parses user input.
+ */
+export interface SearchRequest {
+  /** The types searched: one for a type-level search, several for `_type`; empty means every type. */
+  resourceTypes: string[];
+  /** Criteria ANDed together; each criterion's values are ORed. */
+  criteria: SearchCriterion[];
+  /**
+   * Restrictions added by the access layer, not by the client: every constraint must hold, and a
+   * constraint holds when any one of its criteria does (e.g. a patient compartment: `patient` OR
+   * `subject` OR `performer`). A criterion on a parameter a type lacks never holds for that type.
+   */
+  constraints?: SearchConstraint[];
+  sort: SortKey[];
+  count: number;
+  offset: number;
+  total: 'none' | 'estimate' | 'accurate';
+  include: IncludeSpec[];
+  revinclude: IncludeSpec[];
+}
+
+export interface SearchConstraint {
+  anyOf: SearchCriterion[];
+}
+
+export type SearchParamType = 'number' | 'date' | 'string' | 'token' | 'reference' | 'composite' | 'quantity' | 'uri' | 'special';
+
+export type Prefix = 'eq' | 'ne' | 'gt' | 'lt' | 'ge' | 'le' | 'sa' | 'eb' | 'ap';
+
+/**
+ * One parameter of the query. `kind` says which index is consulted and how; `code` names the search
+ * parameter (`_id` and `_lastUpdated` are answered from the resource table itself).
+ */
+export type SearchCriterion =
+  | StringCriterion
+  | TokenCriterion
+  | TokenTextCriterion
+  | ReferenceCriterion
+  | ReferenceIdentifierCriterion
+  | DateCriterion
+  | NumberCriterion
+  | QuantityCriterion
+  | UriCriterion
+  | MissingCriterion
+  | ChainCriterion;
+
+export interface StringCriterion {
+  kind: 'string';
+  code: string;
+  /** prefix (the default) and contains compare normalized text; exact compares the original. */
+  match: 'prefix' | 'exact' | 'contains';
+  values: string[];
+}
+
+export interface TokenCriterion {
+  kind: 'token';
+  code: string;
+  /** `:not`: resources with no value matching any of the values (including those with no value). */
+  negate: boolean;
+  values: TokenValue[];
+}
+
+export interface TokenValue {
+  /** undefined: any system; null: no system (`|code`). */
+  system?: string | null;
+  /** undefined: any code (`system|`). */
+  code?: string;
+}
+
+/** `:text` on a token: normalized prefix match on display text / CodeableConcept.text. */
+export interface TokenTextCriterion {
+  kind: 'token-text';
+  code: string;
+  values: string[];
+}
+
+export interface ReferenceCriterion {
+  kind: 'reference';
+  code: string;
+  values: ReferenceValue[];
+}
+
+/** Either a local reference (`id`, with `type` unless a bare id may name any type) or a `url`. */
+export interface ReferenceValue {
+  type?: string;
+  id?: string;
+  /** A URL outside this server, or a canonical: matches references with exactly this text. */
+  url?: string;
+}
+
+/** `reference:identifier=system|value`: matches Reference.identifier. */
+export interface ReferenceIdentifierCriterion {
+  kind: 'reference-identifier';
+  code: string;
+  values: TokenValue[];
+}
+
+/** A search date as the range it denotes, [start, end) in epoch milliseconds. */
+export interface DateValue {
+  prefix: Prefix;
+  start: number;
+  end: number;
+}
+
+export interface DateCriterion {
+  kind: 'date';
+  code: string;
+  values: DateValue[];
+}
+
+/**
+ * `value` is the number as given; [low, high) the range its precision implies (for `ap`: the
+ * approximate range), used by `eq`, `ne` and `ap`.
+ */
+export interface NumberValue {
+  prefix: Prefix;
+  value: number;
+  low: number;
+  high: number;
+}
+
+export interface NumberCriterion {
+  kind: 'number';
+  code: string;
+  values: NumberValue[];
+}
+
+export interface QuantityValue extends NumberValue {
+  system?: string;
+  /** With a system: the coded unit; without one: matches the code or the human unit. */
+  code?: string;
+}
+
+export interface QuantityCriterion {
+  kind: 'quantity';
+  code: string;
+  values: QuantityValue[];
+}
+
+export interface UriCriterion {
+  kind: 'uri';
+  code: string;
+  /** below: stored URI starts with the value; above: the value starts with the stored URI. */
+  match: 'exact' | 'below' | 'above';
+  values: string[];
+}
+
+/** `:missing=true|false`. `paramType` tells the store which index holds the parameter. */
+export interface MissingCriterion {
+  kind: 'missing';
+  code: string;
+  paramType: SearchParamType;
+  missing: boolean;
+}
+
+/**
+ * `subject:Patient.name=x`: resources whose `code` reference points at a resource (of one of
+ * `targetTypes`) that satisfies `criterion`. Chains nest for longer paths.
+ */
+export interface ChainCriterion {
+  kind: 'chain';
+  code: string;
+  targetTypes: string[];
+  criterion: SearchCriterion;
+}
+
+export interface SortKey {
+  code: string;
+  /** The parameter's type, so a store knows which index orders it. */
+  type: SearchParamType;
+  descending: boolean;
+}
+
+/**
+ * `_include=Observation:subject[:Patient]` adds the resources the matches' `subject` references
+ * point at; `_revinclude=Provenance:target` adds the Provenances whose `target` points at a
+ * match. `iterate` repeats the step on what was added.
+ */
+export interface IncludeSpec {
+  sourceType: string;
+  code: string;
+  targetType?: string;
+  iterate: boolean;
+}

@@ -1,0 +1,142 @@
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Config } from '../config/config.ts';
+import type { Store } from '../store/store.ts';
+import type { FhirRequest, FhirResponse, RestContext } from '../rest/context.ts';
+import { authenticate } from '../auth/authenticate.ts';
+import { AuditLog } from '../audit/audit-log.ts';
+import { handle } from '../rest/pipeline.ts';
+import { FhirError, badRequest } from '../fhir/outcome.ts';
+import { negotiate, type MediaType } from './format.ts';
+import { toFhirError } from './errors.ts';
+
+export interface AppOptions {
+  config: Config;
+  store: Store;
+  /** pino options, or false for no logging (tests). */
+  logger?: boolean | Record<string, unknown>;
+}
+
+export interface App {
+  fastify: FastifyInstance;
+  audit: AuditLog;
+}
+
+/** The HTTP face of the pipeline: turns requests into FhirRequests and FhirResponses into replies. */
+export function buildApp({ config, store, logger = false }: AppOptions): App {
+  const fastify = Fastify({
+    logger,
+    bodyLimit: config.maxBodyBytes,
+    // Request URLs carry search values (names, identifiers): PHI stays out of the log.
+    logController: new LogController({ disableRequestLogging: true }),
+    exposeHeadRoutes: false,
+    return503OnClosing: true,
+  });
+  const audit = new AuditLog(store, (err) => fastify.log.error({ err: (err as Error)?.name }, 'audit append failed'));
+  registerBodyParsers(fastify);
+
+  const dispatch = (ctx: RestContext, req: FhirRequest) => handle(ctx, audit, req);
+  const handler = async (request: FastifyRequest, reply: FastifyReply) => {
+    const req = toFhirRequest(request);
+    const format = negotiateFor(req, request);
+    const principal = authenticate({ authorization: request.headers.authorization, address: request.ip });
+    const ctx: RestContext = {
+      config, principal, reader: store, write: (work) => store.transaction(work), inTransaction: false, dispatch,
+    };
+    const response = await dispatch(ctx, req);
+    return send(reply, response, format, pretty(req), request.method === 'HEAD');
+  };
+  const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+  fastify.route({ method: [...methods], url: '/fhir', handler });
+  fastify.route({ method: [...methods], url: '/fhir/*', handler });
+
+  fastify.setErrorHandler((err, request, reply) => {
+    const fhirError = toFhirError(err);
+    if (fhirError.status >= 500) request.log.error({ err: { name: (err as Error)?.name, stack: (err as Error)?.stack } }, 'request failed');
+    let format: MediaType = 'application/fhir+json';
+    try {
+      format = negotiate(undefined, request.headers.accept);
+    } catch {
+      // The error itself is still reported, in the default format.
+    }
+    reply.headers(fhirError.headers);
+    void send(reply, { status: fhirError.status, headers: {}, resource: fhirError.outcome() }, format, false, request.method === 'HEAD');
+  });
+  fastify.setNotFoundHandler((request, reply) => {
+    const err = new FhirError(404, `Nothing is served at ${request.url.split('?')[0]}; the FHIR base is /fhir`, 'not-found');
+    void send(reply, { status: 404, headers: {}, resource: err.outcome() }, 'application/fhir+json', false, request.method === 'HEAD');
+  });
+  fastify.addHook('onClose', async () => audit.flush());
+  return { fastify, audit };
+}
+
+function registerBodyParsers(fastify: FastifyInstance): void {
+  fastify.removeAllContentTypeParsers();
+  const json = ['application/fhir+json', 'application/json', 'application/json-patch+json', 'application/json+fhir'];
+  fastify.addContentTypeParser(json, { parseAs: 'string' }, (_req, body, done) => {
+    const text = body as string;
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(badRequest(`The body is not valid JSON: ${(err as Error).message}`), undefined);
+    }
+  });
+  fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  fastify.addContentTypeParser(['application/fhir+xml', 'application/xml', 'text/xml'], (_req, _payload, done) =>
+    done(new FhirError(415, 'XML is not supported: send application/fhir+json', 'not-supported'), undefined));
+}
+
+function toFhirRequest(request: FastifyRequest): FhirRequest {
+  const url = request.url;
+  const q = url.indexOf('?');
+  const path = (q < 0 ? url : url.slice(0, q)).replace(/^\/fhir\/?/, '').replace(/\/$/, '');
+  const queryString = q < 0 ? '' : url.slice(q + 1);
+  let segments: string[];
+  try {
+    segments = path === '' ? [] : path.split('/').map(decodeURIComponent);
+  } catch {
+    throw badRequest('The request URL is not validly percent-encoded');
+  }
+  const h = request.headers;
+  return {
+    method: request.method,
+    segments,
+    query: queryString ? [...new URLSearchParams(queryString)] : [],
+    queryString,
+    ifMatch: header(h['if-match']),
+    ifNoneMatch: header(h['if-none-match']),
+    ifModifiedSince: header(h['if-modified-since']),
+    ifNoneExist: header(h['if-none-exist']),
+    prefer: header(h.prefer),
+    contentType: header(h['content-type']),
+    body: request.body,
+  };
+}
+
+function header(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+function negotiateFor(req: FhirRequest, request: FastifyRequest): MediaType {
+  let format: string | undefined;
+  for (const [name, value] of req.query) if (name === '_format') format = value;
+  return negotiate(format, request.headers.accept);
+}
+
+function pretty(req: FhirRequest): boolean {
+  for (const [name, value] of req.query) if (name === '_pretty') return value === 'true';
+  return false;
+}
+
+function send(reply: FastifyReply, res: FhirResponse, format: MediaType, indent: boolean, head: boolean): FastifyReply {
+  reply.code(res.status);
+  reply.headers(res.headers);
+  // PHI must not linger in shared caches; and the type is what it says.
+  reply.header('cache-control', 'no-store');
+  reply.header('x-content-type-options', 'nosniff');
+  let body = res.json ?? (res.resource ? JSON.stringify(res.resource) : undefined);
+  if (body === undefined || res.status === 304) return reply.send();
+  if (indent) body = JSON.stringify(JSON.parse(body), null, 2);
+  reply.header('content-type', `${format}; charset=utf-8`);
+  return reply.send(head ? undefined : body);
+}

@@ -1,0 +1,54 @@
+import type { FhirResponse, RestContext } from './context.ts';
+import { resourceTypes } from '../fhir/definitions.ts';
+import { searchParamsOf } from '../fhir/search/params.ts';
+
+let cached: { baseUrl: string; json: string } | undefined;
+
+/**
+ * The CapabilityStatement, generated from what this server really does: every R4 type with the
+ * same interactions, and the search parameters the search engine indexes for it.
+ */
+export async function capabilities(ctx: RestContext): Promise<FhirResponse> {
+  if (cached?.baseUrl !== ctx.config.baseUrl) cached = { baseUrl: ctx.config.baseUrl, json: JSON.stringify(build(ctx.config.baseUrl)) };
+  return { status: 200, headers: {}, json: cached.json };
+}
+
+const typeInteractions = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'];
+
+function build(baseUrl: string): Record<string, unknown> {
+  const resource = [...resourceTypes()].sort().map((type) => ({
+    type,
+    profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+    interaction: typeInteractions.map((code) => ({ code })),
+    versioning: 'versioned-update',
+    readHistory: true,
+    updateCreate: true,
+    conditionalCreate: true,
+    conditionalRead: 'full-support',
+    conditionalUpdate: true,
+    conditionalDelete: 'single',
+    referencePolicy: ['literal', 'local'],
+    searchParam: [...searchParamsOf(type).values()]
+      .filter((p) => p.type !== 'composite' && p.type !== 'special')
+      .map((p) => ({ name: p.code, definition: p.definition.url, type: p.type })),
+    operation: [{ name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' }],
+  }));
+  return {
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    date: new Date().toISOString(),
+    kind: 'instance',
+    software: { name: 'Bastion', version: '0.1.0' },
+    implementation: { description: 'Bastion FHIR R4 server', url: baseUrl },
+    fhirVersion: '4.0.1',
+    format: ['application/fhir+json', 'json'],
+    patchFormat: ['application/json-patch+json', 'application/fhir+json'],
+    rest: [
+      {
+        mode: 'server',
+        resource,
+        interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'search-system' }, { code: 'history-system' }],
+      },
+    ],
+  };
+}

@@ -1,0 +1,48 @@
+import type { Config } from '../config/config.ts';
+import type { Principal } from '../auth/principal.ts';
+import type { StoreReader, StoreWriter } from '../store/store.ts';
+import type { Resource } from '../fhir/types.ts';
+
+/** A FHIR request, whatever carried it: an HTTP request or an entry of a batch/transaction Bundle. */
+export interface FhirRequest {
+  method: string;
+  /** Path segments after the FHIR base, e.g. ['Patient', '123', '_history', '2']. */
+  segments: string[];
+  /** Query parameters in order, decoded. */
+  query: [string, string][];
+  /** Raw query string without `?`, for audit and self links. */
+  queryString: string;
+  ifMatch?: string;
+  ifNoneMatch?: string;
+  ifModifiedSince?: string;
+  ifNoneExist?: string;
+  prefer?: string;
+  contentType?: string;
+  body?: unknown;
+  /** A transaction Bundle chose this id for a create in advance, so references to it resolve. */
+  assignedId?: string;
+}
+
+export interface FhirResponse {
+  status: number;
+  headers: Record<string, string>;
+  /** A resource to serialize... */
+  resource?: Resource;
+  /** ...or one already serialized by the store, sent as it is when nothing needs changing. */
+  json?: string;
+  /** References of resources touched or returned, for the audit trail. */
+  entities?: string[];
+}
+
+export interface RestContext {
+  config: Config;
+  principal: Principal;
+  /** Reads: committed data, or inside a transaction Bundle that transaction's view. */
+  reader: StoreReader;
+  /** Runs writes atomically: its own transaction, or the enclosing transaction Bundle's. */
+  write<T>(work: (tx: StoreWriter) => Promise<T>): Promise<T>;
+  /** True while executing entries of a transaction Bundle (nested bundles are refused). */
+  inTransaction: boolean;
+  /** Runs one request through the whole pipeline (decide, execute, filter, audit): bundle entries use it. */
+  dispatch(ctx: RestContext, req: FhirRequest): Promise<FhirResponse>;
+}

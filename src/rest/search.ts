@@ -1,0 +1,64 @@
+import type { FhirRequest, FhirResponse, RestContext } from './context.ts';
+import type { StoredResource } from '../store/store.ts';
+import { parseSearch } from '../fhir/search/parse.ts';
+import { serializeBundle, type RawEntry } from '../fhir/bundle.ts';
+import { badRequest } from '../fhir/outcome.ts';
+import { lenientHandling } from './headers.ts';
+import { shapeFrom, shapeJson } from './result-shape.ts';
+
+/** search on one type (http.html#search), by GET or by POST to _search with a form body. */
+export function searchType(ctx: RestContext, req: FhirRequest, resourceType: string): Promise<FhirResponse> {
+  return search(ctx, req, resourceType, resourceType);
+}
+
+/** search across all types (optionally narrowed by `_type`). */
+export function searchSystem(ctx: RestContext, req: FhirRequest): Promise<FhirResponse> {
+  return search(ctx, req, undefined, '');
+}
+
+async function search(ctx: RestContext, req: FhirRequest, resourceType: string | undefined, path: string): Promise<FhirResponse> {
+  const params = [...req.query, ...formParams(req)];
+  const { request, ignored, resultParams } = parseSearch(resourceType, params, {
+    maxCount: ctx.config.search.maxCount,
+    defaultCount: ctx.config.search.defaultCount,
+    lenient: lenientHandling(req.prefer),
+    baseUrl: ctx.config.baseUrl,
+  });
+  const shape = shapeFrom(resultParams);
+  if (shape.summary === 'count') {
+    request.count = 0;
+    request.total = 'accurate';
+  }
+  const result = await ctx.reader.search(request);
+  const base = ctx.config.baseUrl;
+  const used = params.filter(([name]) => !ignored.includes(name) && name !== '_offset');
+  const link = (offset: number) => {
+    const p = new URLSearchParams(used);
+    p.set('_count', String(request.count));
+    if (offset > 0) p.set('_offset', String(offset));
+    return `${base}${path ? '/' + path : ''}?${p}`;
+  };
+  const links = [{ relation: 'self', url: link(request.offset) }];
+  const hasMore = request.count > 0 && (result.total !== undefined ? request.offset + request.count < result.total : result.matches.length === request.count);
+  if (hasMore) links.push({ relation: 'next', url: link(request.offset + request.count) });
+  if (request.offset > 0) links.push({ relation: 'previous', url: link(Math.max(0, request.offset - request.count)) });
+  const entry = (r: StoredResource, mode: 'match' | 'include'): RawEntry => ({
+    fullUrl: `${base}/${r.resourceType}/${r.id}`,
+    resourceJson: shapeJson(r.json!, shape),
+    rest: { search: { mode } },
+  });
+  const json = serializeBundle(
+    { resourceType: 'Bundle', type: 'searchset', ...(result.total !== undefined ? { total: result.total } : {}), link: links },
+    [...result.matches.map((r) => entry(r, 'match')), ...result.included.map((r) => entry(r, 'include'))],
+  );
+  const entities = [...result.matches, ...result.included].map((r) => `${r.resourceType}/${r.id}`);
+  return { status: 200, headers: {}, json, entities };
+}
+
+/** POST _search carries its parameters as application/x-www-form-urlencoded. */
+function formParams(req: FhirRequest): [string, string][] {
+  if (req.method !== 'POST') return [];
+  if (req.body === undefined || req.body === '') return [];
+  if (typeof req.body !== 'string') throw badRequest('POST _search takes its parameters as application/x-www-form-urlencoded');
+  return [...new URLSearchParams(req.body)];
+}

@@ -1,0 +1,89 @@
+import type { Db } from './open.ts';
+
+/**
+ * Schema versions, applied in order to bring any older file up to date in place. Never edit a
+ * released entry: append a new one. `user_version` records how far a file has come.
+ */
+export const migrations: string[] = [
+  // 1: resources, every version of them, and the audit log.
+  `
+  CREATE TABLE resources (
+    rid INTEGER PRIMARY KEY,
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    last_updated TEXT NOT NULL,
+    deleted INTEGER NOT NULL,
+    UNIQUE (type, id)
+  );
+  CREATE INDEX resources_type_updated ON resources (type, last_updated);
+  CREATE TABLE resource_versions (
+    seq INTEGER PRIMARY KEY,
+    rid INTEGER NOT NULL REFERENCES resources (rid),
+    type TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    last_updated TEXT NOT NULL,
+    method TEXT NOT NULL,
+    deleted INTEGER NOT NULL,
+    content TEXT,
+    UNIQUE (rid, version)
+  );
+  CREATE INDEX resource_versions_type ON resource_versions (type, seq);
+  CREATE INDEX resource_versions_updated ON resource_versions (last_updated);
+  CREATE TABLE audit_log (
+    seq INTEGER PRIMARY KEY,
+    recorded TEXT NOT NULL,
+    event TEXT NOT NULL
+  );
+  CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+  CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+  `,
+  // 2: search index, one table per search parameter type, rows for current versions only.
+  // pid is the parameter's key (src/fhir/search/params.ts paramKey). Each table has a
+  // (pid, value) index for filtering and a (rid, pid) index for replacing rows and sorting.
+  `
+  CREATE TABLE search_string (rid INTEGER NOT NULL, pid INTEGER NOT NULL, norm TEXT NOT NULL, exact TEXT NOT NULL);
+  CREATE INDEX search_string_value ON search_string (pid, norm);
+  CREATE INDEX search_string_rid ON search_string (rid, pid);
+  CREATE TABLE search_token (rid INTEGER NOT NULL, pid INTEGER NOT NULL, system TEXT, code TEXT, text TEXT);
+  CREATE INDEX search_token_value ON search_token (pid, code, system);
+  CREATE INDEX search_token_text ON search_token (pid, text) WHERE text IS NOT NULL;
+  CREATE INDEX search_token_rid ON search_token (rid, pid);
+  CREATE TABLE search_reference (rid INTEGER NOT NULL, pid INTEGER NOT NULL, target_type TEXT, target_id TEXT, ref TEXT);
+  CREATE INDEX search_reference_target ON search_reference (pid, target_id, target_type);
+  CREATE INDEX search_reference_ref ON search_reference (pid, ref) WHERE ref IS NOT NULL;
+  CREATE INDEX search_reference_rid ON search_reference (rid, pid);
+  CREATE TABLE search_date (rid INTEGER NOT NULL, pid INTEGER NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL);
+  CREATE INDEX search_date_lo ON search_date (pid, lo);
+  CREATE INDEX search_date_hi ON search_date (pid, hi);
+  CREATE INDEX search_date_rid ON search_date (rid, pid);
+  CREATE TABLE search_number (rid INTEGER NOT NULL, pid INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL);
+  CREATE INDEX search_number_lo ON search_number (pid, lo);
+  CREATE INDEX search_number_rid ON search_number (rid, pid);
+  CREATE TABLE search_quantity (rid INTEGER NOT NULL, pid INTEGER NOT NULL, system TEXT, code TEXT, unit TEXT, lo REAL NOT NULL, hi REAL NOT NULL);
+  CREATE INDEX search_quantity_lo ON search_quantity (pid, lo);
+  CREATE INDEX search_quantity_rid ON search_quantity (rid, pid);
+  CREATE TABLE search_uri (rid INTEGER NOT NULL, pid INTEGER NOT NULL, uri TEXT NOT NULL);
+  CREATE INDEX search_uri_value ON search_uri (pid, uri);
+  CREATE INDEX search_uri_rid ON search_uri (rid, pid);
+  -- The live resources of a type in rid order: the default search order, read without sorting.
+  CREATE INDEX resources_type_live ON resources (type, deleted);
+  `,
+];
+
+/** Brings the file to the current schema; returns the version it was at before. */
+export function migrate(db: Db): number {
+  const from = db.pragma('user_version', { simple: true }) as number;
+  const all = migrations.length;
+  if (from > all) {
+    throw new Error(`The store file has schema version ${from}, newer than this Bastion (${all}); upgrade Bastion`);
+  }
+  for (let v = from; v < all; v++) {
+    db.transaction(() => {
+      db.exec(migrations[v]);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+  return from;
+}

@@ -1,0 +1,354 @@
+import type {
+  ChainCriterion, DateValue, NumberValue, Prefix, QuantityValue, ReferenceValue, SearchCriterion, SearchParamType, SearchRequest, SortKey, TokenValue,
+} from '../../fhir/search/types.ts';
+import { paramKeys } from '../../fhir/search/params.ts';
+import { normalizeText, prefixEnd } from '../../fhir/search/normalize.ts';
+
+/**
+ * Turns a SearchRequest into SQL for the SQLite schema (migration 2). The one place where search
+ * becomes SQL: client criteria and the access layer's constraints go through the same builder and
+ * end up in the same WHERE clause, so counts and paging always reflect both. Values only ever
+ * travel as bound parameters.
+ */
+
+export type SqlArg = string | number | null;
+
+/** A piece of SQL with the arguments of its placeholders, in order. */
+export interface Frag {
+  sql: string;
+  args: SqlArg[];
+}
+
+export const frag = (sql: string, ...args: SqlArg[]): Frag => ({ sql, args });
+
+export function join(parts: Frag[], sep: string): Frag {
+  return { sql: parts.map((p) => p.sql).join(sep), args: parts.flatMap((p) => p.args) };
+}
+
+const or = (parts: Frag[]): Frag => (parts.length === 1 ? parts[0] : wrap(join(parts, ' OR ')));
+export const and = (parts: Frag[]): Frag => join(parts, ' AND ');
+const wrap = (f: Frag): Frag => ({ sql: `(${f.sql})`, args: f.args });
+const placeholders = (n: number): string => Array(n).fill('?').join(', ');
+const always = frag('1');
+const never = frag('0');
+
+export interface SearchSql {
+  page: Frag;
+  count: Frag;
+}
+
+export function buildSearchSql(request: SearchRequest): SearchSql {
+  const where = whereClause(request);
+  const sort = sortKeys(request);
+  const inner = [
+    frag('SELECT r.rid AS rid'),
+    ...sort.map((s, i) => ({ sql: `, ${s.expr.sql} AS k${i}`, args: s.expr.args })),
+    frag(' FROM resources r WHERE '),
+    where,
+    frag(` ORDER BY ${[...sort.map((s, i) => `k${i} ${s.dir}`), 'r.rid'].join(', ')} LIMIT ? OFFSET ?`, request.count, request.offset),
+  ];
+  // Sort and page on the resource table and indexes alone, then read content for the page only.
+  const page = join(
+    [
+      frag('SELECT r.rid, r.type, r.id, r.version, r.last_updated, v.content FROM ('),
+      join(inner, ''),
+      frag(
+        `) AS page JOIN resources r ON r.rid = page.rid JOIN resource_versions v ON v.seq = r.seq ORDER BY ${[
+          ...sort.map((s, i) => `page.k${i} ${s.dir}`),
+          'page.rid',
+        ].join(', ')}`,
+      ),
+    ],
+    '',
+  );
+  const count = join([frag('SELECT count(*) AS n FROM resources r WHERE '), where], '');
+  return { page, count };
+}
+
+function whereClause(request: SearchRequest): Frag {
+  const types = request.resourceTypes;
+  const parts: Frag[] = [frag('r.deleted = 0')];
+  // When a criterion can drive the query from its index rows (rid IN ...), the unary + keeps the
+  // planner from scanning every resource of the type instead and probing each one.
+  const type = request.criteria.some(drivesFromIndex) ? '+r.type' : 'r.type';
+  if (types.length === 1) parts.push(frag(`${type} = ?`, types[0]));
+  else if (types.length > 1) parts.push(frag(`${type} IN (${placeholders(types.length)})`, ...types));
+  for (const c of request.criteria) parts.push(criterionSql(c, types));
+  parts.push(...constraintsSql(request.constraints, types, 'r'));
+  return and(parts);
+}
+
+/** The access layer's constraints on rows of `alias` (one of `types`): for matches and included resources alike. */
+export function constraintsSql(constraints: SearchRequest['constraints'], types: readonly string[], alias: string): Frag[] {
+  return (constraints ?? []).map((constraint) =>
+    constraint.anyOf.length === 0 ? never : or(constraint.anyOf.map((c) => criterionSql(c, types, alias))));
+}
+
+/** Whether the criterion selects rows of an index table (rather than excluding them, or using the resource table). */
+function drivesFromIndex(c: SearchCriterion): boolean {
+  if (c.code === '_id' || c.code === '_lastUpdated') return false;
+  if (c.kind === 'missing') return !c.missing;
+  return c.kind !== 'token' || !c.negate;
+}
+
+const tableOf: Partial<Record<SearchParamType, string>> = {
+  string: 'search_string',
+  token: 'search_token',
+  reference: 'search_reference',
+  date: 'search_date',
+  number: 'search_number',
+  quantity: 'search_quantity',
+  uri: 'search_uri',
+};
+
+/** `alias.rid [NOT] IN (rows of the parameter in `table` matching `match`)`. */
+function indexed(scope: Scope, code: string, table: string, match: Frag | undefined, negate = false): Frag {
+  const keys = paramKeys(scope.types, code);
+  if (keys.length === 0) return negate ? always : never;
+  const pid = keys.length === 1 ? frag('pid = ?', keys[0]) : frag(`pid IN (${placeholders(keys.length)})`, ...keys);
+  const cond = match ? and([pid, match]) : pid;
+  return join([frag(`${scope.alias}.rid ${negate ? 'NOT IN' : 'IN'} (SELECT rid FROM ${table} WHERE `), cond, frag(')')], '');
+}
+
+/** The resources a criterion is about: their possible types, and the SQL alias of their resources row. */
+interface Scope {
+  types: readonly string[];
+  alias: string;
+  depth: number;
+}
+
+/** `types`: the types `alias` may be (empty: any). */
+export function criterionSql(c: SearchCriterion, types: readonly string[], alias = 'r'): Frag {
+  return criterionIn(c, { types, alias, depth: 0 });
+}
+
+function criterionIn(c: SearchCriterion, scope: Scope): Frag {
+  const { alias } = scope;
+  switch (c.kind) {
+    case 'string':
+      return indexed(scope, c.code, 'search_string', or(c.values.map((v) => stringMatch(c.match, v))));
+    case 'token':
+      if (c.code === '_id') {
+        const ids = c.values.map((v) => v.code ?? '');
+        return frag(`${alias}.id ${c.negate ? 'NOT IN' : 'IN'} (${placeholders(ids.length)})`, ...ids);
+      }
+      return indexed(scope, c.code, 'search_token', or(c.values.map(tokenMatch)), c.negate);
+    case 'token-text':
+      return indexed(scope, c.code, 'search_token', or(c.values.map((v) => frag('text >= ? AND text < ?', v, v + prefixEnd))));
+    case 'reference':
+      return indexed(scope, c.code, 'search_reference', or(c.values.map(referenceMatch)));
+    case 'reference-identifier':
+      return indexed(scope, c.code, 'search_token', or(c.values.map(tokenMatch)));
+    case 'date':
+      if (c.code === '_lastUpdated') return or(c.values.map((v) => dateMatch(v, lastUpdatedColumns(alias))));
+      return indexed(scope, c.code, 'search_date', or(c.values.map((v) => dateMatch(v, indexColumns))));
+    case 'number':
+      return indexed(scope, c.code, 'search_number', or(c.values.map(numberMatch)));
+    case 'quantity':
+      return indexed(scope, c.code, 'search_quantity', or(c.values.map(quantityMatch)));
+    case 'uri':
+      return indexed(scope, c.code, 'search_uri', or(c.values.map((v) => uriMatch(c.match, v))));
+    case 'missing': {
+      if (c.code === '_id' || c.code === '_lastUpdated') return c.missing ? never : always;
+      const table = tableOf[c.paramType];
+      if (!table) return c.missing ? always : never;
+      return indexed(scope, c.code, table, undefined, c.missing);
+    }
+    case 'chain':
+      return chainSql(c, scope);
+  }
+}
+
+/**
+ * The references of `alias` under `code` that lead to a live resource satisfying the rest of the
+ * chain. CROSS JOIN fixes the order: find the targets first (usually few), then the references to
+ * each through the (pid, target_id, target_type) index, instead of walking every reference.
+ */
+function chainSql(c: ChainCriterion, scope: Scope): Frag {
+  const keys = paramKeys(scope.types, c.code);
+  if (keys.length === 0 || c.targetTypes.length === 0) return never;
+  const ref = `c${scope.depth}`;
+  const target = `t${scope.depth}`;
+  const inner = criterionIn(c.criterion, { types: c.targetTypes, alias: target, depth: scope.depth + 1 });
+  const typeColumn = drivesFromIndex(c.criterion) ? `+${target}.type` : `${target}.type`;
+  return join([
+    frag(
+      `${scope.alias}.rid IN (SELECT ${ref}.rid FROM resources ${target} CROSS JOIN search_reference ${ref}` +
+        ` ON ${ref}.pid IN (${placeholders(keys.length)}) AND ${ref}.target_id = ${target}.id AND ${ref}.target_type = ${target}.type` +
+        ` WHERE ${target}.deleted = 0 AND ${typeColumn} IN (${placeholders(c.targetTypes.length)}) AND `,
+      ...keys, ...c.targetTypes,
+    ),
+    inner,
+    frag(')'),
+  ], '');
+}
+
+function stringMatch(match: 'prefix' | 'exact' | 'contains', value: string): Frag {
+  switch (match) {
+    case 'prefix':
+      return frag('(norm >= ? AND norm < ?)', value, value + prefixEnd);
+    case 'exact':
+      // The norm comparison lets the (pid, norm) index find the candidates.
+      return frag('(norm = ? AND exact = ?)', normalizeText(value), value);
+    case 'contains':
+      return frag('instr(norm, ?) > 0', value);
+  }
+}
+
+function tokenMatch(v: TokenValue): Frag {
+  const parts: Frag[] = [];
+  if (v.code !== undefined) parts.push(frag('code = ?', v.code));
+  if (v.system === null) parts.push(frag('system IS NULL'));
+  else if (v.system !== undefined) parts.push(frag('system = ?', v.system));
+  return parts.length === 0 ? frag('code IS NOT NULL') : wrap(and(parts));
+}
+
+function referenceMatch(v: ReferenceValue): Frag {
+  if (v.url !== undefined) return frag('ref = ?', v.url);
+  if (v.id === undefined) return never;
+  return v.type === undefined ? frag('target_id = ?', v.id) : frag('(target_id = ? AND target_type = ?)', v.id, v.type);
+}
+
+function uriMatch(match: 'exact' | 'below' | 'above', value: string): Frag {
+  switch (match) {
+    case 'exact':
+      return frag('uri = ?', value);
+    case 'below':
+      return frag('(uri >= ? AND uri < ?)', value, value + prefixEnd);
+    case 'above':
+      return frag('(uri <= ? AND substr(?, 1, length(uri)) = uri)', value, value);
+  }
+}
+
+/**
+ * Comparisons of a target range [lo, hi) with an instant x, so the same prefix rules serve the
+ * index table and `_lastUpdated` (an instant stored as text, i.e. the range [t, t + 1 ms)).
+ */
+interface RangeColumns {
+  loGe(x: number): Frag;
+  loLt(x: number): Frag;
+  hiLe(x: number): Frag;
+  hiGt(x: number): Frag;
+}
+
+const indexColumns: RangeColumns = {
+  loGe: (x) => frag('lo >= ?', x),
+  loLt: (x) => frag('lo < ?', x),
+  hiLe: (x) => frag('hi <= ?', x),
+  hiGt: (x) => frag('hi > ?', x),
+};
+
+const minInstant = Date.parse('0000-01-01T00:00:00.000Z');
+const maxInstant = Date.parse('9999-12-31T23:59:59.999Z');
+const instantText = (x: number): string => new Date(Math.min(Math.max(x, minInstant), maxInstant)).toISOString();
+
+function lastUpdatedColumns(alias: string): RangeColumns {
+  const column = `${alias}.last_updated`;
+  return {
+    loGe: (x) => frag(`${column} >= ?`, instantText(x)),
+    loLt: (x) => frag(`${column} < ?`, instantText(x)),
+    // t + 1 <= x  <=>  t < x, and t + 1 > x  <=>  t >= x, in whole milliseconds.
+    hiLe: (x) => frag(`${column} < ?`, instantText(x)),
+    hiGt: (x) => frag(`${column} >= ?`, instantText(x)),
+  };
+}
+
+/** The prefix table of search.html#prefix, for a search range [s, e) and a target range [lo, hi). */
+function dateMatch({ prefix, start: s, end: e }: DateValue, c: RangeColumns): Frag {
+  const within = (): Frag => and([c.loGe(s), c.loLt(e), c.hiLe(e)]);
+  switch (prefix) {
+    case 'eq':
+      return wrap(within());
+    case 'ne':
+      return or([c.loLt(s), c.hiGt(e)]);
+    case 'gt':
+      return c.hiGt(e);
+    case 'lt':
+      return c.loLt(s);
+    case 'ge':
+      return or([c.hiGt(e), wrap(within())]);
+    case 'le':
+      return or([c.loLt(s), wrap(within())]);
+    case 'sa':
+      return c.loGe(e);
+    case 'eb':
+      return c.hiLe(s);
+    case 'ap':
+      return wrap(and([c.loLt(e), c.hiGt(s)]));
+  }
+}
+
+/**
+ * Numbers: eq / ne / ap use the range the search value's precision implies ([low, high)); the
+ * ordering prefixes compare with the value itself (search.html#number: `gt100` is "greater than
+ * 100"). Targets are closed ranges [lo, hi]: a point for a plain value, the bounds of a Range.
+ */
+function numberMatch(v: NumberValue): Frag {
+  return numberPrefix(v.prefix, v);
+}
+
+function numberPrefix(prefix: Prefix, { value, low, high }: NumberValue): Frag {
+  switch (prefix) {
+    case 'eq':
+      return frag('(lo >= ? AND hi < ?)', low, high);
+    case 'ne':
+      return frag('(lo < ? OR hi >= ?)', low, high);
+    case 'gt':
+      return frag('hi > ?', value);
+    case 'lt':
+      return frag('lo < ?', value);
+    case 'ge':
+      return frag('hi >= ?', value);
+    case 'le':
+      return frag('lo <= ?', value);
+    case 'sa':
+      return frag('lo > ?', value);
+    case 'eb':
+      return frag('hi < ?', value);
+    case 'ap':
+      return frag('(lo < ? AND hi >= ?)', high, low);
+  }
+}
+
+function quantityMatch(v: QuantityValue): Frag {
+  const parts = [numberPrefix(v.prefix, v)];
+  if (v.system !== undefined) parts.push(frag('system = ?', v.system));
+  if (v.code !== undefined) parts.push(v.system !== undefined ? frag('code = ?', v.code) : frag('(code = ? OR unit = ?)', v.code, v.code));
+  return wrap(and(parts));
+}
+
+interface SortSql {
+  expr: Frag;
+  dir: string;
+}
+
+/**
+ * A resource with several values sorts by its lowest when ascending and its highest when
+ * descending (search.html#sort); resources without a value come last either way.
+ */
+function sortKeys(request: SearchRequest): SortSql[] {
+  return request.sort.map((key) => ({ expr: sortExpr(key, request.resourceTypes), dir: key.descending ? 'DESC NULLS LAST' : 'ASC NULLS LAST' }));
+}
+
+const sortColumn: Partial<Record<SearchParamType, [string, string, string]>> = {
+  string: ['search_string', 'norm', 'norm'],
+  token: ['search_token', 'code', 'code'],
+  reference: ['search_reference', "coalesce(target_type || '/' || target_id, ref)", "coalesce(target_type || '/' || target_id, ref)"],
+  date: ['search_date', 'lo', 'hi'],
+  number: ['search_number', 'lo', 'hi'],
+  quantity: ['search_quantity', 'lo', 'hi'],
+  uri: ['search_uri', 'uri', 'uri'],
+};
+
+function sortExpr(key: SortKey, types: readonly string[]): Frag {
+  if (key.code === '_id') return frag('r.id');
+  if (key.code === '_lastUpdated') return frag('r.last_updated');
+  const column = sortColumn[key.type];
+  const keys = paramKeys(types, key.code);
+  if (!column || keys.length === 0) return frag('NULL');
+  const [table, asc, desc] = column;
+  const agg = key.descending ? `max(${desc})` : `min(${asc})`;
+  // +pid: look the resource's rows up by (rid, pid); left alone, the planner may walk the whole
+  // (pid, value) index for min/max instead.
+  return frag(`(SELECT ${agg} FROM ${table} WHERE rid = r.rid AND +pid IN (${placeholders(keys.length)}))`, ...keys);
+}

@@ -1,0 +1,47 @@
+import type { Db } from './open.ts';
+import type { Statement } from './statements.ts';
+import type { Resource } from '../../fhir/types.ts';
+import type { SearchRequest } from '../../fhir/search/types.ts';
+import type { SearchResult, StoredResource } from '../store.ts';
+import { writeIndexRows } from './search-index.ts';
+import { buildSearchSql, type Frag } from './search-sql.ts';
+import { findIncluded, type ResourceRow } from './search-include.ts';
+
+/** Writes the search index rows of one resource version (undefined: the resource was deleted). */
+export function indexResource(db: Db, rid: number, resource: Resource | undefined): void {
+  writeIndexRows(db, rid, resource);
+}
+
+export function searchResources(db: Db, request: SearchRequest): SearchResult {
+  const { page, count } = buildSearchSql(request);
+  const run = (f: Frag) => prepare(db, f).all(...f.args) as ResourceRow[];
+  const rows = request.count > 0 ? run(page) : [];
+  const result: SearchResult = { matches: rows.map(toStored), included: findIncluded(request, rows, run).map(toStored) };
+  // An estimate costs the same as the exact count here, so both get the exact count.
+  if (request.total !== 'none') result.total = (prepare(db, count).get(...count.args) as { n: number }).n;
+  return result;
+}
+
+function toStored(row: ResourceRow): StoredResource {
+  return {
+    resourceType: row.type, id: row.id, versionId: String(row.version), lastUpdated: row.last_updated, deleted: false, json: row.content,
+  };
+}
+
+const maxCached = 256;
+const cache = new WeakMap<Db, Map<string, Statement>>();
+
+/** Queries of the same shape share a prepared statement; preparing costs more than many searches. */
+function prepare(db: Db, f: Frag): Statement {
+  let statements = cache.get(db);
+  if (!statements) cache.set(db, (statements = new Map()));
+  let s = statements.get(f.sql);
+  if (s) {
+    statements.delete(f.sql);
+  } else {
+    s = db.prepare(f.sql);
+    if (statements.size >= maxCached) statements.delete(statements.keys().next().value!);
+  }
+  statements.set(f.sql, s);
+  return s;
+}

@@ -1,0 +1,180 @@
+import type { Resource } from '../../fhir/types.ts';
+import type { SearchRequest } from '../../fhir/search/types.ts';
+import type {
+  AuditRecord, HistoryPage, HistoryQuery, SearchResult, Store, StoreReader, StoreWriter, StoredResource, UpdateOptions, UpdateResult, WriteMethod,
+} from '../store.ts';
+import { conflict, preconditionFailed } from '../../fhir/outcome.ts';
+import { MonotonicClock } from '../clock.ts';
+import { openEncrypted, type Db } from './open.ts';
+import { migrate } from './migrations.ts';
+import { prepareStatements, type CurrentRow, type Statements } from './statements.ts';
+import { queryHistory } from './history.ts';
+import { WriteQueue } from './write-queue.ts';
+import { indexResource, searchResources } from './search.ts';
+import { rebuildSearchIndex } from './search-index.ts';
+
+export interface SqliteStoreOptions {
+  path: string;
+  key: Buffer;
+}
+
+/**
+ * The embedded store: one encrypted SQLite file. Reads use their own connection, so they never see
+ * a transaction's uncommitted writes; writes go through one writer connection, group-committed.
+ */
+export class SqliteStore implements Store {
+  private readonly writer: Db;
+  private readonly reader: Db;
+  private readonly readerSql: Statements;
+  private readonly queue: WriteQueue;
+  private readonly tx: SqliteWriter;
+
+  constructor(options: SqliteStoreOptions) {
+    this.writer = openEncrypted(options.path, options.key);
+    const from = migrate(this.writer);
+    // Schema 2 added the search index tables; rows written before it must be indexed once.
+    if (from === 1) rebuildSearchIndex(this.writer);
+    this.reader = openEncrypted(options.path, options.key);
+    this.readerSql = prepareStatements(this.reader);
+    this.queue = new WriteQueue(this.writer);
+    this.tx = new SqliteWriter(this.writer);
+  }
+
+  read(resourceType: string, id: string): Promise<StoredResource | undefined> {
+    return Promise.resolve(readCurrent(this.readerSql, resourceType, id));
+  }
+
+  vread(resourceType: string, id: string, versionId: string): Promise<StoredResource | undefined> {
+    return Promise.resolve(readVersion(this.readerSql, resourceType, id, versionId));
+  }
+
+  history(query: HistoryQuery): Promise<HistoryPage> {
+    return Promise.resolve(queryHistory(this.reader, query));
+  }
+
+  search(request: SearchRequest): Promise<SearchResult> {
+    return Promise.resolve(searchResources(this.reader, request));
+  }
+
+  transaction<T>(work: (tx: StoreWriter) => Promise<T>): Promise<T> {
+    return this.queue.run(() => work(this.tx));
+  }
+
+  appendAudit(records: AuditRecord[]): Promise<void> {
+    const insert = this.writer.prepare('INSERT INTO audit_log (recorded, event) VALUES (?, ?)');
+    return this.queue.run(async () => {
+      for (const r of records) insert.run(r.recorded, r.json);
+    });
+  }
+
+  async close(): Promise<void> {
+    // Let queued writes finish before the connections go.
+    await this.queue.run(async () => undefined);
+    this.reader.close();
+    this.writer.close();
+  }
+}
+
+/** Reads and writes on the writer connection, inside the current transaction. */
+class SqliteWriter implements StoreWriter {
+  private readonly db: Db;
+  private readonly sql: Statements;
+  private readonly clock = new MonotonicClock();
+  private nextSeq: number;
+
+  constructor(db: Db) {
+    this.db = db;
+    this.sql = prepareStatements(db);
+    this.nextSeq = (this.sql.maxSeq.get()?.seq ?? 0) + 1;
+    this.clock.advancePast(this.sql.maxUpdated.get()?.t ?? undefined);
+  }
+
+  read(resourceType: string, id: string): Promise<StoredResource | undefined> {
+    return Promise.resolve(readCurrent(this.sql, resourceType, id));
+  }
+
+  vread(resourceType: string, id: string, versionId: string): Promise<StoredResource | undefined> {
+    return Promise.resolve(readVersion(this.sql, resourceType, id, versionId));
+  }
+
+  history(query: HistoryQuery): Promise<HistoryPage> {
+    return Promise.resolve(queryHistory(this.db, query));
+  }
+
+  search(request: SearchRequest): Promise<SearchResult> {
+    return Promise.resolve(searchResources(this.db, request));
+  }
+
+  async create(resource: Resource & { id: string }): Promise<StoredResource> {
+    if (this.sql.current.get(resource.resourceType, resource.id)) {
+      throw conflict(`${resource.resourceType}/${resource.id} already exists`);
+    }
+    return this.writeVersion(resource, undefined, 'POST');
+  }
+
+  async update(resource: Resource & { id: string }, options: UpdateOptions = {}): Promise<UpdateResult> {
+    const current = this.sql.current.get(resource.resourceType, resource.id);
+    checkIfMatch(current, options.ifMatch, `${resource.resourceType}/${resource.id}`);
+    const stored = this.writeVersion(resource, current, options.method ?? 'PUT');
+    return { stored, created: !current || current.deleted === 1 };
+  }
+
+  async delete(resourceType: string, id: string, options: UpdateOptions = {}): Promise<StoredResource | undefined> {
+    const current = this.sql.current.get(resourceType, id);
+    checkIfMatch(current, options.ifMatch, `${resourceType}/${id}`);
+    if (!current || current.deleted === 1) return undefined;
+    return this.writeVersion({ resourceType, id }, current, 'DELETE');
+  }
+
+  private writeVersion(resource: Resource & { id: string }, current: CurrentRow | undefined, method: WriteMethod): StoredResource {
+    const deleted = method === 'DELETE';
+    const version = current ? current.version + 1 : 1;
+    const lastUpdated = this.clock.now();
+    const seq = this.nextSeq++;
+    const json = deleted ? null : serialize(resource, String(version), lastUpdated);
+    let rid: number;
+    if (current) {
+      rid = current.rid;
+      this.sql.updateResource.run(version, seq, lastUpdated, deleted ? 1 : 0, rid);
+    } else {
+      rid = Number(this.sql.insertResource.run(resource.resourceType, resource.id, version, seq, lastUpdated, deleted ? 1 : 0).lastInsertRowid);
+    }
+    this.sql.insertVersion.run(seq, rid, resource.resourceType, version, lastUpdated, method, deleted ? 1 : 0, json);
+    indexResource(this.db, rid, deleted ? undefined : (JSON.parse(json!) as Resource));
+    return { resourceType: resource.resourceType, id: resource.id, versionId: String(version), lastUpdated, deleted, json: json ?? undefined };
+  }
+}
+
+function checkIfMatch(current: CurrentRow | undefined, ifMatch: string | undefined, ref: string): void {
+  if (ifMatch === undefined) return;
+  if (!current || current.deleted === 1) throw preconditionFailed(`${ref} does not exist, so it cannot be at version ${ifMatch}`);
+  if (String(current.version) !== ifMatch) {
+    throw preconditionFailed(`${ref} is at version ${current.version}, not ${ifMatch}`);
+  }
+}
+
+/** resourceType, id and meta lead, as readers of FHIR JSON expect; the server owns versionId and lastUpdated. */
+function serialize(resource: Resource, versionId: string, lastUpdated: string): string {
+  const { resourceType, id, meta, ...rest } = resource;
+  const { versionId: _v, lastUpdated: _l, ...otherMeta } = meta ?? {};
+  return JSON.stringify({ resourceType, id, meta: { versionId, lastUpdated, ...otherMeta }, ...rest });
+}
+
+function readCurrent(sql: Statements, resourceType: string, id: string): StoredResource | undefined {
+  const row = sql.current.get(resourceType, id);
+  if (!row) return undefined;
+  return {
+    resourceType: row.type, id: row.id, versionId: String(row.version), lastUpdated: row.last_updated,
+    deleted: row.deleted === 1, json: row.content ?? undefined,
+  };
+}
+
+function readVersion(sql: Statements, resourceType: string, id: string, versionId: string): StoredResource | undefined {
+  if (!/^[1-9]\d{0,9}$/.test(versionId)) return undefined;
+  const row = sql.version.get(resourceType, id, Number(versionId));
+  if (!row) return undefined;
+  return {
+    resourceType: row.type, id: row.id, versionId: String(row.version), lastUpdated: row.last_updated,
+    deleted: row.deleted === 1, json: row.content ?? undefined,
+  };
+}

@@ -1,0 +1,53 @@
+import type { Db } from './open.ts';
+import type Database from 'better-sqlite3-multiple-ciphers';
+
+export interface CurrentRow {
+  rid: number;
+  type: string;
+  id: string;
+  version: number;
+  last_updated: string;
+  deleted: number;
+  content: string | null;
+}
+
+export interface VersionRow {
+  type: string;
+  id: string;
+  version: number;
+  last_updated: string;
+  deleted: number;
+  method: string;
+  content: string | null;
+}
+
+/** Prepared once per connection: preparing is a large part of a point query's cost. */
+export function prepareStatements(db: Db) {
+  return {
+    current: db.prepare<[string, string], CurrentRow>(
+      `SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.deleted, v.content
+         FROM resources r JOIN resource_versions v ON v.seq = r.seq
+        WHERE r.type = ? AND r.id = ?`,
+    ),
+    version: db.prepare<[string, string, number], VersionRow>(
+      `SELECT r.type, r.id, v.version, v.last_updated, v.deleted, v.method, v.content
+         FROM resources r JOIN resource_versions v ON v.rid = r.rid
+        WHERE r.type = ? AND r.id = ? AND v.version = ?`,
+    ),
+    insertResource: db.prepare<[string, string, number, number, string, number]>(
+      `INSERT INTO resources (type, id, version, seq, last_updated, deleted) VALUES (?, ?, ?, ?, ?, ?)`,
+    ),
+    updateResource: db.prepare<[number, number, string, number, number]>(
+      `UPDATE resources SET version = ?, seq = ?, last_updated = ?, deleted = ? WHERE rid = ?`,
+    ),
+    insertVersion: db.prepare<[number, number, string, number, string, string, number, string | null]>(
+      `INSERT INTO resource_versions (seq, rid, type, version, last_updated, method, deleted, content)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    maxSeq: db.prepare<[], { seq: number | null }>(`SELECT max(seq) AS seq FROM resource_versions`),
+    maxUpdated: db.prepare<[], { t: string | null }>(`SELECT max(last_updated) AS t FROM resource_versions`),
+  };
+}
+
+export type Statements = ReturnType<typeof prepareStatements>;
+export type Statement = Database.Statement;

@@ -1,0 +1,92 @@
+import type { Resource } from '../fhir/types.ts';
+import type { SearchRequest } from '../fhir/search/types.ts';
+
+/** One stored version of a resource. `json` is the exact serialization served to clients. */
+export interface StoredResource {
+  resourceType: string;
+  id: string;
+  versionId: string;
+  /** FHIR instant, UTC, millisecond precision. */
+  lastUpdated: string;
+  deleted: boolean;
+  /** The resource with meta.versionId and meta.lastUpdated set; undefined for a deletion marker. */
+  json: string | undefined;
+}
+
+export type WriteMethod = 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface HistoryEntry extends StoredResource {
+  method: WriteMethod;
+}
+
+export interface HistoryQuery {
+  resourceType?: string;
+  id?: string;
+  /** Only versions last updated at or after this instant. */
+  since?: string;
+  /** Only the version current at this instant, per resource. */
+  at?: string;
+  /** Only versions last updated at or before this instant: keeps later pages stable under writes. */
+  until?: string;
+  count: number;
+  offset: number;
+}
+
+export interface HistoryPage {
+  entries: HistoryEntry[];
+  total: number;
+}
+
+export interface SearchResult {
+  /** Matches for this page, in the requested order. */
+  matches: StoredResource[];
+  /** Resources added by _include / _revinclude. */
+  included: StoredResource[];
+  /** Present when the request asked for a total. */
+  total?: number;
+}
+
+export interface AuditRecord {
+  recorded: string;
+  json: string;
+}
+
+export interface UpdateOptions {
+  /** Fail with 412 unless the current version is this one. */
+  ifMatch?: string;
+  method?: WriteMethod;
+}
+
+export interface UpdateResult {
+  stored: StoredResource;
+  created: boolean;
+}
+
+/** Reads see committed data only (or, inside a transaction, that transaction's own writes). */
+export interface StoreReader {
+  /** The current version, including a deletion marker; undefined if the id never existed. */
+  read(resourceType: string, id: string): Promise<StoredResource | undefined>;
+  vread(resourceType: string, id: string, versionId: string): Promise<StoredResource | undefined>;
+  history(query: HistoryQuery): Promise<HistoryPage>;
+  search(request: SearchRequest): Promise<SearchResult>;
+}
+
+export interface StoreWriter extends StoreReader {
+  /** Stores version 1 of a resource whose id the caller chose; 409 if that id already exists. */
+  create(resource: Resource & { id: string }): Promise<StoredResource>;
+  /** Stores a new version, or version 1 when the id is new (update-as-create). */
+  update(resource: Resource & { id: string }, options?: UpdateOptions): Promise<UpdateResult>;
+  /** Records a deletion marker; undefined when there was nothing current to delete. */
+  delete(resourceType: string, id: string, options?: UpdateOptions): Promise<StoredResource | undefined>;
+}
+
+export interface Store extends StoreReader {
+  /**
+   * Runs `work` atomically: every write in it commits together or not at all. Throwing rolls
+   * everything back. Transactions are serialised, so `work` sees a stable view.
+   */
+  transaction<T>(work: (tx: StoreWriter) => Promise<T>): Promise<T>;
+  /** Appends audit records (serialized AuditEvents) to the append-only audit log. */
+  appendAudit(records: AuditRecord[]): Promise<void>;
+  close(): Promise<void>;
+}
