@@ -30,6 +30,11 @@ export function buildApp({ config, store, logger = false }: AppOptions): App {
     logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
     return503OnClosing: true,
+    // Errors Fastify raises before routing (a malformed URL) must also be OperationOutcomes.
+    frameworkErrors: (err, request, reply) => {
+      const fhirError = err.code === 'FST_ERR_BAD_URL' ? badRequest('The request URL is not validly percent-encoded') : toFhirError(err);
+      void send(reply, { status: fhirError.status, headers: {}, resource: fhirError.outcome() }, 'application/fhir+json', false, request.method === 'HEAD');
+    },
   });
   const audit = new AuditLog(store, (err) => fastify.log.error({ err: (err as Error)?.name }, 'audit append failed'));
   registerBodyParsers(fastify);

@@ -1,0 +1,36 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config/config.ts';
+import { startServer } from '../../src/main.ts';
+import { openEncrypted } from '../../src/store/sqlite/open.ts';
+
+test('every interaction, successful or not, leaves an AuditEvent without clinical content', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bastion-audit-'));
+  const server = await startServer(loadConfig({ port: 0, dataDir: dir }, {}));
+  const base = server.baseUrl;
+  const created = await (await fetch(`${base}/Patient`, {
+    method: 'POST', headers: { 'content-type': 'application/fhir+json' }, body: JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Auditedfamily' }] }),
+  })).json();
+  await fetch(`${base}/Patient/${created.id}`);
+  await fetch(`${base}/Patient/missing`);
+  await fetch(`${base}/Patient?family=Auditedfamily`);
+  await server.close();
+
+  const db = openEncrypted(join(dir, 'bastion.db'), Buffer.from(readFileSync(join(dir, 'store.key'), 'utf8').trim(), 'hex'));
+  const events = (db.prepare('SELECT event FROM audit_log ORDER BY seq').all() as { event: string }[]).map((r) => JSON.parse(r.event));
+  db.close();
+  rmSync(dir, { recursive: true, force: true });
+
+  assert.equal(events.length, 4);
+  assert.deepEqual(events.map((e) => e.subtype[0].code), ['create', 'read', 'read', 'search-type']);
+  assert.deepEqual(events.map((e) => e.action), ['C', 'R', 'R', 'R']);
+  assert.deepEqual(events.map((e) => e.outcome), ['0', '0', '4', '0']);
+  assert.equal(events[1].entity[0].what.reference, `Patient/${created.id}/_history/1`);
+  assert.equal(events[2].entity[0].what.reference, 'Patient/missing');
+  assert.ok(events.every((e) => e.resourceType === 'AuditEvent' && e.agent[0].network.address));
+  const text = JSON.stringify(events.map(({ entity, ...rest }) => ({ ...rest, entity: entity?.map((x: { what?: unknown }) => x.what) })));
+  assert.ok(!text.includes('Auditedfamily'), 'no clinical content outside the base64 query entity');
+});

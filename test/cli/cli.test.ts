@@ -1,0 +1,75 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { assertLoopback, loadConfig, ConfigError } from '../../src/config/config.ts';
+
+const bin = new URL('../../bin/bastion.js', import.meta.url).pathname;
+const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, BASTION_HOST: '', BASTION_PORT: '' } });
+
+test('every subcommand has --help', () => {
+  for (const cmd of [[], ['serve'], ['import']]) {
+    const r = run(...cmd, '--help');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Usage: bastion/);
+  }
+});
+
+test('unknown commands and options fail with a usage message', () => {
+  const a = run('frobnicate');
+  assert.equal(a.status, 2);
+  assert.match(a.stderr, /Unknown command/);
+  const b = run('serve', '--no-such-flag');
+  assert.equal(b.status, 2);
+  assert.match(b.stderr, /bastion serve:/);
+});
+
+test('the server refuses to bind to anything but loopback while there is no authentication', () => {
+  assert.throws(() => assertLoopback('0.0.0.0'), ConfigError);
+  assert.throws(() => assertLoopback('192.168.1.10'), ConfigError);
+  assert.throws(() => assertLoopback('::'), ConfigError);
+  for (const ok of ['127.0.0.1', '127.1.2.3', '::1', 'localhost']) assertLoopback(ok);
+  const r = run('serve', '--host', '0.0.0.0', '--port', '0');
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /Refusing to listen on 0\.0\.0\.0/);
+});
+
+test('configuration: flags beat environment, environment beats defaults; bad values are refused', () => {
+  const env = { BASTION_PORT: '9000', BASTION_HOST: '127.0.0.2', BASTION_DATA_DIR: '/tmp/x' };
+  const c = loadConfig({ port: '9100' }, env);
+  assert.equal(c.port, 9100);
+  assert.equal(c.host, '127.0.0.2');
+  assert.equal(c.dataDir, '/tmp/x');
+  assert.equal(c.baseUrl, 'http://127.0.0.2:9100/fhir');
+  assert.equal(loadConfig({}, {}).port, 8080);
+  assert.throws(() => loadConfig({ port: 'eighty' }, {}), /port must be an integer/);
+  assert.throws(() => loadConfig({}, { BASTION_PORT: '70000' }), /port/);
+});
+
+test('bastion serve initialises a fresh data dir, prints the FHIR base URL and serves it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bastion-cli-'));
+  const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--data-dir', dir], { env: { ...process.env, BASTION_LOG_LEVEL: 'warn' } });
+  try {
+    const base = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d) => {
+        out += d;
+        const m = /serving FHIR R4 at (\S+)/.exec(out);
+        if (m) resolve(m[1]);
+      });
+      child.on('exit', (code) => reject(new Error(`exited ${code}`)));
+      setTimeout(() => reject(new Error('no start line')), 20000);
+    });
+    assert.match(base, /^http:\/\/127\.0\.0\.1:\d+\/fhir$/);
+    const res = await fetch(`${base}/metadata`);
+    assert.equal(res.status, 200);
+    assert.equal(statSync(join(dir, 'store.key')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(dir, 'bastion.db')).mode & 0o077, 0);
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
