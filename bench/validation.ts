@@ -1,3 +1,4 @@
+import { syntheaBundles } from '../test/shared-data.ts';
 /**
  * Throughput of validateResource over the Synthea transaction bundles (every entry resource).
  * Run: node bench/validation.ts [seconds-per-measurement, default 2]
@@ -6,7 +7,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { validateResource } from '../src/fhir/validation/validate.ts';
 
-const dir = '/work/shared/data/synthea/bundles';
+const dir = syntheaBundles;
 const seconds = Number(process.argv[2] ?? 2);
 
 const resources: { resourceType: string }[] = [];

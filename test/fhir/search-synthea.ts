@@ -1,8 +1,9 @@
+import { syntheaBundles } from '../shared-data.ts';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Resource } from '../../src/fhir/types.ts';
 
-export const syntheaDir = '/work/shared/data/synthea/bundles';
+export const syntheaDir = syntheaBundles;
 
 /**
  * The resources of the first `n` Synthea bundles (sorted by file name), with the ids they carry

@@ -1,3 +1,4 @@
+import { sharedData } from '../shared-data.ts';
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { NON_R4_ELEMENTS } from '../../src/fhir/validation/r4-corrections.ts';
 import { resourceDefinitions, typeDefinitions } from '../../src/fhir/definitions.ts';
 import type { OperationOutcomeIssue } from '../../src/fhir/types.ts';
 
-const SYNTHEA = '/work/shared/data/synthea';
+const SYNTHEA = `${sharedData}synthea`;
 
 /** Asserts exactly one issue, with this code at this location. */
 function expectIssue(resource: unknown, code: string, expression: string, options?: { expectedType?: string }): OperationOutcomeIssue {

@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { call, patient, useServer } from './server.ts';
+import { syntheaBundles } from '../shared-data.ts';
 
 const t = useServer();
 const post = (bundle: unknown) => call(t.base, { method: 'POST', json: bundle });
@@ -99,8 +100,7 @@ describe('transaction', () => {
   });
 
   test('a Synthea patient bundle (transaction with urn:uuid references) loads completely', async () => {
-    const dir = '../shared/data/synthea/bundles';
-    const file = new URL(`../../${dir}/Antonio_Runolfsson_a1795152-808d-4cb9-b259-ce6e3716dedf.json`, import.meta.url);
+    const file = `${syntheaBundles}/Antonio_Runolfsson_a1795152-808d-4cb9-b259-ce6e3716dedf.json`;
     const bundle = JSON.parse(readFileSync(file, 'utf8'));
     const r = await post(bundle);
     assert.equal(r.status, 200, r.text.slice(0, 500));
