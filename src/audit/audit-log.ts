@@ -35,3 +35,14 @@ export class AuditLog {
     return this.flushing;
   }
 }
+
+/** After a transaction Bundle: its entries' events, as successes if it committed, as failures if not. */
+export function settleTransactionAudit(audit: AuditLog, events: Record<string, unknown>[], committed: boolean): void {
+  for (const event of events) {
+    if (!committed && event.outcome === '0') {
+      event.outcome = '4';
+      event.outcomeDesc = 'Not applied: the transaction it belonged to failed and was rolled back';
+    }
+    audit.record(event);
+  }
+}

@@ -1,10 +1,10 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Config } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
-import type { FhirRequest, FhirResponse, RestContext } from '../rest/context.ts';
+import type { FhirRequest, FhirResponse } from '../rest/context.ts';
 import { authenticate } from '../auth/authenticate.ts';
 import { AuditLog } from '../audit/audit-log.ts';
-import { handle } from '../rest/pipeline.ts';
+import { handle, requestContext } from '../rest/pipeline.ts';
 import { FhirError, badRequest } from '../fhir/outcome.ts';
 import { negotiate, type MediaType } from './format.ts';
 import { toFhirError } from './errors.ts';
@@ -39,15 +39,11 @@ export function buildApp({ config, store, logger = false }: AppOptions): App {
   const audit = new AuditLog(store, (err) => fastify.log.error({ err: (err as Error)?.name }, 'audit append failed'));
   registerBodyParsers(fastify);
 
-  const dispatch = (ctx: RestContext, req: FhirRequest) => handle(ctx, audit, req);
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     const req = toFhirRequest(request);
     const format = negotiateFor(req, request);
     const principal = authenticate({ authorization: request.headers.authorization, address: request.ip });
-    const ctx: RestContext = {
-      config, principal, reader: store, write: (work) => store.transaction(work), inTransaction: false, dispatch,
-    };
-    const response = await dispatch(ctx, req);
+    const response = await handle(requestContext(config, store, audit, principal), req);
     return send(reply, response, format, pretty(req), request.method === 'HEAD');
   };
   const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;

@@ -7,6 +7,7 @@ import { FhirError, badRequest, issue, notFound, preconditionFailed } from '../f
 import { entryRequest, entryResponse, errorResponse } from './bundle-entry.ts';
 import { findMatches, splitConditional } from './conditional.ts';
 import { rewriteReferences } from './references.ts';
+import { settleTransactionAudit } from '../audit/audit-log.ts';
 
 /** POST of a batch or transaction Bundle to the base (http.html#transaction). */
 export async function bundle(ctx: RestContext, req: FhirRequest): Promise<FhirResponse> {
@@ -40,29 +41,47 @@ const order: Record<string, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 2, GE
 
 /** All entries or none. Any failure rolls everything back and the error names the entry. */
 async function transaction(ctx: RestContext, entries: BundleEntry[]): Promise<RawEntry[]> {
-  const requests = entries.map((e, i) => entryRequest(e, i, ctx.config.baseUrl));
-  return ctx.write(async (tx) => {
-    const inner: RestContext = { ...ctx, reader: tx, write: (work) => work(tx), inTransaction: true };
-    const ids = await assignIdentities(ctx, tx, entries, requests);
-    for (let i = 0; i < requests.length; i++) {
-      if (requests[i].body && typeof requests[i].body === 'object') {
-        requests[i].body = await rewriteReferences(requests[i].body as Resource, ids, (ref) => resolveConditional(ctx, tx, ref, i));
-      }
+  const requests = entries.map((e, i) => {
+    try {
+      return entryRequest(e, i, ctx.config.baseUrl);
+    } catch (err) {
+      throw failedEntry(err, i);
     }
-    const sequence = requests.map((_, i) => i).sort((a, b) => order[requests[a].method] - order[requests[b].method] || a - b);
-    const results: RawEntry[] = new Array(requests.length);
-    for (const i of sequence) {
-      let res: FhirResponse;
-      try {
-        res = await ctx.dispatch(inner, requests[i]);
-      } catch (err) {
-        throw failedEntry(err, i);
-      }
-      const { fullUrl, resourceJson, response } = entryResponse(res);
-      results[i] = { fullUrl, resourceJson, rest: { response: response as never } };
-    }
-    return results;
   });
+  const pendingAudit: Record<string, unknown>[] = [];
+  try {
+    const results = await ctx.write((tx) => runTransaction(ctx, tx, entries, requests, pendingAudit));
+    settleTransactionAudit(ctx.audit, pendingAudit, true);
+    return results;
+  } catch (err) {
+    settleTransactionAudit(ctx.audit, pendingAudit, false);
+    throw err;
+  }
+}
+
+async function runTransaction(
+  ctx: RestContext, tx: StoreWriter, entries: BundleEntry[], requests: FhirRequest[], pendingAudit: Record<string, unknown>[],
+): Promise<RawEntry[]> {
+  const inner: RestContext = { ...ctx, reader: tx, write: (work) => work(tx), inTransaction: true, pendingAudit };
+  const ids = await assignIdentities(ctx, tx, entries, requests);
+  for (let i = 0; i < requests.length; i++) {
+    if (requests[i].body && typeof requests[i].body === 'object') {
+      requests[i].body = await rewriteReferences(requests[i].body as Resource, ids, (ref) => resolveConditional(ctx, tx, ref, i));
+    }
+  }
+  const sequence = requests.map((_, i) => i).sort((a, b) => order[requests[a].method] - order[requests[b].method] || a - b);
+  const results: RawEntry[] = new Array(requests.length);
+  for (const i of sequence) {
+    let res: FhirResponse;
+    try {
+      res = await ctx.dispatch(inner, requests[i]);
+    } catch (err) {
+      throw failedEntry(err, i);
+    }
+    const { fullUrl, resourceJson, response } = entryResponse(res);
+    results[i] = { fullUrl, resourceJson, rest: { response: response as never } };
+  }
+  return results;
 }
 
 /**
@@ -71,6 +90,7 @@ async function transaction(ctx: RestContext, entries: BundleEntry[]): Promise<Ra
  */
 async function assignIdentities(ctx: RestContext, tx: StoreWriter, entries: BundleEntry[], requests: FhirRequest[]): Promise<Map<string, string>> {
   const ids = new Map<string, string>();
+  const touched = new Map<string, number>();
   for (let i = 0; i < requests.length; i++) {
     const req = requests[i];
     const fullUrl = entries[i].fullUrl;
@@ -88,8 +108,15 @@ async function assignIdentities(ctx: RestContext, tx: StoreWriter, entries: Bund
       if (matches.length > 1) throw failedEntry(preconditionFailed(`The conditional update matched several ${type} resources`), i);
       id = matches[0]?.id ?? (req.body as Resource | undefined)?.id ?? randomUUID();
       if (req.body && typeof req.body === 'object' && !matches[0]) (req.body as Resource).id = id;
-    } else if ((req.method === 'PUT' || req.method === 'PATCH') && req.segments.length === 2) {
+    } else if ((req.method === 'PUT' || req.method === 'PATCH' || req.method === 'DELETE') && req.segments.length === 2) {
       id = req.segments[1];
+    }
+    // http.html#trules: entries that write the same resource make the transaction fail.
+    if (id && type && req.method !== 'GET' && req.method !== 'HEAD') {
+      const key = `${type}/${id}`;
+      const earlier = touched.get(key);
+      if (earlier !== undefined) throw failedEntry(badRequest(`${key} is also written by entry ${earlier}; a transaction may touch each resource once`), i);
+      touched.set(key, i);
     }
     if (fullUrl && id && type) {
       if (ids.has(fullUrl)) throw failedEntry(badRequest(`fullUrl ${fullUrl} appears more than once`), i);

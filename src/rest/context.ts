@@ -2,6 +2,7 @@ import type { Config } from '../config/config.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { StoreReader, StoreWriter } from '../store/store.ts';
 import type { Resource } from '../fhir/types.ts';
+import type { AuditLog } from '../audit/audit-log.ts';
 
 /** A FHIR request, whatever carried it: an HTTP request or an entry of a batch/transaction Bundle. */
 export interface FhirRequest {
@@ -37,12 +38,18 @@ export interface FhirResponse {
 export interface RestContext {
   config: Config;
   principal: Principal;
+  audit: AuditLog;
   /** Reads: committed data, or inside a transaction Bundle that transaction's view. */
   reader: StoreReader;
   /** Runs writes atomically: its own transaction, or the enclosing transaction Bundle's. */
   write<T>(work: (tx: StoreWriter) => Promise<T>): Promise<T>;
   /** True while executing entries of a transaction Bundle (nested bundles are refused). */
   inTransaction: boolean;
+  /**
+   * Inside a transaction Bundle, entries' audit events wait here until the outcome is known, so a
+   * rolled-back entry is never recorded as a success.
+   */
+  pendingAudit?: Record<string, unknown>[];
   /** Runs one request through the whole pipeline (decide, execute, filter, audit): bundle entries use it. */
   dispatch(ctx: RestContext, req: FhirRequest): Promise<FhirResponse>;
 }

@@ -1,4 +1,7 @@
 import type { FhirRequest, FhirResponse, RestContext } from './context.ts';
+import type { Config } from '../config/config.ts';
+import type { Principal } from '../auth/principal.ts';
+import type { Store } from '../store/store.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Interaction } from '../access/interaction.ts';
 import { decide } from '../access/decide.ts';
@@ -7,11 +10,17 @@ import { buildAuditEvent } from '../audit/audit-event.ts';
 import { FhirError } from '../fhir/outcome.ts';
 import { route } from './router.ts';
 
+/** The context of one request from outside (HTTP, CLI import): its own transactions on the store. */
+export function requestContext(config: Config, store: Store, audit: AuditLog, principal: Principal): RestContext {
+  return { config, principal, audit, reader: store, write: (work) => store.transaction(work), inTransaction: false, dispatch: handle };
+}
+
 /**
  * The spine every FHIR request passes, in order: (authenticated principal in ctx) -> decide ->
  * execute -> filter -> audit. A batch or transaction entry passes it again on its own.
  */
-export async function handle(ctx: RestContext, audit: AuditLog, req: FhirRequest): Promise<FhirResponse> {
+export async function handle(ctx: RestContext, req: FhirRequest): Promise<FhirResponse> {
+  const audit = ctx.audit;
   let interaction: Interaction = { kind: 'operation', query: req.queryString || undefined };
   try {
     const r = route(req);
@@ -30,7 +39,9 @@ export async function handle(ctx: RestContext, audit: AuditLog, req: FhirRequest
 }
 
 function record(ctx: RestContext, audit: AuditLog, interaction: Interaction, status: number, entities: string[]): void {
-  audit.record(buildAuditEvent(ctx.principal, interaction, { status, entities }, new Date().toISOString()));
+  const event = buildAuditEvent(ctx.principal, interaction, { status, entities }, new Date().toISOString());
+  if (ctx.pendingAudit) ctx.pendingAudit.push(event);
+  else audit.record(event);
 }
 
 function targetOf(interaction: Interaction): string[] {

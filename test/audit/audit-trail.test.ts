@@ -17,6 +17,14 @@ test('every interaction, successful or not, leaves an AuditEvent without clinica
   await fetch(`${base}/Patient/${created.id}`);
   await fetch(`${base}/Patient/missing`);
   await fetch(`${base}/Patient?family=Auditedfamily`);
+  const failed = await fetch(base, {
+    method: 'POST', headers: { 'content-type': 'application/fhir+json' },
+    body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [
+      { resource: { resourceType: 'Patient', id: 'ghost' }, request: { method: 'PUT', url: 'Patient/ghost' } },
+      { resource: { resourceType: 'Patient', id: 'bad', gender: 'robot' }, request: { method: 'PUT', url: 'Patient/bad' } },
+    ] }),
+  });
+  assert.equal(failed.status, 400);
   await server.close();
 
   const db = openEncrypted(join(dir, 'bastion.db'), Buffer.from(readFileSync(join(dir, 'store.key'), 'utf8').trim(), 'hex'));
@@ -24,10 +32,16 @@ test('every interaction, successful or not, leaves an AuditEvent without clinica
   db.close();
   rmSync(dir, { recursive: true, force: true });
 
+  const tx = events.splice(4);
   assert.equal(events.length, 4);
   assert.deepEqual(events.map((e) => e.subtype[0].code), ['create', 'read', 'read', 'search-type']);
   assert.deepEqual(events.map((e) => e.action), ['C', 'R', 'R', 'R']);
   assert.deepEqual(events.map((e) => e.outcome), ['0', '0', '4', '0']);
+  // The rolled-back transaction: its first entry ran, but must not be recorded as a success.
+  const ghost = tx.find((e) => e.entity?.some((x: { what?: { reference?: string } }) => x.what?.reference?.startsWith('Patient/ghost')));
+  assert.ok(ghost, JSON.stringify(tx));
+  assert.equal(ghost.outcome, '4');
+  assert.ok(tx.some((e) => e.subtype[0].code === 'transaction' && e.outcome === '4'));
   assert.equal(events[1].entity[0].what.reference, `Patient/${created.id}/_history/1`);
   assert.equal(events[2].entity[0].what.reference, 'Patient/missing');
   assert.ok(events.every((e) => e.resourceType === 'AuditEvent' && e.agent[0].network.address));

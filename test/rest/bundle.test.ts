@@ -111,6 +111,24 @@ describe('transaction', () => {
   });
 });
 
+test('a transaction that writes one resource twice fails and writes nothing', async () => {
+  const r = await post({
+    resourceType: 'Bundle', type: 'transaction', entry: [
+      { resource: { ...patient('Twice'), id: 'twice' }, request: { method: 'PUT', url: 'Patient/twice' } },
+      { resource: { ...patient('Twice2'), id: 'twice' }, request: { method: 'PUT', url: 'Patient/twice' } },
+    ],
+  });
+  assert.equal(r.status, 400);
+  assert.match(r.body.issue[0].diagnostics, /entry 1.*also written by entry 0/);
+  assert.equal((await call(`${t.base}/Patient/twice`)).status, 404);
+});
+
+test('a malformed entry request fails the transaction naming the entry', async () => {
+  const r = await post({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'GET', url: 'metadata' } }, { request: { method: 'NOPE', url: 'Patient' } }] });
+  assert.equal(r.status, 400);
+  assert.match(r.body.issue[0].diagnostics, /Transaction failed at entry 1/);
+});
+
 describe('batch', () => {
   test('entries are independent: each gets its own status', async () => {
     const r = await post({

@@ -100,3 +100,28 @@ test('audit records cannot be updated or deleted', async () => {
   assert.throws(() => db.prepare('DELETE FROM audit_log').run(), /append-only/);
   db.close();
 });
+
+test('two store instances on one file (two processes) interleave writes without collisions', async () => {
+  const path = join(dir, 'two.db');
+  const key = crypto.randomBytes(32);
+  const a = new SqliteStore({ path, key });
+  const b = new SqliteStore({ path, key });
+  for (let i = 0; i < 5; i++) {
+    await a.transaction((tx) => tx.create({ resourceType: 'Patient', id: `a${i}` }));
+    await b.transaction((tx) => tx.create({ resourceType: 'Patient', id: `b${i}` }));
+  }
+  const h = await a.history({ resourceType: 'Patient', count: 100, offset: 0 });
+  assert.equal(h.total, 10);
+  assert.deepEqual(h.entries.map((e) => e.id).slice(0, 2), ['b4', 'a4']);
+  await a.close();
+  await b.close();
+});
+
+test('lastUpdated keeps to the real clock under bulk writes', async () => {
+  const store = new SqliteStore({ path: join(dir, 'bulk.db'), key: crypto.randomBytes(32) });
+  const jobs = Array.from({ length: 3000 }, (_, i) => store.transaction((tx) => tx.create({ resourceType: 'Basic', id: `b${i}`, code: { text: 'x' } })));
+  const stored = await Promise.all(jobs);
+  const newest = Math.max(...stored.map((s) => Date.parse(s.lastUpdated)));
+  assert.ok(newest <= Date.now() + 5, `newest lastUpdated is ${newest - Date.now()} ms in the future`);
+  await store.close();
+});

@@ -80,13 +80,10 @@ class SqliteWriter implements StoreWriter {
   private readonly db: Db;
   private readonly sql: Statements;
   private readonly clock = new MonotonicClock();
-  private nextSeq: number;
 
   constructor(db: Db) {
     this.db = db;
     this.sql = prepareStatements(db);
-    this.nextSeq = (this.sql.maxSeq.get()?.seq ?? 0) + 1;
-    this.clock.advancePast(this.sql.maxUpdated.get()?.t ?? undefined);
   }
 
   read(resourceType: string, id: string): Promise<StoredResource | undefined> {
@@ -129,8 +126,11 @@ class SqliteWriter implements StoreWriter {
   private writeVersion(resource: Resource & { id: string }, current: CurrentRow | undefined, method: WriteMethod): StoredResource {
     const deleted = method === 'DELETE';
     const version = current ? current.version + 1 : 1;
+    // Taken from the file within the write lock, so several processes on one store never collide.
+    const latest = this.sql.latest.get();
+    this.clock.notBefore(latest?.last_updated);
     const lastUpdated = this.clock.now();
-    const seq = this.nextSeq++;
+    const seq = (latest?.seq ?? 0) + 1;
     const json = deleted ? null : serialize(resource, String(version), lastUpdated);
     let rid: number;
     if (current) {

@@ -44,8 +44,10 @@ export function prepareStatements(db: Db) {
       `INSERT INTO resource_versions (seq, rid, type, version, last_updated, method, deleted, content)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
-    maxSeq: db.prepare<[], { seq: number | null }>(`SELECT max(seq) AS seq FROM resource_versions`),
-    maxUpdated: db.prepare<[], { t: string | null }>(`SELECT max(last_updated) AS t FROM resource_versions`),
+    /** The newest version: its seq and time. Read inside the write transaction, so another process's writes count. */
+    latest: db.prepare<[], { seq: number; last_updated: string }>(
+      `SELECT seq, last_updated FROM resource_versions ORDER BY seq DESC LIMIT 1`,
+    ),
   };
 }
 
