@@ -342,7 +342,8 @@ const sortColumn: Partial<Record<SearchParamType, [string, string, string]>> = {
 
 function sortExpr(key: SortKey, types: readonly string[]): Frag {
   if (key.code === '_id') return frag('r.id');
-  if (key.code === '_lastUpdated') return frag('r.last_updated');
+  // seq is the order the versions were written in: time order, with ties in one millisecond broken.
+  if (key.code === '_lastUpdated') return frag('r.seq');
   const column = sortColumn[key.type];
   const keys = paramKeys(types, key.code);
   if (!column || keys.length === 0) return frag('NULL');

@@ -131,7 +131,8 @@ class SqliteWriter implements StoreWriter {
     this.clock.notBefore(latest?.last_updated);
     const lastUpdated = this.clock.now();
     const seq = (latest?.seq ?? 0) + 1;
-    const json = deleted ? null : serialize(resource, String(version), lastUpdated);
+    const stored = deleted ? undefined : withVersion(resource, String(version), lastUpdated);
+    const json = stored ? JSON.stringify(stored) : null;
     let rid: number;
     if (current) {
       rid = current.rid;
@@ -140,7 +141,7 @@ class SqliteWriter implements StoreWriter {
       rid = Number(this.sql.insertResource.run(resource.resourceType, resource.id, version, seq, lastUpdated, deleted ? 1 : 0).lastInsertRowid);
     }
     this.sql.insertVersion.run(seq, rid, resource.resourceType, version, lastUpdated, method, deleted ? 1 : 0, json);
-    indexResource(this.db, rid, deleted ? undefined : (JSON.parse(json!) as Resource));
+    indexResource(this.db, rid, stored);
     return { resourceType: resource.resourceType, id: resource.id, versionId: String(version), lastUpdated, deleted, json: json ?? undefined };
   }
 }
@@ -154,10 +155,10 @@ function checkIfMatch(current: CurrentRow | undefined, ifMatch: string | undefin
 }
 
 /** resourceType, id and meta lead, as readers of FHIR JSON expect; the server owns versionId and lastUpdated. */
-function serialize(resource: Resource, versionId: string, lastUpdated: string): string {
+function withVersion(resource: Resource, versionId: string, lastUpdated: string): Resource {
   const { resourceType, id, meta, ...rest } = resource;
   const { versionId: _v, lastUpdated: _l, ...otherMeta } = meta ?? {};
-  return JSON.stringify({ resourceType, id, meta: { versionId, lastUpdated, ...otherMeta }, ...rest });
+  return { resourceType, id, meta: { versionId, lastUpdated, ...otherMeta }, ...rest };
 }
 
 function readCurrent(sql: Statements, resourceType: string, id: string): StoredResource | undefined {
