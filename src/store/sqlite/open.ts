@@ -6,7 +6,16 @@ export type Db = Database.Database;
  * Opens the store file with SQLCipher-compatible AES-256 encryption. `key` is 32 raw bytes; it
  * is passed as a hex blob so no key derivation runs on each open.
  */
-export function openEncrypted(path: string, key: Buffer, options: { readonly?: boolean } = {}): Db {
+export interface OpenOptions {
+  readonly?: boolean;
+  /**
+   * The caller syncs the WAL itself after each commit (see WalSync): SQLite runs with
+   * synchronous = NORMAL. Otherwise FULL, where SQLite syncs each commit on the calling thread.
+   */
+  callerSyncsCommits?: boolean;
+}
+
+export function openEncrypted(path: string, key: Buffer, options: OpenOptions = {}): Db {
   if (key.length !== 32) throw new Error('The store key must be 32 bytes');
   const db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
   try {
@@ -23,8 +32,8 @@ export function openEncrypted(path: string, key: Buffer, options: { readonly?: b
     throw err;
   }
   if (!options.readonly) db.pragma('journal_mode = WAL');
-  // FULL: a commit is on disk before the client hears success. WAL keeps that cheap.
-  db.pragma('synchronous = FULL');
+  // Either way a commit is on disk before the client hears success.
+  db.pragma(options.callerSyncsCommits ? 'synchronous = NORMAL' : 'synchronous = FULL');
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
   db.pragma('cache_size = -65536');

@@ -10,12 +10,16 @@ import { migrate } from './migrations.ts';
 import { prepareStatements, type CurrentRow, type Statements } from './statements.ts';
 import { queryHistory } from './history.ts';
 import { WriteQueue } from './write-queue.ts';
+import { WalSync } from './wal-sync.ts';
+import { Checkpointer } from './checkpointer.ts';
 import { indexResource, searchResources } from './search.ts';
 import { rebuildSearchIndex } from './search-index.ts';
 
 export interface SqliteStoreOptions {
   path: string;
   key: Buffer;
+  /** Told of checkpoint failures (an error code, never data); the WAL keeps the data meanwhile. */
+  onBackgroundError?: (code: string) => void;
 }
 
 /**
@@ -27,16 +31,24 @@ export class SqliteStore implements Store {
   private readonly reader: Db;
   private readonly readerSql: Statements;
   private readonly queue: WriteQueue;
+  private readonly walSync: WalSync;
+  private readonly checkpointer: Checkpointer;
   private readonly tx: SqliteWriter;
 
   constructor(options: SqliteStoreOptions) {
-    this.writer = openEncrypted(options.path, options.key);
+    this.writer = openEncrypted(options.path, options.key, { callerSyncsCommits: true });
+    // Checkpoints run in a worker thread (see checkpoint-worker.ts), never inside a commit here.
+    this.writer.pragma('wal_autocheckpoint = 0');
+    // After a checkpoint the WAL restarts from its beginning; this caps the file it leaves behind.
+    this.writer.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
     const from = migrate(this.writer);
     // Schema 2 added the search index tables; rows written before it must be indexed once.
     if (from === 1) rebuildSearchIndex(this.writer);
     this.reader = openEncrypted(options.path, options.key);
     this.readerSql = prepareStatements(this.reader);
-    this.queue = new WriteQueue(this.writer);
+    this.walSync = new WalSync(options.path);
+    this.queue = new WriteQueue(this.writer, () => this.walSync.sync());
+    this.checkpointer = new Checkpointer(options.path, options.key, options.onBackgroundError ?? (() => undefined));
     this.tx = new SqliteWriter(this.writer);
   }
 
@@ -70,6 +82,8 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     // Let queued writes finish before the connections go.
     await this.queue.run(async () => undefined);
+    await this.walSync.close();
+    await this.checkpointer.stop();
     this.reader.close();
     this.writer.close();
   }

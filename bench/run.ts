@@ -1,0 +1,696 @@
+/**
+ * `npm run bench`: HTTP throughput of Bastion against a bare Fastify ceiling, in one run.
+ *
+ * Bastion and the ceiling server each run in a child process, so the load generator (autocannon,
+ * here in the parent) never shares their event loop. Bastion gets a fresh data dir and 1,000
+ * Patients made from the Synthea set; then, each after a short warm-up:
+ *
+ *   ceiling      GET of a bare Fastify route returning the bytes of one stored Patient
+ *   read         GET Patient/{id}, rotating over the seeded ids
+ *   search       GET Patient?name=..., rotating over the seeded family names (4 matches each)
+ *   create       POST Patient
+ *   update       PUT Patient/{id}, rotating ids, no If-Match
+ *   transaction  POST a transaction Bundle of 100 entries (20 Patients, 80 Observations, urn:uuid refs)
+ *
+ * and prints req/s, p50/p99 latency, failures, the ratio to the ceiling, the server's CPU use and
+ * the comparison with published Medplum figures; then the server's RSS; then, when bench/import.ts
+ * exists, runs it with its output passed through.
+ *
+ * Environment (all optional):
+ *   BENCH_DURATION=10          seconds measured per scenario
+ *   BENCH_WARMUP=2             seconds of warm-up per scenario (not measured)
+ *   BENCH_CONNECTIONS=32       concurrent connections (reads, searches, single-resource writes)
+ *   BENCH_BUNDLE_CONNECTIONS=4 concurrent connections for transaction Bundles
+ *   BENCH_PATIENTS=1000        Patients seeded
+ *   BENCH_ONLY=read,ceiling    run only these scenarios
+ *   BENCH_SKIP_IMPORT=1        do not run bench/import.ts
+ *   BENCH_SERVER=path          the bastion.js to start (default: this repository's bin/bastion.js)
+ *   BENCH_SERVER_NODE_ARGS     extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+ *   BENCH_DATA_DIR=dir         parent of the temporary data dir (default: the OS temp dir)
+ *   BENCH_KEEP_DATA=1          keep the data dir afterwards
+ *   BENCH_JSON=file            also write the results as JSON to this file
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { EventEmitter } from 'node:events';
+
+// ---------------------------------------------------------------------------------------------
+// autocannon (CommonJS, untyped): the part of its API used here.
+
+interface AcRequest {
+  method?: string;
+  path?: string;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+  setupRequest?: (request: AcRequest, context: object) => AcRequest;
+}
+
+interface AcOptions {
+  url: string;
+  connections: number;
+  pipelining: number;
+  duration: number;
+  timeout?: number;
+  requests: AcRequest[];
+}
+
+interface AcResult {
+  duration: number;
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  statusCodeStats: Record<string, { count: number }>;
+}
+
+type AcInstance = EventEmitter & PromiseLike<AcResult>;
+const autocannon = createRequire(import.meta.url)('autocannon') as (options: AcOptions) => AcInstance;
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const env = process.env;
+const num = (name: string, fallback: number): number => {
+  const v = env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number (got "${v}")`);
+  return n;
+};
+const duration = num('BENCH_DURATION', 10);
+const warmup = num('BENCH_WARMUP', 2);
+const connections = num('BENCH_CONNECTIONS', 32);
+const bundleConnections = num('BENCH_BUNDLE_CONNECTIONS', 4);
+const patientCount = Math.max(40, Math.round(num('BENCH_PATIENTS', 1000)));
+const only = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined;
+const serverEntry = env.BENCH_SERVER ?? join(root, 'bin/bastion.js');
+const serverNodeArgs = (env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+const syntheaDir = join(root, '../shared/data/synthea/bundles');
+
+/** Published figures for context (Medplum's own benchmarks on their hardware, authenticated). */
+const medplum = { read: 1_900, search: 450, create: 330 } as const;
+const medplumTarget = { read: 5, search: 5, create: 3 } as const;
+const fastifyPublished = 28_000;
+const ceilingTarget = 0.6;
+
+// ---------------------------------------------------------------------------------------------
+// Children: start, parse the address they print, stop; CPU and memory from /proc.
+
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+});
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+    process.exit(130);
+  });
+}
+
+interface Child {
+  proc: ChildProcess;
+  url: string;
+}
+
+function startChild(label: string, args: string[], pattern: RegExp, extraEnv: Record<string, string> = {}): Promise<Child> {
+  const proc = spawn(process.execPath, args, {
+    cwd: root,
+    env: { ...process.env, ...extraEnv },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    let found = false;
+    const timer = setTimeout(() => fail(new Error(`${label} did not report its address within 60 s`)), 60_000);
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      if (proc.exitCode === null) proc.kill('SIGKILL');
+      reject(err);
+    };
+    proc.once('exit', (code, signal) => {
+      if (!found) fail(new Error(`${label} exited (${signal ?? code}) before reporting its address:\n${buffered}`));
+    });
+    proc.stdout!.setEncoding('utf8');
+    proc.stdout!.on('data', (chunk: string) => {
+      if (found) {
+        for (const line of chunk.split('\n')) if (line.trim()) process.stdout.write(`[${label}] ${line}\n`);
+        return;
+      }
+      buffered += chunk;
+      const m = pattern.exec(buffered);
+      if (m) {
+        found = true;
+        clearTimeout(timer);
+        resolve({ proc, url: m[1] });
+      }
+    });
+  });
+}
+
+async function stopChild(child: Child): Promise<void> {
+  if (child.proc.exitCode !== null || child.proc.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.proc.once('exit', () => resolve()));
+  child.proc.kill('SIGTERM');
+  const timeout = setTimeout(() => child.proc.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timeout);
+}
+
+/**
+ * user + system CPU seconds of a process (all its threads), or of its main thread (the event loop)
+ * with `mainThread`, from /proc (Linux; undefined elsewhere).
+ */
+function cpuSeconds(pid: number | undefined, mainThread = false): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // After "(comm) ": state is field 3, utime field 14, stime field 15 (1-based in proc(5)).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Busy CPU seconds of the whole machine (all cores), from /proc/stat. */
+function machineBusySeconds(): number | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+    const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+    return (user + nice + system + irq + softirq + (steal || 0)) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+function memory(pid: number | undefined): { rss?: number; hwm?: number } {
+  if (pid === undefined) return {};
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (key: string) => {
+      const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status);
+      return m ? Number(m[1]) * 1024 : undefined;
+    };
+    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+  } catch {
+    return {};
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test data from Synthea
+
+interface Resource {
+  resourceType: string;
+  id?: string;
+  [key: string]: unknown;
+}
+
+interface HumanName {
+  family?: string;
+  given?: string[];
+  [key: string]: unknown;
+}
+
+interface Template {
+  patient: Resource;
+  observations: Resource[];
+}
+
+function loadSynthea(): Template[] {
+  if (!existsSync(syntheaDir)) throw new Error(`The Synthea bundles are not at ${syntheaDir}`);
+  const templates: Template[] = [];
+  for (const file of readdirSync(syntheaDir).filter((f) => f.endsWith('.json')).sort()) {
+    const bundle = JSON.parse(readFileSync(join(syntheaDir, file), 'utf8')) as { entry?: { resource: Resource }[] };
+    const resources = (bundle.entry ?? []).map((e) => e.resource);
+    const patient = resources.find((r) => r.resourceType === 'Patient');
+    if (!patient) continue;
+    const observations = resources.filter((r) => r.resourceType === 'Observation' && r.valueQuantity !== undefined).slice(0, 8);
+    templates.push({ patient, observations });
+  }
+  if (templates.length === 0) throw new Error(`No Patients found in ${syntheaDir}`);
+  return templates;
+}
+
+/** A fixed-length tag (Q + two letters), so a prefix (name) search for one never matches another. */
+function tag(n: number): string {
+  const a = 'abcdefghijklmnopqrstuvwxyz';
+  return `Q${a[Math.floor(n / 26) % 26].toUpperCase()}${a[n % 26]}`;
+}
+
+/**
+ * Patient i of the seed: a Synthea Patient (the same template for 4 consecutive i), with a new
+ * id and a family name shared by those 4, so a name search finds 4 Patients.
+ */
+function seededPatient(templates: Template[], i: number): Resource {
+  const group = Math.floor(i / 4);
+  const t = structuredClone(templates[group % templates.length].patient);
+  const names = (t.name as HumanName[] | undefined) ?? [{ given: ['Pat'] }];
+  const baseFamily = (names[0].family ?? 'Bench').replace(/[^A-Za-z]/g, '') || 'Bench';
+  for (const name of names) {
+    name.family = `${baseFamily}${tag(group)}`;
+    if (name.given?.length) name.given = [`${name.given[0]}${'abcd'[i % 4]}`, ...name.given.slice(1)];
+  }
+  t.name = names;
+  t.id = seededId(i);
+  return t;
+}
+
+const seededId = (i: number) => `bench-${i}`;
+const seededFamily = (templates: Template[], group: number): string => {
+  const names = templates[group % templates.length].patient.name as HumanName[] | undefined;
+  return `${(names?.[0]?.family ?? 'Bench').replace(/[^A-Za-z]/g, '') || 'Bench'}${tag(group)}`;
+};
+
+function withoutId(r: Resource): Resource {
+  const { id: _id, ...rest } = r;
+  return rest as Resource;
+}
+
+/** A transaction of 100 POSTs: 20 Patients, each with 4 Observations referring to it by urn:uuid. */
+function transactionBundle(templates: Template[]): { body: string; entries: number } {
+  const entry: Record<string, unknown>[] = [];
+  for (let p = 0; p < 20; p++) {
+    const t = templates[p % templates.length];
+    const fullUrl = `urn:uuid:${randomUUID()}`;
+    const patient = withoutId(structuredClone(t.patient));
+    patient.name = [{ use: 'official', family: `Txn${tag(p)}`, given: ['Bench'] }];
+    entry.push({ fullUrl, resource: patient, request: { method: 'POST', url: 'Patient' } });
+    const observations = t.observations.length > 0 ? t.observations : templates[0].observations;
+    for (let k = 0; k < 4; k++) {
+      const o = withoutId(structuredClone(observations[k % observations.length]));
+      delete o.encounter; // the Encounter is not in this Bundle
+      o.subject = { reference: fullUrl };
+      entry.push({ fullUrl: `urn:uuid:${randomUUID()}`, resource: o, request: { method: 'POST', url: 'Observation' } });
+    }
+  }
+  return { body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry }), entries: entry.length };
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP helpers (seeding and smoke checks use fetch; the measured load is autocannon's)
+
+const fhirJson = 'application/fhir+json';
+
+async function call(url: string, init: { method?: string; body?: string | Buffer } = {}): Promise<{ status: number; text: string }> {
+  const res = await fetch(url, {
+    method: init.method ?? 'GET',
+    headers: { accept: fhirJson, ...(init.body !== undefined ? { 'content-type': fhirJson } : {}) },
+    body: typeof init.body === 'string' || init.body === undefined ? init.body : init.body.toString('utf8'),
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+async function seed(base: string, templates: Template[]): Promise<void> {
+  const perBundle = 100;
+  for (let start = 0; start < patientCount; start += perBundle) {
+    const entry = [];
+    for (let i = start; i < Math.min(patientCount, start + perBundle); i++) {
+      entry.push({ resource: seededPatient(templates, i), request: { method: 'PUT', url: `Patient/${seededId(i)}` } });
+    }
+    const res = await call(base, { method: 'POST', body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry }) });
+    if (res.status !== 200) throw new Error(`Seeding failed: HTTP ${res.status}\n${res.text.slice(0, 2000)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+type Name = 'ceiling' | 'read' | 'search' | 'create' | 'update' | 'transaction';
+
+interface Scenario {
+  name: Name;
+  label: string;
+  url: string;
+  connections: number;
+  /** Resources written or read per request, for the resources/s note. */
+  perRequest?: number;
+  request: AcRequest;
+  /** One request by fetch before the load, to make sure the scenario measures successes. */
+  smoke: () => Promise<string | undefined>;
+}
+
+interface Measured {
+  scenario: Scenario;
+  rate: number;
+  p50: number;
+  p99: number;
+  failures: number;
+  statuses: Record<string, number>;
+  serverCpu?: number;
+  /** Of serverCpu, the main thread's (event loop): at 100% the server is saturated whatever the other threads do. */
+  serverMainCpu?: number;
+  clientCpu: number;
+  /** CPU used by everything else on the machine meanwhile (cores): other load makes the figures unreliable. */
+  otherCpu?: number;
+  note?: string;
+}
+
+/** A request that rotates through `n` variants, shared by all connections. */
+function rotating(build: (i: number) => AcRequest, n: number): AcRequest {
+  let next = 0;
+  const first = build(0);
+  return {
+    ...first,
+    setupRequest: (request) => {
+      const variant = build(next++ % n);
+      return { ...request, ...variant };
+    },
+  };
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+async function load(s: Scenario, seconds: number, record: boolean, serverPid: number | undefined): Promise<Measured | undefined> {
+  const latencies: number[] = [];
+  const cpu0 = cpuSeconds(serverPid);
+  const main0 = cpuSeconds(serverPid, true);
+  const machine0 = machineBusySeconds();
+  const client0 = process.cpuUsage();
+  const t0 = performance.now();
+  const instance = autocannon({
+    url: s.url,
+    connections: s.connections,
+    pipelining: 1,
+    duration: seconds,
+    timeout: 30,
+    requests: [s.request],
+  });
+  if (record) {
+    instance.on('response', (_client: unknown, status: number, _bytes: number, responseTime: number) => {
+      if (status >= 200 && status < 300) latencies.push(responseTime);
+    });
+  }
+  const result = await instance;
+  const elapsed = (performance.now() - t0) / 1000;
+  if (!record) return undefined;
+  const cpu1 = cpuSeconds(serverPid);
+  const main1 = cpuSeconds(serverPid, true);
+  const machine1 = machineBusySeconds();
+  const client = process.cpuUsage(client0);
+  const clientSeconds = (client.user + client.system) / 1e6;
+  const sorted = Float64Array.from(latencies).sort();
+  const statuses: Record<string, number> = {};
+  for (const [code, { count }] of Object.entries(result.statusCodeStats)) statuses[code] = count;
+  return {
+    scenario: s,
+    rate: latencies.length / result.duration,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    failures: result.non2xx + result.errors + result.timeouts,
+    statuses,
+    serverCpu: cpu0 !== undefined && cpu1 !== undefined ? (cpu1 - cpu0) / elapsed : undefined,
+    serverMainCpu: main0 !== undefined && main1 !== undefined ? (main1 - main0) / elapsed : undefined,
+    clientCpu: clientSeconds / elapsed,
+    otherCpu: cpu0 !== undefined && cpu1 !== undefined && machine0 !== undefined && machine1 !== undefined
+      ? Math.max(0, (machine1 - machine0 - (cpu1 - cpu0) - clientSeconds) / elapsed)
+      : undefined,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+function fmtInt(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+function fmtMs(n: number): string {
+  return Number.isNaN(n) ? '-' : n < 10 ? n.toFixed(2) : n.toFixed(1);
+}
+
+function table(header: string[], rows: string[][], rightAligned: boolean[]): string {
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const line = (cells: string[]) => cells.map((cell, c) => (rightAligned[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].map((l) => l.trimEnd()).join('\n');
+}
+
+function mib(bytes: number | undefined): string {
+  return bytes === undefined ? 'n/a' : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function main(): Promise<number> {
+  const wanted = (n: Name) => !only || only.has(n);
+  const tStart = performance.now();
+  console.log(`Bastion benchmark: node ${process.version}, ${cpus().length} CPUs, ` +
+    `${duration} s per scenario after ${warmup} s warm-up, ${connections} connections (bundles: ${bundleConnections}), pipelining 1`);
+
+  const templates = loadSynthea();
+  const dataParent = env.BENCH_DATA_DIR ?? tmpdir();
+  const dataDir = mkdtempSync(join(dataParent, 'bastion-bench-'));
+  const scratch = mkdtempSync(join(tmpdir(), 'bastion-bench-ceiling-'));
+  let exitCode = 0;
+  let server: Child | undefined;
+  try {
+    server = await startChild('bastion', [...serverNodeArgs, serverEntry, 'serve', '--port', '0', '--data-dir', dataDir],
+      /Bastion is serving FHIR R4 at (\S+)/, { BASTION_LOG_LEVEL: 'warn' });
+    const base = server.url;
+    const origin = new URL(base).origin;
+    const basePath = new URL(base).pathname;
+    console.log(`server: ${base} (pid ${server.proc.pid}, data ${dataDir})`);
+
+    const tSeed = performance.now();
+    await seed(base, templates);
+    console.log(`seeded ${fmtInt(patientCount)} Patients from ${templates.length} Synthea templates in ${((performance.now() - tSeed) / 1000).toFixed(1)} s`);
+
+    // The bytes Bastion serves for one Patient: the ceiling serves exactly these.
+    const sample = await call(`${base}/Patient/${seededId(0)}`);
+    if (sample.status !== 200) throw new Error(`GET Patient/${seededId(0)} returned ${sample.status}`);
+    const bodyFile = join(scratch, 'patient.json');
+    writeFileSync(bodyFile, sample.text);
+    const sampleBytes = Buffer.byteLength(sample.text);
+
+    const accept = { accept: fhirJson };
+    const withBody = { accept: fhirJson, 'content-type': fhirJson };
+    const groups = Math.ceil(patientCount / 4);
+    const updateBodies = Array.from({ length: patientCount }, (_, i) => {
+      const p = seededPatient(templates, i);
+      p.active = true;
+      return Buffer.from(JSON.stringify(p));
+    });
+    const createBodies = templates.map((t, i) => {
+      const p = withoutId(structuredClone(t.patient));
+      p.name = [{ use: 'official', family: `New${tag(i)}`, given: ['Bench'] }];
+      return Buffer.from(JSON.stringify(p));
+    });
+    const txn = transactionBundle(templates);
+    const txnBody = Buffer.from(txn.body);
+
+    const ok = (what: string, res: { status: number; text: string }, expect: number) => {
+      if (res.status !== expect) throw new Error(`${what}: HTTP ${res.status}, expected ${expect}\n${res.text.slice(0, 1000)}`);
+      return JSON.parse(res.text) as Record<string, unknown>;
+    };
+
+    const scenarios: Scenario[] = [
+      {
+        name: 'ceiling', label: 'ceiling: bare Fastify GET', url: '', connections,
+        request: rotating((i) => ({ method: 'GET', path: `${basePath}/Patient/${seededId(i)}`, headers: accept }), patientCount),
+        smoke: async () => `${fmtInt(sampleBytes)} B body`,
+      },
+      {
+        name: 'read', label: 'GET Patient/{id}', url: origin, connections,
+        request: rotating((i) => ({ method: 'GET', path: `${basePath}/Patient/${seededId(i)}`, headers: accept }), patientCount),
+        smoke: async () => {
+          ok('read', await call(`${base}/Patient/${seededId(1)}`), 200);
+          return `${fmtInt(patientCount)} ids`;
+        },
+      },
+      {
+        name: 'search', label: 'GET Patient?name=', url: origin, connections,
+        request: rotating((g) => ({ method: 'GET', path: `${basePath}/Patient?name=${encodeURIComponent(seededFamily(templates, g))}`, headers: accept }), groups),
+        smoke: async () => {
+          const b = ok('search', await call(`${base}/Patient?name=${encodeURIComponent(seededFamily(templates, 1))}`), 200);
+          const n = (b.entry as unknown[] | undefined)?.length ?? 0;
+          if (n === 0) throw new Error('search: the name search found nothing');
+          return `${n} matches each`;
+        },
+      },
+      {
+        name: 'create', label: 'POST Patient', url: origin, connections,
+        request: rotating((i) => ({ method: 'POST', path: `${basePath}/Patient`, headers: withBody, body: createBodies[i] }), createBodies.length),
+        smoke: async () => {
+          ok('create', await call(`${base}/Patient`, { method: 'POST', body: createBodies[0] }), 201);
+          return undefined;
+        },
+      },
+      {
+        name: 'update', label: 'PUT Patient/{id}', url: origin, connections,
+        request: rotating((i) => ({ method: 'PUT', path: `${basePath}/Patient/${seededId(i)}`, headers: withBody, body: updateBodies[i] }), patientCount),
+        smoke: async () => {
+          ok('update', await call(`${base}/Patient/${seededId(0)}`, { method: 'PUT', body: updateBodies[0] }), 200);
+          return `${fmtInt(patientCount)} ids`;
+        },
+      },
+      {
+        name: 'transaction', label: `POST transaction (${txn.entries} entries)`, url: origin, connections: bundleConnections, perRequest: txn.entries,
+        request: { method: 'POST', path: basePath, headers: withBody, body: txnBody },
+        smoke: async () => {
+          const b = ok('transaction', await call(base, { method: 'POST', body: txnBody }), 200);
+          const n = (b.entry as unknown[] | undefined)?.length ?? 0;
+          if (n !== txn.entries) throw new Error(`transaction: ${n} entries in the response, expected ${txn.entries}`);
+          return `${fmtInt(txnBody.length / 1024)} KiB body`;
+        },
+      },
+    ];
+
+    const results: Measured[] = [];
+    for (const s of scenarios) {
+      if (!wanted(s.name)) continue;
+      let ceiling: Child | undefined;
+      let pid = server.proc.pid;
+      try {
+        if (s.name === 'ceiling') {
+          ceiling = await startChild('ceiling', [join(root, 'bench/ceiling-server.ts'), bodyFile], /ceiling listening at (\S+)/);
+          s.url = ceiling.url;
+          pid = ceiling.proc.pid;
+        }
+        let note: string | undefined;
+        try {
+          note = await s.smoke();
+        } catch (err) {
+          console.error(`\n!!! ${s.label}: the smoke request failed, so this scenario would measure errors:\n${(err as Error).message}\n`);
+          exitCode = 1;
+        }
+        process.stdout.write(`running ${s.label.padEnd(34)} `);
+        if (warmup > 0) await load(s, warmup, false, pid);
+        const m = (await load(s, duration, true, pid))!;
+        m.note = note;
+        results.push(m);
+        const other = (m.otherCpu ?? 0) > 0.1 ? `  (other load ${((m.otherCpu ?? 0) * 100).toFixed(0)}% of a core)` : '';
+        console.log(`${fmtInt(m.rate).padStart(7)} req/s  p50 ${fmtMs(m.p50)} ms  p99 ${fmtMs(m.p99)} ms${m.failures ? `  FAILURES ${m.failures}` : ''}${other}`);
+      } finally {
+        if (ceiling) await stopChild(ceiling);
+      }
+    }
+
+    const serverMem = memory(server.proc.pid);
+    if (env.BENCH_JSON) {
+      writeFileSync(env.BENCH_JSON, JSON.stringify({
+        server: serverEntry,
+        memory: serverMem,
+        results: results.map((r) => ({
+          name: r.scenario.name, rate: r.rate, p50: r.p50, p99: r.p99, failures: r.failures, statuses: r.statuses,
+          serverCpu: r.serverCpu, serverMainCpu: r.serverMainCpu,
+          mainCpuPerRequestUs: r.serverMainCpu !== undefined ? (r.serverMainCpu / r.rate) * 1e6 : undefined, cpuPerRequestUs: r.serverCpu !== undefined ? (r.serverCpu / r.rate) * 1e6 : undefined,
+          clientCpu: r.clientCpu, otherCpu: r.otherCpu,
+        })),
+      }, null, 2));
+    }
+
+    // ------------------------------------------------------------------ the table
+    const ceilingRate = results.find((r) => r.scenario.name === 'ceiling')?.rate;
+    const rows = results.map((r) => {
+      const name = r.scenario.name;
+      const mp = name === 'read' || name === 'search' || name === 'create' ? medplum[name] : undefined;
+      const target = name === 'read' || name === 'search' || name === 'create' ? medplumTarget[name] : undefined;
+      let vsMedplum = '';
+      if (mp !== undefined && target !== undefined) {
+        const x = r.rate / mp;
+        vsMedplum = `${x.toFixed(1)}x of ${fmtInt(mp)} (aim ${target}x: ${x >= target ? 'met' : 'MISSED'})`;
+      }
+      const notes = [r.note];
+      if (r.scenario.perRequest) notes.push(`${fmtInt(r.rate * r.scenario.perRequest)} resources/s`);
+      if (name === 'ceiling') notes.push(`published bare Fastify ~${fmtInt(fastifyPublished)}/s`);
+      return [
+        r.scenario.label,
+        fmtInt(r.rate),
+        fmtMs(r.p50),
+        fmtMs(r.p99),
+        String(r.failures),
+        ceilingRate ? `${((r.rate / ceilingRate) * 100).toFixed(0)}%` : '-',
+        r.serverCpu !== undefined ? `${(r.serverCpu * 100).toFixed(0)}% (${((r.serverMainCpu ?? 0) * 100).toFixed(0)}%)` : '-',
+        r.serverCpu !== undefined && r.rate > 0 ? fmtInt((r.serverCpu / r.rate) * 1e6) : '-',
+        `${(r.clientCpu * 100).toFixed(0)}%`,
+        r.otherCpu !== undefined ? `${(r.otherCpu * 100).toFixed(0)}%` : '-',
+        vsMedplum,
+        notes.filter(Boolean).join('; '),
+      ];
+    });
+    console.log('');
+    console.log(table(
+      ['scenario', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx/err', 'of ceiling', 'server CPU (main)', 'µs CPU/req', 'client CPU', 'other CPU', 'vs Medplum', 'notes'],
+      rows,
+      [false, true, true, true, true, true, true, true, true, true, false, false],
+    ));
+    console.log('');
+    console.log(`CPU: share of one core used by the server process, all threads (main thread in brackets; the ceiling process for the ceiling row), by the load generator,
+and by everything else on the machine (${cpus().length} cores) meanwhile; µs CPU/req: server CPU time per request (robust to other load).`);
+    const noisy = results.filter((r) => (r.otherCpu ?? 0) > 0.1);
+    if (noisy.length > 0) {
+      console.log(`WARNING: other processes used CPU during ${noisy.map((r) => r.scenario.name).join(', ')}; those figures are low and the ratios unreliable. Rerun on a quiet machine.`);
+    }
+    console.log('Medplum figures are authenticated; Bastion has no authentication yet.');
+
+    const read = results.find((r) => r.scenario.name === 'read');
+    if (read && ceilingRate) {
+      const share = read.rate / ceilingRate;
+      console.log(`GET by id at ${(share * 100).toFixed(0)}% of the ceiling (target >= ${ceilingTarget * 100}%): ${share >= ceilingTarget ? 'met' : 'MISSED'}`);
+    }
+    console.log(`server memory after the run: RSS ${mib(serverMem.rss)}, peak RSS ${mib(serverMem.hwm)}`);
+
+    const failed = results.filter((r) => r.failures > 0);
+    if (failed.length > 0) {
+      exitCode = 1;
+      console.error('');
+      console.error('!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!');
+      for (const r of failed) {
+        const codes = Object.entries(r.statuses).filter(([c]) => !c.startsWith('2')).map(([c, n]) => `${n} x HTTP ${c}`).join(', ');
+        console.error(`!!! ${r.scenario.label}: ${r.failures} requests failed (${codes || 'connection errors / timeouts'}); its figures are not valid`);
+      }
+      console.error('!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!');
+    }
+  } finally {
+    if (server) await stopChild(server);
+    rmSync(scratch, { recursive: true, force: true });
+    if (env.BENCH_KEEP_DATA) console.log(`data kept in ${dataDir}`);
+    else rmSync(dataDir, { recursive: true, force: true });
+  }
+  console.log(`benchmark time: ${((performance.now() - tStart) / 1000).toFixed(0)} s`);
+
+  // ------------------------------------------------------------------ import throughput (bench/import.ts, if present)
+  const importScript = join(root, 'bench/import.ts');
+  if (env.BENCH_SKIP_IMPORT) {
+    console.log('\nimport: skipped (BENCH_SKIP_IMPORT)');
+  } else if (!existsSync(importScript)) {
+    console.log('\nimport: bench/import.ts does not exist yet; skipped');
+  } else {
+    console.log('\nimport throughput (bench/import.ts):');
+    const code = await new Promise<number>((resolve) => {
+      const child = spawn(process.execPath, [importScript], { cwd: root, stdio: 'inherit', env: process.env });
+      children.add(child);
+      child.once('exit', (c, signal) => {
+        children.delete(child);
+        resolve(c ?? (signal ? 1 : 0));
+      });
+    });
+    if (code !== 0) {
+      console.error(`!!! bench/import.ts exited with code ${code}`);
+      exitCode = 1;
+    }
+  }
+  return exitCode;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    process.exitCode = 1;
+  },
+);
