@@ -51,6 +51,17 @@ export interface AuditRecord {
   json: string;
 }
 
+export interface StoredAuditRecord extends AuditRecord {
+  /** Position in the log: increasing, never reused. */
+  seq: number;
+}
+
+export interface AuditQuery {
+  /** Records after this position (0: from the start). */
+  afterSeq: number;
+  limit: number;
+}
+
 export interface UpdateOptions {
   /** Fail with 412 unless the current version is this one. */
   ifMatch?: string;
@@ -88,5 +99,7 @@ export interface Store extends StoreReader {
   transaction<T>(work: (tx: StoreWriter) => Promise<T>): Promise<T>;
   /** Appends audit records (serialized AuditEvents) to the append-only audit log. */
   appendAudit(records: AuditRecord[]): Promise<void>;
+  /** Appended audit records in order, a page at a time. */
+  auditRecords(query: AuditQuery): Promise<StoredAuditRecord[]>;
   close(): Promise<void>;
 }

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/config.ts';
 import { startServer } from '../../src/main.ts';
-import { openEncrypted } from '../../src/store/sqlite/open.ts';
+import { auditEventsIn } from './audit-file.ts';
 
 test('every interaction, successful or not, leaves an AuditEvent without clinical content', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bastion-audit-'));
@@ -27,9 +27,7 @@ test('every interaction, successful or not, leaves an AuditEvent without clinica
   assert.equal(failed.status, 400);
   await server.close();
 
-  const db = openEncrypted(join(dir, 'bastion.db'), Buffer.from(readFileSync(join(dir, 'store.key'), 'utf8').trim(), 'hex'));
-  const events = (db.prepare('SELECT event FROM audit_log ORDER BY seq').all() as { event: string }[]).map((r) => JSON.parse(r.event));
-  db.close();
+  const events = auditEventsIn(dir);
   rmSync(dir, { recursive: true, force: true });
 
   const tx = events.splice(4);

@@ -11,7 +11,7 @@ import type { Store } from '../../src/store/store.ts';
 import { importFiles, type ImportOptions } from '../../src/jobs/import/importer.ts';
 import { formatSummary, totalResources, type ImportReport } from '../../src/jobs/import/report.ts';
 import { findMatches } from '../../src/rest/conditional.ts';
-import { openEncrypted } from '../../src/store/sqlite/open.ts';
+import { auditEventsIn } from '../audit/audit-file.ts';
 import { syntheaBundles, syntheaNdjson } from '../shared-data.ts';
 
 type Json = Record<string, any>;
@@ -111,12 +111,7 @@ async function assertAllReferencesResolve(store: Store): Promise<number> {
 
 /** The AuditEvents the pipeline appended, read from the store file as the audit tests do. */
 function auditEvents(dir: string): Json[] {
-  const db = openEncrypted(join(dir, 'bastion.db'), Buffer.from(readFileSync(join(dir, 'store.key'), 'utf8').trim(), 'hex'));
-  try {
-    return (db.prepare('SELECT event FROM audit_log ORDER BY seq').all() as { event: string }[]).map((r) => JSON.parse(r.event) as Json);
-  } finally {
-    db.close();
-  }
+  return auditEventsIn(dir) as Json[];
 }
 
 function ndjsonLines(file: string): Json[] {

@@ -211,8 +211,16 @@ export function storeConformance(makeStore: () => Promise<Store>): void {
   });
 
   describe('store conformance: audit', () => {
-    withStore('audit records append without error', async (store) => {
-      await store.appendAudit([{ recorded: new Date().toISOString(), json: '{"resourceType":"AuditEvent"}' }]);
+    withStore('audit records read back in the order they were appended, a page at a time', async (store) => {
+      const start = (await store.auditRecords({ afterSeq: 0, limit: 1_000_000 })).at(-1)?.seq ?? 0;
+      const json = (n: number) => JSON.stringify({ resourceType: 'AuditEvent', id: `e${n}` });
+      await store.appendAudit([0, 1, 2].map((n) => ({ recorded: new Date().toISOString(), json: json(n) })));
+      await store.appendAudit([{ recorded: new Date().toISOString(), json: json(3) }]);
+      const first = await store.auditRecords({ afterSeq: start, limit: 3 });
+      assert.deepEqual(first.map((r) => r.json), [json(0), json(1), json(2)]);
+      const rest = await store.auditRecords({ afterSeq: first[2].seq, limit: 3 });
+      assert.deepEqual(rest.map((r) => r.json), [json(3)]);
+      assert.ok(first[0].seq < first[1].seq && first[2].seq < rest[0].seq);
     });
   });
 }

@@ -94,11 +94,40 @@ test('audit records cannot be updated or deleted', async () => {
   const store = new SqliteStore({ path, key });
   await store.appendAudit([{ recorded: '2026-01-01T00:00:00.000Z', json: '{"resourceType":"AuditEvent"}' }]);
   await store.close();
-  const db = openEncrypted(path, key);
+  const db = openEncrypted(join(dir, 'audit-audit.db'), key);
   assert.equal((db.prepare('SELECT count(*) AS n FROM audit_log').get() as { n: number }).n, 1);
   assert.throws(() => db.prepare(`UPDATE audit_log SET event = '{}'`).run(), /append-only/);
   assert.throws(() => db.prepare('DELETE FROM audit_log').run(), /append-only/);
   db.close();
+});
+
+test('audit records of a store from before the audit file are carried over to it, once', async () => {
+  const path = join(dir, 'legacy-audit.db');
+  const key = crypto.randomBytes(32);
+  const db = openEncrypted(path, key);
+  db.exec(migrations[0]);
+  db.pragma('user_version = 1');
+  const insert = db.prepare('INSERT INTO audit_log (recorded, event) VALUES (?, ?)');
+  insert.run('2025-01-01T00:00:00.000Z', '{"resourceType":"AuditEvent","id":"old-1"}');
+  insert.run('2025-01-02T00:00:00.000Z', '{"resourceType":"AuditEvent","id":"old-2"}');
+  db.close();
+  for (let open = 0; open < 2; open++) {
+    const store = new SqliteStore({ path, key });
+    if (open === 0) await store.appendAudit([{ recorded: '2026-01-01T00:00:00.000Z', json: '{"resourceType":"AuditEvent","id":"new"}' }]);
+    const records = await store.auditRecords({ afterSeq: 0, limit: 10 });
+    assert.deepEqual(records.map((r) => JSON.parse(r.json).id), ['old-1', 'old-2', 'new']);
+    await store.close();
+  }
+});
+
+test('the audit file is encrypted too', async () => {
+  const path = join(dir, 'audit-plain.db');
+  const store = new SqliteStore({ path, key: crypto.randomBytes(32) });
+  await store.appendAudit([{ recorded: '2026-01-01T00:00:00.000Z', json: '{"resourceType":"AuditEvent","agent":[{"who":{"identifier":{"value":"Qwertyuiop"}}}]}' }]);
+  await store.close();
+  for (const f of readdirSync(dir).filter((f) => f.startsWith('audit-plain-audit.db'))) {
+    assert.equal(readFileSync(join(dir, f)).includes('Qwertyuiop'), false, `${f} holds audit content in plaintext`);
+  }
 });
 
 test('two store instances on one file (two processes) interleave writes without collisions', async () => {

@@ -73,15 +73,15 @@ export const migrations: string[] = [
 ];
 
 /** Brings the file to the current schema; returns the version it was at before. */
-export function migrate(db: Db): number {
+export function migrate(db: Db, steps: string[] = migrations, what = 'store file'): number {
   const from = db.pragma('user_version', { simple: true }) as number;
-  const all = migrations.length;
+  const all = steps.length;
   if (from > all) {
-    throw new Error(`The store file has schema version ${from}, newer than this Bastion (${all}); upgrade Bastion`);
+    throw new Error(`The ${what} has schema version ${from}, newer than this Bastion (${all}); upgrade Bastion`);
   }
   for (let v = from; v < all; v++) {
     db.transaction(() => {
-      db.exec(migrations[v]);
+      db.exec(steps[v]);
       db.pragma(`user_version = ${v + 1}`);
     })();
   }

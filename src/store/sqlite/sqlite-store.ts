@@ -1,7 +1,7 @@
 import type { Resource } from '../../fhir/types.ts';
 import type { SearchRequest } from '../../fhir/search/types.ts';
 import type {
-  AuditRecord, HistoryPage, HistoryQuery, SearchResult, Store, StoreReader, StoreWriter, StoredResource, UpdateOptions, UpdateResult, WriteMethod,
+  AuditQuery, AuditRecord, HistoryPage, StoredAuditRecord, HistoryQuery, SearchResult, Store, StoreReader, StoreWriter, StoredResource, UpdateOptions, UpdateResult, WriteMethod,
 } from '../store.ts';
 import { conflict, preconditionFailed } from '../../fhir/outcome.ts';
 import { MonotonicClock } from '../clock.ts';
@@ -12,12 +12,16 @@ import { queryHistory } from './history.ts';
 import { WriteQueue } from './write-queue.ts';
 import { WalSync } from './wal-sync.ts';
 import { Checkpointer } from './checkpointer.ts';
+import { AuditWriter } from './audit-writer.ts';
+import { adoptLegacyAudit, migrateAudit } from './audit-schema.ts';
 import { indexResource, searchResources } from './search.ts';
 import { rebuildSearchIndex } from './search-index.ts';
 
 export interface SqliteStoreOptions {
   path: string;
   key: Buffer;
+  /** The audit log's file; default: beside the store file, `<name>-audit.db`. */
+  auditPath?: string;
   /** Told of checkpoint failures (an error code, never data); the WAL keeps the data meanwhile. */
   onBackgroundError?: (code: string) => void;
 }
@@ -33,6 +37,8 @@ export class SqliteStore implements Store {
   private readonly queue: WriteQueue;
   private readonly walSync: WalSync;
   private readonly checkpointer: Checkpointer;
+  private readonly auditReader: Db;
+  private readonly auditWriter: AuditWriter;
   private readonly tx: SqliteWriter;
 
   constructor(options: SqliteStoreOptions) {
@@ -44,6 +50,13 @@ export class SqliteStore implements Store {
     const from = migrate(this.writer);
     // Schema 2 added the search index tables; rows written before it must be indexed once.
     if (from === 1) rebuildSearchIndex(this.writer);
+    // The audit log has a file of its own, appended by a worker thread, so auditing neither
+    // contends for the store's write lock nor runs on the request thread.
+    const auditPath = options.auditPath ?? options.path.replace(/(\.db)?$/, '-audit.db');
+    this.auditReader = openEncrypted(auditPath, options.key);
+    migrateAudit(this.auditReader);
+    adoptLegacyAudit(this.writer, this.auditReader);
+    this.auditWriter = new AuditWriter(auditPath, options.key);
     this.reader = openEncrypted(options.path, options.key);
     this.readerSql = prepareStatements(this.reader);
     this.walSync = new WalSync(options.path);
@@ -73,10 +86,14 @@ export class SqliteStore implements Store {
   }
 
   appendAudit(records: AuditRecord[]): Promise<void> {
-    const insert = this.writer.prepare('INSERT INTO audit_log (recorded, event) VALUES (?, ?)');
-    return this.queue.run(async () => {
-      for (const r of records) insert.run(r.recorded, r.json);
-    });
+    return this.auditWriter.append(records);
+  }
+
+  auditRecords(query: AuditQuery): Promise<StoredAuditRecord[]> {
+    const rows = this.auditReader
+      .prepare<[number, number], { seq: number; recorded: string; event: string }>('SELECT seq, recorded, event FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?')
+      .all(query.afterSeq, query.limit);
+    return Promise.resolve(rows.map((r) => ({ seq: r.seq, recorded: r.recorded, json: r.event })));
   }
 
   async close(): Promise<void> {
@@ -84,6 +101,8 @@ export class SqliteStore implements Store {
     await this.queue.run(async () => undefined);
     await this.walSync.close();
     await this.checkpointer.stop();
+    await this.auditWriter.close();
+    this.auditReader.close();
     this.reader.close();
     this.writer.close();
   }
