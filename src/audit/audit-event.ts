@@ -1,40 +1,32 @@
-import type { Principal } from '../auth/principal.ts';
-import { actionOf, type Interaction } from '../access/interaction.ts';
+import { actionOf } from '../access/interaction.ts';
+import type { AuditRecordFacts } from './audit-record.ts';
 
-export interface InteractionOutcome {
-  status: number;
-  /** References (Type/id) of the resources the interaction touched or returned. */
-  entities: string[];
-}
+const systemObject = { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' };
+const queryRole = { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '24', display: 'Query' };
 
 /**
- * One FHIR AuditEvent (DICOM/HL7 codes) for one interaction. It names resources by reference and
- * never copies clinical content.
+ * The FHIR AuditEvent (DICOM/HL7 codes) of one stored audit record. It names resources by
+ * reference and never copies clinical content; the query travels base64-encoded, as R4 defines.
  */
-export function buildAuditEvent(principal: Principal, interaction: Interaction, outcome: InteractionOutcome, recorded: string): Record<string, unknown> {
-  const entity: Record<string, unknown>[] = outcome.entities.map((reference) => ({
-    what: { reference },
-    type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' },
-  }));
-  if (interaction.query) {
-    entity.push({
-      type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' },
-      role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '24', display: 'Query' },
-      query: Buffer.from(interaction.query).toString('base64'),
-    });
-  }
+export function renderAuditEvent(facts: AuditRecordFacts, id?: string): Record<string, unknown> {
+  const entity: Record<string, unknown>[] = (facts.what ?? []).map((reference) => ({ what: { reference }, type: systemObject }));
+  if (facts.op) entity.push({ type: systemObject, detail: [{ type: 'operation', valueString: `$${facts.op}` }] });
+  if (facts.q) entity.push({ type: systemObject, role: queryRole, query: Buffer.from(facts.q).toString('base64') });
+  const outcome = outcomeCode(facts.st);
   return {
     resourceType: 'AuditEvent',
+    ...(id ? { id } : {}),
     type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' },
-    subtype: [{ system: 'http://hl7.org/fhir/restful-interaction', code: interaction.kind }],
-    action: actionOf(interaction.kind),
-    recorded,
-    outcome: outcomeCode(outcome.status),
+    subtype: [{ system: 'http://hl7.org/fhir/restful-interaction', code: facts.do }],
+    action: actionOf(facts.do),
+    recorded: facts.at,
+    outcome: facts.why && outcome === '0' ? '4' : outcome,
+    ...(facts.why ? { outcomeDesc: facts.why } : {}),
     agent: [
       {
-        who: { identifier: { value: principal.id } },
+        who: { identifier: { value: facts.who } },
         requestor: true,
-        network: { address: principal.address, type: '2' },
+        network: { address: facts.ip, type: '2' },
       },
     ],
     source: { observer: { display: 'Bastion' }, type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4' }] },

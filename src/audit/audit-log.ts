@@ -1,4 +1,5 @@
 import type { AuditRecord, Store } from '../store/store.ts';
+import type { AuditRecordFacts } from './audit-record.ts';
 
 /**
  * Buffers audit records and appends them in batches, so auditing costs one insert per batch
@@ -16,8 +17,8 @@ export class AuditLog {
     this.onError = onError;
   }
 
-  record(event: Record<string, unknown>): void {
-    this.buffer.push({ recorded: event.recorded as string, json: JSON.stringify(event) });
+  record(facts: AuditRecordFacts): void {
+    this.buffer.push({ recorded: facts.at, json: JSON.stringify(facts) });
     if (this.buffer.length >= 512) void this.flush();
     else if (!this.timer) this.timer = setTimeout(() => void this.flush(), 20);
   }
@@ -37,12 +38,9 @@ export class AuditLog {
 }
 
 /** After a transaction Bundle: its entries' events, as successes if it committed, as failures if not. */
-export function settleTransactionAudit(audit: AuditLog, events: Record<string, unknown>[], committed: boolean): void {
-  for (const event of events) {
-    if (!committed && event.outcome === '0') {
-      event.outcome = '4';
-      event.outcomeDesc = 'Not applied: the transaction it belonged to failed and was rolled back';
-    }
-    audit.record(event);
+export function settleTransactionAudit(audit: AuditLog, events: AuditRecordFacts[], committed: boolean): void {
+  for (const facts of events) {
+    if (!committed && facts.st < 400) facts.why = 'Not applied: the transaction it belonged to failed and was rolled back';
+    audit.record(facts);
   }
 }

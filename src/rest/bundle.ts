@@ -8,6 +8,7 @@ import { entryRequest, entryResponse, errorResponse } from './bundle-entry.ts';
 import { findMatches, splitConditional } from './conditional.ts';
 import { rewriteReferences } from './references.ts';
 import { settleTransactionAudit } from '../audit/audit-log.ts';
+import type { AuditRecordFacts } from '../audit/audit-record.ts';
 
 /** POST of a batch or transaction Bundle to the base (http.html#transaction). */
 export async function bundle(ctx: RestContext, req: FhirRequest): Promise<FhirResponse> {
@@ -48,7 +49,7 @@ async function transaction(ctx: RestContext, entries: BundleEntry[]): Promise<Ra
       throw failedEntry(err, i);
     }
   });
-  const pendingAudit: Record<string, unknown>[] = [];
+  const pendingAudit: AuditRecordFacts[] = [];
   try {
     const results = await ctx.write((tx) => runTransaction(ctx, tx, entries, requests, pendingAudit));
     settleTransactionAudit(ctx.audit, pendingAudit, true);
@@ -60,7 +61,7 @@ async function transaction(ctx: RestContext, entries: BundleEntry[]): Promise<Ra
 }
 
 async function runTransaction(
-  ctx: RestContext, tx: StoreWriter, entries: BundleEntry[], requests: FhirRequest[], pendingAudit: Record<string, unknown>[],
+  ctx: RestContext, tx: StoreWriter, entries: BundleEntry[], requests: FhirRequest[], pendingAudit: AuditRecordFacts[],
 ): Promise<RawEntry[]> {
   const inner: RestContext = { ...ctx, reader: tx, write: (work) => work(tx), inTransaction: true, pendingAudit };
   const ids = await assignIdentities(ctx, tx, entries, requests);

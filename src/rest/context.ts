@@ -3,6 +3,7 @@ import type { Principal } from '../auth/principal.ts';
 import type { StoreReader, StoreWriter } from '../store/store.ts';
 import type { Resource } from '../fhir/types.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
+import type { AuditRecordFacts } from '../audit/audit-record.ts';
 
 /** A FHIR request, whatever carried it: an HTTP request or an entry of a batch/transaction Bundle. */
 export interface FhirRequest {
@@ -49,7 +50,7 @@ export interface RestContext {
    * Inside a transaction Bundle, entries' audit events wait here until the outcome is known, so a
    * rolled-back entry is never recorded as a success.
    */
-  pendingAudit?: Record<string, unknown>[];
+  pendingAudit?: AuditRecordFacts[];
   /** Runs one request through the whole pipeline (decide, execute, filter, audit): bundle entries use it. */
   dispatch(ctx: RestContext, req: FhirRequest): Promise<FhirResponse>;
 }

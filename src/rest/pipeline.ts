@@ -6,7 +6,7 @@ import type { AuditLog } from '../audit/audit-log.ts';
 import type { Interaction } from '../access/interaction.ts';
 import { decide } from '../access/decide.ts';
 import { applyObligations } from '../access/filter.ts';
-import { buildAuditEvent } from '../audit/audit-event.ts';
+import { auditFacts } from '../audit/audit-record.ts';
 import { FhirError } from '../fhir/outcome.ts';
 import { route } from './router.ts';
 
@@ -39,9 +39,9 @@ export async function handle(ctx: RestContext, req: FhirRequest): Promise<FhirRe
 }
 
 function record(ctx: RestContext, audit: AuditLog, interaction: Interaction, status: number, entities: string[]): void {
-  const event = buildAuditEvent(ctx.principal, interaction, { status, entities }, new Date().toISOString());
-  if (ctx.pendingAudit) ctx.pendingAudit.push(event);
-  else audit.record(event);
+  const facts = auditFacts(ctx.principal, interaction, status, entities, new Date().toISOString());
+  if (ctx.pendingAudit) ctx.pendingAudit.push(facts);
+  else audit.record(facts);
 }
 
 function targetOf(interaction: Interaction): string[] {

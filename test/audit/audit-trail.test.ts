@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config/config.ts';
 import { startServer } from '../../src/main.ts';
 import { auditEventsIn } from './audit-file.ts';
+import { validateResource } from '../../src/fhir/validation/validate.ts';
 
 test('every interaction, successful or not, leaves an AuditEvent without clinical content', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bastion-audit-'));
@@ -45,4 +46,8 @@ test('every interaction, successful or not, leaves an AuditEvent without clinica
   assert.ok(events.every((e) => e.resourceType === 'AuditEvent' && e.agent[0].network.address));
   const text = JSON.stringify(events.map(({ entity, ...rest }) => ({ ...rest, entity: entity?.map((x: { what?: unknown }) => x.what) })));
   assert.ok(!text.includes('Auditedfamily'), 'no clinical content outside the base64 query entity');
+  for (const e of [...events, ...tx]) {
+    const errors = validateResource(e).filter((i) => i.severity === 'error' || i.severity === 'fatal');
+    assert.deepEqual(errors, [], `a rendered AuditEvent is valid R4: ${JSON.stringify(e)}`);
+  }
 });
