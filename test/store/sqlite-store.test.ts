@@ -146,6 +146,26 @@ test('two store instances on one file (two processes) interleave writes without 
   await b.close();
 });
 
+test('a read after a write sees the write, whoever wrote it (the read cache never serves a stale version)', async () => {
+  const path = join(dir, 'cache.db');
+  const key = crypto.randomBytes(32);
+  const a = new SqliteStore({ path, key });
+  const b = new SqliteStore({ path, key });
+  await a.transaction((tx) => tx.create({ resourceType: 'Patient', id: 'c', gender: 'male' }));
+  for (let i = 0; i < 3; i++) assert.equal((await a.read('Patient', 'c'))!.versionId, '1');
+  await a.transaction((tx) => tx.update({ resourceType: 'Patient', id: 'c', gender: 'female' }));
+  assert.equal((await a.read('Patient', 'c'))!.versionId, '2', 'own write');
+  assert.equal((await b.read('Patient', 'c'))!.versionId, '2');
+  await b.transaction((tx) => tx.update({ resourceType: 'Patient', id: 'c', gender: 'other' }));
+  const seen = await a.read('Patient', 'c');
+  assert.equal(seen!.versionId, '3', "another process's write");
+  assert.match(seen!.json!, /"other"/);
+  await b.transaction((tx) => tx.delete('Patient', 'c'));
+  assert.equal((await a.read('Patient', 'c'))!.deleted, true);
+  await a.close();
+  await b.close();
+});
+
 test('lastUpdated keeps to the real clock under bulk writes', async () => {
   const store = new SqliteStore({ path: join(dir, 'bulk.db'), key: crypto.randomBytes(32) });
   const jobs = Array.from({ length: 3000 }, (_, i) => store.transaction((tx) => tx.create({ resourceType: 'Basic', id: `b${i}`, code: { text: 'x' } })));

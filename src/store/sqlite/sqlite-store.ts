@@ -14,6 +14,7 @@ import { WalSync } from './wal-sync.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { AuditWriter } from './audit-writer.ts';
 import { adoptLegacyAudit, migrateAudit } from './audit-schema.ts';
+import { CurrentCache } from './current-cache.ts';
 import { indexResource, searchResources } from './search.ts';
 import { rebuildSearchIndex } from './search-index.ts';
 
@@ -22,6 +23,8 @@ export interface SqliteStoreOptions {
   key: Buffer;
   /** The audit log's file; default: beside the store file, `<name>-audit.db`. */
   auditPath?: string;
+  /** JSON bytes of recently read current versions kept in memory (0: none). */
+  cacheBytes?: number;
   /** Told of checkpoint failures (an error code, never data); the WAL keeps the data meanwhile. */
   onBackgroundError?: (code: string) => void;
 }
@@ -34,6 +37,7 @@ export class SqliteStore implements Store {
   private readonly writer: Db;
   private readonly reader: Db;
   private readonly readerSql: Statements;
+  private readonly cache: CurrentCache;
   private readonly queue: WriteQueue;
   private readonly walSync: WalSync;
   private readonly checkpointer: Checkpointer;
@@ -59,6 +63,7 @@ export class SqliteStore implements Store {
     this.auditWriter = new AuditWriter(auditPath, options.key);
     this.reader = openEncrypted(options.path, options.key);
     this.readerSql = prepareStatements(this.reader);
+    this.cache = new CurrentCache(this.reader.prepare('PRAGMA data_version').pluck(), options.cacheBytes ?? 32 * 1024 * 1024);
     this.walSync = new WalSync(options.path);
     this.queue = new WriteQueue(this.writer, () => this.walSync.sync());
     this.checkpointer = new Checkpointer(options.path, options.key, options.onBackgroundError ?? (() => undefined));
@@ -66,7 +71,12 @@ export class SqliteStore implements Store {
   }
 
   read(resourceType: string, id: string): Promise<StoredResource | undefined> {
-    return Promise.resolve(readCurrent(this.readerSql, resourceType, id));
+    let stored = this.cache.get(resourceType, id);
+    if (!stored) {
+      stored = readCurrent(this.readerSql, resourceType, id);
+      if (stored) this.cache.set(stored);
+    }
+    return Promise.resolve(stored);
   }
 
   vread(resourceType: string, id: string, versionId: string): Promise<StoredResource | undefined> {
