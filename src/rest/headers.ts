@@ -15,9 +15,19 @@ export function versionFromEtag(value: string, header: string): string {
 export function versionHeaders(baseUrl: string, stored: StoredResource): Record<string, string> {
   return {
     etag: etag(stored.versionId),
-    'last-modified': new Date(stored.lastUpdated).toUTCString(),
+    'last-modified': httpDate(stored.lastUpdated),
     location: `${baseUrl}/${stored.resourceType}/${stored.id}/_history/${stored.versionId}`,
   };
+}
+
+/** ETag and Last-Modified of a version, as a read returns them (no Location). */
+export function readHeaders(stored: StoredResource): Record<string, string> {
+  return { etag: etag(stored.versionId), 'last-modified': httpDate(stored.lastUpdated) };
+}
+
+/** RFC 9110 date of a FHIR instant. */
+function httpDate(instant: string): string {
+  return new Date(instant).toUTCString();
 }
 
 export type ReturnPreference = 'minimal' | 'representation' | 'OperationOutcome';

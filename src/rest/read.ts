@@ -1,7 +1,7 @@
 import type { RestContext, FhirRequest, FhirResponse } from './context.ts';
 import type { StoredResource } from '../store/store.ts';
 import { badRequest, gone, notFound } from '../fhir/outcome.ts';
-import { versionFromEtag, versionHeaders } from './headers.ts';
+import { readHeaders, versionFromEtag } from './headers.ts';
 import { shapeFrom, shapeJson } from './result-shape.ts';
 
 export async function read(ctx: RestContext, req: FhirRequest, resourceType: string, id: string): Promise<FhirResponse> {
@@ -16,8 +16,7 @@ export async function vread(ctx: RestContext, req: FhirRequest, resourceType: st
 
 function respondWithVersion(ctx: RestContext, req: FhirRequest, stored: StoredResource | undefined, ref: string): FhirResponse {
   if (!stored) throw notFound(`${ref} is not known`);
-  const headers = versionHeaders(ctx.config.baseUrl, stored);
-  delete headers.location;
+  const headers = readHeaders(stored);
   if (stored.deleted) {
     const err = gone(`${ref} was deleted (version ${stored.versionId})`);
     Object.assign(err.headers, { etag: headers.etag, 'last-modified': headers['last-modified'] });
