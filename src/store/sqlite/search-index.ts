@@ -40,9 +40,9 @@ function statements(db: Db): IndexStatements {
  * Replaces the index rows of resource `rid` with those of its new current version (none when it
  * was deleted). Runs inside the caller's write transaction, so index and content never disagree.
  */
-export function writeIndexRows(db: Db, rid: number, resource: Resource | undefined): void {
+export function writeIndexRows(db: Db, rid: number, resource: Resource | undefined, isNew = false): void {
   const s = statements(db);
-  for (const del of s.deletes) del.run(rid);
+  if (!isNew) for (const del of s.deletes) del.run(rid);
   if (!resource) return;
   const rows = extractIndexRows(resource);
   for (const r of rows.string) s.string.run(rid, r.key, r.norm, r.exact);

@@ -7,9 +7,13 @@ import { writeIndexRows } from './search-index.ts';
 import { buildSearchSql, type Frag } from './search-sql.ts';
 import { findIncluded, type ResourceRow } from './search-include.ts';
 
-/** Writes the search index rows of one resource version (undefined: the resource was deleted). */
-export function indexResource(db: Db, rid: number, resource: Resource | undefined): void {
-  writeIndexRows(db, rid, resource);
+/**
+ * Writes the search index rows of one resource version (undefined: the resource was deleted).
+ * A resource new to the store has no rows to replace (rids are never reused: rows of
+ * `resources` are never deleted).
+ */
+export function indexResource(db: Db, rid: number, resource: Resource | undefined, isNew = false): void {
+  writeIndexRows(db, rid, resource, isNew);
 }
 
 export function searchResources(db: Db, request: SearchRequest): SearchResult {

@@ -184,7 +184,7 @@ class SqliteWriter implements StoreWriter {
       rid = Number(this.sql.insertResource.run(resource.resourceType, resource.id, version, seq, lastUpdated, deleted ? 1 : 0).lastInsertRowid);
     }
     this.sql.insertVersion.run(seq, rid, resource.resourceType, version, lastUpdated, method, deleted ? 1 : 0, json);
-    indexResource(this.db, rid, stored);
+    indexResource(this.db, rid, stored, current === undefined);
     return { resourceType: resource.resourceType, id: resource.id, versionId: String(version), lastUpdated, deleted, json: json ?? undefined };
   }
 }
