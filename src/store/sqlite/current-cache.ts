@@ -3,9 +3,12 @@ import type { StoredResource } from '../store.ts';
 
 /**
  * Current versions recently read, so a resource read again is served without a query. It is only
- * ever right because it is emptied whenever the file changed: `PRAGMA data_version` on the reading
- * connection moves with every commit by any other connection (this store's writer, another
- * process), and costs a fraction of the query it saves. Bounded by the bytes of JSON it holds.
+ * ever right because it is emptied whenever the file changes: by this store's own commits
+ * (`invalidate`, called as each commit lands) and by any other process's, which
+ * `PRAGMA data_version` on the reading connection reveals. That pragma is checked once per turn of
+ * the event loop, not per read: a read then reflects every commit that completed before the turn
+ * began, and a client that saw another process's commit acknowledged can only ask in a later turn.
+ * Bounded by the bytes of JSON it holds.
  */
 export class CurrentCache {
   private readonly dataVersion: Statement;
@@ -13,6 +16,10 @@ export class CurrentCache {
   private entries = new Map<string, StoredResource>();
   private bytes = 0;
   private version: unknown;
+  private checkedThisTurn = false;
+  private readonly nextTurn = () => {
+    this.checkedThisTurn = false;
+  };
 
   constructor(dataVersion: Statement, maxBytes: number) {
     this.dataVersion = dataVersion;
@@ -20,12 +27,15 @@ export class CurrentCache {
   }
 
   get(resourceType: string, id: string): StoredResource | undefined {
-    const v = this.dataVersion.get();
-    if (v !== this.version) {
-      this.version = v;
-      this.entries = new Map();
-      this.bytes = 0;
-      return undefined;
+    if (!this.checkedThisTurn) {
+      this.checkedThisTurn = true;
+      setImmediate(this.nextTurn);
+      const v = this.dataVersion.get();
+      if (v !== this.version) {
+        this.version = v;
+        this.clear();
+        return undefined;
+      }
     }
     return this.entries.get(key(resourceType, id));
   }
@@ -43,6 +53,17 @@ export class CurrentCache {
     }
     this.entries.set(k, Object.freeze(stored));
     this.bytes += size;
+  }
+
+  /** This store committed: nothing cached may be served until the file is checked again. */
+  invalidate(): void {
+    this.clear();
+    this.checkedThisTurn = false;
+  }
+
+  private clear(): void {
+    if (this.entries.size > 0) this.entries = new Map();
+    this.bytes = 0;
   }
 }
 

@@ -65,7 +65,11 @@ export class SqliteStore implements Store {
     this.readerSql = prepareStatements(this.reader);
     this.cache = new CurrentCache(this.reader.prepare('PRAGMA data_version').pluck(), options.cacheBytes ?? 32 * 1024 * 1024);
     this.walSync = new WalSync(options.path);
-    this.queue = new WriteQueue(this.writer, () => this.walSync.sync());
+    // Called as each commit lands: the cache forgets, then the commit is made durable.
+    this.queue = new WriteQueue(this.writer, () => {
+      this.cache.invalidate();
+      return this.walSync.sync();
+    });
     this.checkpointer = new Checkpointer(options.path, options.key, options.onBackgroundError ?? (() => undefined));
     this.tx = new SqliteWriter(this.writer);
   }
