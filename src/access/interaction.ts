@@ -11,6 +11,8 @@ export interface Interaction {
   /** Conditional operations and searches: the query string as received. */
   query?: string;
   operation?: string;
+  /** A compartment search: the compartment it is confined to. */
+  compartment?: { type: string; id: string };
 }
 
 /** C/R/U/D/E, the AuditEvent action code of each interaction. */

@@ -9,7 +9,7 @@ import { update, conditionalUpdate } from './update.ts';
 import { remove, conditionalRemove } from './delete.ts';
 import { patch, conditionalPatch } from './patch.ts';
 import { history } from './history.ts';
-import { searchType, searchSystem } from './search.ts';
+import { searchType, searchSystem, searchCompartment } from './search.ts';
 import { capabilities } from './capabilities.ts';
 import { validateOperation } from './validate-operation.ts';
 import { bundle } from './bundle.ts';
@@ -65,6 +65,10 @@ export function route(req: FhirRequest): Route {
       return { interaction: { kind: 'vread', resourceType: type, id, versionId: vid }, execute: (ctx, r) => vread(ctx, r, type, id, vid) };
     }
   }
+  if (s.length === 3 || (s.length === 4 && s[3] === '_search')) {
+    const compartment = compartmentRoute(m, type, id, s[2], s.length === 4, query);
+    if (compartment) return compartment;
+  }
   if (s[2] === '$validate' && s.length === 3) {
     if (m !== 'POST') throw methodNotAllowed(m, `${type}/${id}/$validate`);
     return { interaction: { kind: 'operation', operation: 'validate', resourceType: type, id }, execute: (ctx, r) => validateOperation(ctx, r, type, id) };
@@ -101,6 +105,17 @@ function instanceLevel(m: string, type: string, id: string): Route {
     case 'PATCH': return { interaction: { kind: 'patch', ...at }, execute: (ctx, r) => patch(ctx, r, type, id) };
     default: throw methodNotAllowed(m, `${type}/${id}`);
   }
+}
+
+/** `Patient/123/Observation` and `Patient/123/*` (http.html#vsearch); POST with `/_search`. */
+function compartmentRoute(m: string, compartmentType: string, id: string, target: string, post: boolean, query: string | undefined): Route | undefined {
+  if (target !== '*' && !isResourceType(target)) return undefined;
+  if (m !== (post ? 'POST' : 'GET')) throw methodNotAllowed(m, `${compartmentType}/${id}/${target}${post ? '/_search' : ''}`);
+  const resourceType = target === '*' ? undefined : target;
+  return {
+    interaction: { kind: resourceType ? 'search-type' : 'search-system', resourceType, query, compartment: { type: compartmentType, id } },
+    execute: (ctx, r) => searchCompartment(ctx, r, compartmentType, id, resourceType),
+  };
 }
 
 function requireCriteria(query: string | undefined, what: string): void {

@@ -1,8 +1,11 @@
 import type { FhirRequest, FhirResponse, RestContext } from './context.ts';
 import type { StoredResource } from '../store/store.ts';
+import type { SearchRequest } from '../fhir/search/types.ts';
 import { parseSearch } from '../fhir/search/parse.ts';
 import { serializeBundle, type RawEntry } from '../fhir/bundle.ts';
-import { badRequest } from '../fhir/outcome.ts';
+import { FhirError, badRequest } from '../fhir/outcome.ts';
+import { compartmentMemberTypes, isKnownCompartment } from '../fhir/compartments.ts';
+import { compartmentConstraint } from '../fhir/search/compartment.ts';
 import { lenientHandling } from './headers.ts';
 import { shapeFrom, shapeJson } from './result-shape.ts';
 
@@ -16,7 +19,29 @@ export function searchSystem(ctx: RestContext, req: FhirRequest): Promise<FhirRe
   return search(ctx, req, undefined, '');
 }
 
-async function search(ctx: RestContext, req: FhirRequest, resourceType: string | undefined, path: string): Promise<FhirResponse> {
+/**
+ * search within a compartment (http.html#vsearch): `Patient/123/Observation?...`, or every type
+ * that can be in it with `Patient/123/*`. The compartment is a constraint in the same query, so
+ * counts and paging cover exactly its members.
+ */
+export function searchCompartment(ctx: RestContext, req: FhirRequest, compartmentType: string, id: string, resourceType: string | undefined): Promise<FhirResponse> {
+  if (!isKnownCompartment(compartmentType)) {
+    throw new FhirError(400, `Compartment searches are supported for the Patient compartment; ${compartmentType} is not one this server defines`, 'not-supported');
+  }
+  const types = resourceType ? [resourceType] : compartmentMemberTypes(compartmentType);
+  const path = `${compartmentType}/${id}/${resourceType ?? '*'}`;
+  return search(ctx, req, resourceType, path, (request) => {
+    if (!resourceType) {
+      // `*`: the types that can be members, narrowed by `_type` when given.
+      request.resourceTypes = request.resourceTypes.length > 0 ? request.resourceTypes.filter((t) => types.includes(t)) : types;
+    }
+    (request.constraints ??= []).push(compartmentConstraint(compartmentType, id, request.resourceTypes));
+  });
+}
+
+async function search(
+  ctx: RestContext, req: FhirRequest, resourceType: string | undefined, path: string, constrain?: (request: SearchRequest) => void,
+): Promise<FhirResponse> {
   const params = [...req.query, ...formParams(req)];
   const { request, ignored, resultParams } = parseSearch(resourceType, params, {
     maxCount: ctx.config.search.maxCount,
@@ -24,6 +49,7 @@ async function search(ctx: RestContext, req: FhirRequest, resourceType: string |
     lenient: lenientHandling(req.prefer),
     baseUrl: ctx.config.baseUrl,
   });
+  constrain?.(request);
   const shape = shapeFrom(resultParams);
   if (shape.summary === 'count') {
     request.count = 0;

@@ -46,7 +46,8 @@ export type SearchCriterion =
   | QuantityCriterion
   | UriCriterion
   | MissingCriterion
-  | ChainCriterion;
+  | ChainCriterion
+  | ForTypesCriterion;
 
 export interface StringCriterion {
   kind: 'string';
@@ -165,6 +166,17 @@ export interface ChainCriterion {
   kind: 'chain';
   code: string;
   targetTypes: string[];
+  criterion: SearchCriterion;
+}
+
+/**
+ * `criterion`, for resources of `resourceTypes` only (resources of other types never satisfy it).
+ * Not a client parameter: constraints use it where a rule differs by type (compartment membership).
+ */
+export interface ForTypesCriterion {
+  kind: 'for-types';
+  code: string;
+  resourceTypes: string[];
   criterion: SearchCriterion;
 }
 

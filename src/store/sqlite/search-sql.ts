@@ -156,6 +156,11 @@ function criterionIn(c: SearchCriterion, scope: Scope): Frag {
     }
     case 'chain':
       return chainSql(c, scope);
+    case 'for-types': {
+      const types = scope.types.length === 0 ? c.resourceTypes : c.resourceTypes.filter((t) => scope.types.includes(t));
+      if (types.length === 0) return never;
+      return wrap(and([frag(`${alias}.type IN (${placeholders(types.length)})`, ...types), criterionIn(c.criterion, { ...scope, types })]));
+    }
   }
 }
 
