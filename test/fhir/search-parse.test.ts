@@ -48,9 +48,25 @@ test('result parameters are passed back to the caller', () => {
 });
 
 test('features not built yet are refused clearly, even when lenient', () => {
-  for (const [type, q] of [['Patient', '_has:Observation:subject:code=1'], ['Observation', 'code-value-quantity=x$1'], ['Observation', 'code:in=http://vs'], ['Patient', '_text=x'], ['Patient', '_include=*']]) {
+  for (const [type, q] of [['Observation', 'code-value-quantity=x$1'], ['Observation', 'code:in=http://vs'], ['Patient', '_text=x'], ['Patient', '_include=*']]) {
     rejects(() => parse(type, q, { lenient: true }), 400, /not supported yet/);
   }
+});
+
+test('_has: reverse chaining, nested, with modifiers; malformed forms are refused', () => {
+  const c = (type: string, q: string) => parse(type, q).request.criteria[0];
+  assert.deepEqual(c('Patient', '_has:Observation:patient:code=1234-5'), {
+    kind: 'has', code: 'patient', sourceType: 'Observation', criterion: { kind: 'token', code: 'code', negate: false, values: [{ code: '1234-5' }] },
+  });
+  assert.deepEqual(c('Patient', '_has:Observation:subject:code:not=x'), {
+    kind: 'has', code: 'subject', sourceType: 'Observation', criterion: { kind: 'token', code: 'code', negate: true, values: [{ code: 'x' }] },
+  });
+  assert.equal((c('Patient', '_has:Observation:patient:_has:AuditEvent:entity:agent=u1') as { criterion: { kind: string } }).criterion.kind, 'has');
+  rejects(() => parse('Patient', '_has:Observation:patient=1'), 400, /_has must be written/);
+  rejects(() => parse('Patient', '_has:Nope:patient:code=1'), 400, /not a resource type/);
+  rejects(() => parse('Patient', '_has:Observation:code:status=final'), 400, /not a reference/);
+  rejects(() => parse('Practitioner', '_has:Observation:patient:code=1'), 400, /cannot refer to/);
+  rejects(() => parse('Patient', '_has:Observation:patient:nope=1'), 400, /Unknown search parameter 'nope'/);
 });
 
 test('chains', () => {

@@ -230,6 +230,17 @@ export function searchConformance(makeStore: () => Promise<Store>): void {
       assert.deepEqual(await q('Observation', 'subject:Patient._id=p2'), ['o3']);
     });
 
+    test('_has: resources referred to by resources that match', async () => {
+      assert.deepEqual(await q('Patient', '_has:Observation:subject:code=http://loinc.org|8302-2'), ['p1', 'p2']);
+      assert.deepEqual(await q('Patient', '_has:Observation:subject:status=preliminary'), ['p2']);
+      assert.deepEqual(await q('Patient', '_has:Observation:patient:status=final,amended'), ['p1'], 'o5 refers to p1 on another server: not ours');
+      assert.deepEqual(await q('Patient', '_has:RiskAssessment:subject:probability=gt0.52'), ['p1']);
+      assert.deepEqual(await q('Patient', '_has:RiskAssessment:subject:probability=gt0.9'), []);
+      assert.deepEqual(await q('Patient', '_has:Observation:subject:code=http://loinc.org|8302-2&gender=male'), ['p2'], 'ANDed with the rest');
+      assert.deepEqual(await q('Practitioner', '_has:Patient:general-practitioner:_has:Observation:subject:status=preliminary'), [], 'nested: p2 has no GP');
+      assert.deepEqual(await q('Practitioner', '_has:Patient:general-practitioner:_has:Observation:subject:status=final'), ['dr1'], 'nested');
+    });
+
     test('_include and _revinclude', async () => {
       const run = async (type: string, query: string, request: Partial<SearchRequest> = {}) => {
         const result = await store.search({ ...parse(type, query), ...request });

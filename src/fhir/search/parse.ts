@@ -26,7 +26,7 @@ export interface ParsedSearch {
 }
 
 const resultParamNames = new Set(['_summary', '_elements', '_format', '_pretty']);
-const notYet = new Set(['_has', '_text', '_content', '_query', '_list', '_filter', '_contained', '_containedType', '_score']);
+const notYet = new Set(['_text', '_content', '_query', '_list', '_filter', '_contained', '_containedType', '_score']);
 /** Modifiers FHIR defines that this server does not implement yet: refused even when lenient, as ignoring them would change the results. */
 const modifiersNotYet = new Set(['in', 'not-in', 'below', 'above', 'of-type', 'iterate', 'code-text', 'text-advanced']);
 
@@ -55,7 +55,7 @@ export function parseSearch(resourceType: string | undefined, params: [string, s
       continue;
     }
     if (code === '_type') continue;
-    if (notYet.has(code) || name.startsWith('_has:')) throw notSupported(`Search parameter '${code}' is not supported yet`);
+    if (notYet.has(code)) throw notSupported(`Search parameter '${code}' is not supported yet`);
     if (['_count', '_offset', '_sort', '_total'].includes(code)) {
       if (modifier !== undefined) throw badRequest(`Search parameter '${code}' takes no modifier`);
       if (seenControl.has(code)) throw badRequest(`Search parameter '${code}' may appear only once`);
@@ -92,6 +92,7 @@ export function parseSearch(resourceType: string | undefined, params: [string, s
 type Filter = SearchCriterion | { unknown: string } | undefined;
 
 function parseFilter(types: readonly string[], name: string, value: string, now: number, baseUrl: string | undefined): Filter {
+  if (name === '_has' || name.startsWith('_has:')) return parseHas(types, name, value, now, baseUrl);
   const dot = name.indexOf('.');
   if (dot >= 0) return parseChain(types, name.slice(0, dot), name.slice(dot + 1), value, now, baseUrl);
   const [code, modifier] = splitModifier(name);
@@ -126,6 +127,26 @@ function parseChain(types: readonly string[], head: string, rest: string, value:
   const inner = parseFilter(targetTypes, rest, value, now, baseUrl);
   if (inner === undefined || 'unknown' in inner) return inner;
   return { kind: 'chain', code, targetTypes, criterion: inner };
+}
+
+/**
+ * `_has:[type]:[reference parameter]:[parameter]`: the last part is any filter on `[type]`,
+ * modifiers, chains and further `_has` included.
+ */
+function parseHas(types: readonly string[], name: string, value: string, now: number, baseUrl: string | undefined): Filter {
+  const [, sourceType, code, ...rest] = name.split(':');
+  const inner = rest.join(':');
+  if (!sourceType || !code || !inner) throw badRequest(`_has must be written _has:[type]:[reference parameter]:[parameter], not '${name}'`);
+  if (!isResourceTypeName(sourceType)) throw badRequest(`${name}: '${sourceType}' is not a resource type`);
+  const param = searchParam(sourceType, code);
+  if (!param) return { unknown: `${name}: unknown search parameter '${code}' for ${sourceType}` };
+  if (param.type !== 'reference') throw badRequest(`${name}: '${code}' is a ${param.type} parameter of ${sourceType}, not a reference`);
+  if (types.length > 0 && param.targets.length > 0 && !types.some((t) => param.targets.includes(t))) {
+    throw badRequest(`${name}: ${sourceType}.${code} cannot refer to ${describe(types)}`);
+  }
+  const criterion = parseFilter([sourceType], inner, value, now, baseUrl);
+  if (criterion === undefined || 'unknown' in criterion) return criterion;
+  return { kind: 'has', code, sourceType, criterion };
 }
 
 function splitModifier(name: string): [string, string | undefined] {

@@ -47,6 +47,7 @@ export type SearchCriterion =
   | UriCriterion
   | MissingCriterion
   | ChainCriterion
+  | HasCriterion
   | ForTypesCriterion;
 
 export interface StringCriterion {
@@ -166,6 +167,17 @@ export interface ChainCriterion {
   kind: 'chain';
   code: string;
   targetTypes: string[];
+  criterion: SearchCriterion;
+}
+
+/**
+ * `_has:Observation:patient:code=x` (search.html#has): resources that some `sourceType` resource
+ * refers to through its `code` reference parameter, where that resource satisfies `criterion`.
+ */
+export interface HasCriterion {
+  kind: 'has';
+  code: string;
+  sourceType: string;
   criterion: SearchCriterion;
 }
 

@@ -1,5 +1,5 @@
 import type {
-  ChainCriterion, DateValue, NumberValue, Prefix, QuantityValue, ReferenceValue, SearchCriterion, SearchParamType, SearchRequest, SortKey, TokenValue,
+  ChainCriterion, DateValue, HasCriterion, NumberValue, Prefix, QuantityValue, ReferenceValue, SearchCriterion, SearchParamType, SearchRequest, SortKey, TokenValue,
 } from '../../fhir/search/types.ts';
 import { paramKeys } from '../../fhir/search/params.ts';
 import { normalizeText, prefixEnd } from '../../fhir/search/normalize.ts';
@@ -156,6 +156,8 @@ function criterionIn(c: SearchCriterion, scope: Scope): Frag {
     }
     case 'chain':
       return chainSql(c, scope);
+    case 'has':
+      return hasSql(c, scope);
     case 'for-types': {
       const types = scope.types.length === 0 ? c.resourceTypes : c.resourceTypes.filter((t) => scope.types.includes(t));
       if (types.length === 0) return never;
@@ -182,6 +184,32 @@ function chainSql(c: ChainCriterion, scope: Scope): Frag {
         ` ON ${ref}.pid IN (${placeholders(keys.length)}) AND ${ref}.target_id = ${target}.id AND ${ref}.target_type = ${target}.type` +
         ` WHERE ${target}.deleted = 0 AND ${typeColumn} IN (${placeholders(c.targetTypes.length)}) AND `,
       ...keys, ...c.targetTypes,
+    ),
+    inner,
+    frag(')'),
+  ], '');
+}
+
+/**
+ * The resources that live `sourceType` resources satisfying the inner criterion refer to under
+ * `code`. Driven from the source side: find those resources (usually through an index), follow
+ * their references, then look the targets up by (type, id).
+ */
+function hasSql(c: HasCriterion, scope: Scope): Frag {
+  const keys = paramKeys([c.sourceType], c.code);
+  if (keys.length === 0) return never;
+  const source = `h${scope.depth}`;
+  const ref = `hr${scope.depth}`;
+  const target = `ht${scope.depth}`;
+  const inner = criterionIn(c.criterion, { types: [c.sourceType], alias: source, depth: scope.depth + 1 });
+  const typeColumn = drivesFromIndex(c.criterion) ? `+${source}.type` : `${source}.type`;
+  return join([
+    frag(
+      `${scope.alias}.rid IN (SELECT ${target}.rid FROM resources ${source}` +
+        ` CROSS JOIN search_reference ${ref} ON ${ref}.rid = ${source}.rid AND ${ref}.pid IN (${placeholders(keys.length)})` +
+        ` CROSS JOIN resources ${target} ON ${target}.type = ${ref}.target_type AND ${target}.id = ${ref}.target_id` +
+        ` WHERE ${source}.deleted = 0 AND ${typeColumn} = ? AND `,
+      ...keys, c.sourceType,
     ),
     inner,
     frag(')'),
