@@ -48,7 +48,7 @@ test('result parameters are passed back to the caller', () => {
 });
 
 test('features not built yet are refused clearly, even when lenient', () => {
-  for (const [type, q] of [['Observation', 'code-value-quantity=x$1'], ['Observation', 'code:in=http://vs'], ['Patient', '_text=x'], ['Patient', '_include=*']]) {
+  for (const [type, q] of [['Observation', 'code-value-quantity=x$1'], ['Observation', 'code:in=http://vs'], ['Patient', '_text=x']]) {
     rejects(() => parse(type, q, { lenient: true }), 400, /not supported yet/);
   }
 });
@@ -67,6 +67,20 @@ test('_has: reverse chaining, nested, with modifiers; malformed forms are refuse
   rejects(() => parse('Patient', '_has:Observation:code:status=final'), 400, /not a reference/);
   rejects(() => parse('Practitioner', '_has:Observation:patient:code=1'), 400, /cannot refer to/);
   rejects(() => parse('Patient', '_has:Observation:patient:nope=1'), 400, /Unknown search parameter 'nope'/);
+});
+
+test('wildcard includes: every reference parameter of a type', () => {
+  const specs = (type: string, q: string, key: 'include' | 'revinclude' = 'include') => parse(type, q).request[key].map((s) => `${s.sourceType}:${s.code}${s.targetType ? ':' + s.targetType : ''}${s.iterate ? '+' : ''}`).sort();
+  const all = specs('Observation', '_include=Observation:*');
+  for (const code of ['subject', 'patient', 'performer', 'encounter', 'based-on', 'has-member']) assert.ok(all.includes(`Observation:${code}`), code);
+  assert.ok(!all.some((s) => s.endsWith(':code')), 'token parameters are not included');
+  assert.deepEqual(specs('Observation', '_include=*'), all);
+  assert.ok(specs('Observation', '_include:iterate=Observation:*').every((s) => s.endsWith('+')));
+  const toPatient = specs('Observation', '_include=Observation:*:Patient');
+  assert.ok(toPatient.includes('Observation:subject:Patient') && !toPatient.some((s) => s.startsWith('Observation:device')), toPatient.join());
+  assert.ok(specs('Patient', '_revinclude=Provenance:*', 'revinclude').includes('Provenance:target'));
+  rejects(() => parse('Patient', '_revinclude=*'), 400, /name the type/);
+  rejects(() => parse(undefined, '_include=*'), 400, /needs the searched types/);
 });
 
 test('chains', () => {

@@ -247,6 +247,7 @@ export function searchConformance(makeStore: () => Promise<Store>): void {
         return { matches: result.matches.map((m) => m.id).sort(), included: result.included.map((m) => `${m.resourceType}/${m.id}`).sort() };
       };
       assert.deepEqual(await run('Observation', '_id=o1&_include=Observation:subject'), { matches: ['o1'], included: ['Patient/p1'] });
+      assert.deepEqual((await run('Observation', '_id=o1&_include=Observation:*')).included.filter((r) => r.startsWith('Patient/')), ['Patient/p1'], 'wildcard');
       assert.deepEqual(await run('Observation', 'code=http://loinc.org|8302-2&_include=Observation:subject:Patient'), { matches: ['o1', 'o3', 'o5'], included: ['Patient/p1', 'Patient/p2'] });
       assert.deepEqual(await run('Observation', '_id=o1&_include=Observation:subject&_include:iterate=Patient:general-practitioner'), { matches: ['o1'], included: ['Patient/p1', 'Practitioner/dr1'] });
       assert.deepEqual(await run('Observation', '_id=o1&_include=Observation:subject&_include=Patient:general-practitioner'), { matches: ['o1'], included: ['Patient/p1'] }, 'without :iterate only matches are followed');

@@ -1,5 +1,5 @@
 import { badRequest, notSupported } from '../outcome.ts';
-import { commonSearchParams, isResourceTypeName, searchParam, type SearchParam } from './params.ts';
+import { commonSearchParams, isResourceTypeName, searchParam, searchParamsOf, type SearchParam } from './params.ts';
 import { normalizeText } from './normalize.ts';
 import {
   parseDateValue, parseNumberValue, parseQuantityValue, parseReferenceValue, parseTokenValue, splitUnescaped, unescapeValue,
@@ -70,9 +70,9 @@ export function parseSearch(resourceType: string | undefined, params: [string, s
       continue;
     }
     if (code === '_include' || code === '_revinclude') {
-      const spec = parseInclude(code, modifier, value);
-      if (typeof spec === 'string') unknown(name, spec);
-      else (code === '_include' ? request.include : request.revinclude).push(spec);
+      const specs = parseInclude(code, modifier, value, types);
+      if (typeof specs === 'string') unknown(name, specs);
+      else (code === '_include' ? request.include : request.revinclude).push(...specs);
       continue;
     }
     const criterion = parseFilter(types, name, value, now, options.baseUrl);
@@ -154,24 +154,47 @@ function splitModifier(name: string): [string, string | undefined] {
   return colon < 0 ? [name, undefined] : [name.slice(0, colon), name.slice(colon + 1)];
 }
 
-/** `Type:param[:targetType]`, with `:iterate`; a string says why it is not understood. */
-function parseInclude(code: string, modifier: string | undefined, value: string): IncludeSpec | string {
+/**
+ * `Type:param[:targetType]`, with `:iterate`; a string says why it is not understood. The
+ * parameter may be `*`, every reference parameter of the type; `_include=*` is every reference
+ * parameter of the searched types.
+ */
+function parseInclude(code: string, modifier: string | undefined, value: string, searched: readonly string[]): IncludeSpec[] | string {
   if (modifier !== undefined && modifier !== 'iterate') return `Unknown modifier ':${modifier}' for ${code}`;
-  if (value === '*' || value.endsWith(':*')) throw notSupported(`${code}=${value}: wildcard includes are not supported yet`);
+  const iterate = modifier === 'iterate';
+  if (value === '*') {
+    if (code === '_revinclude') throw badRequest('_revinclude=* would take every reference to the matches from every type: name the type, e.g. _revinclude=Provenance:*');
+    if (searched.length === 0) throw badRequest('_include=* needs the searched types: search a type, or give _type');
+    return searched.flatMap((type) => everyReference(type, iterate));
+  }
   const parts = value.split(':');
   if (parts.length < 2 || parts.length > 3) throw badRequest(`${code} must be [type]:[parameter] or [type]:[parameter]:[target type], not '${value}'`);
   const [sourceType, paramCode, targetType] = parts;
   if (!isResourceTypeName(sourceType)) throw badRequest(`${code}: '${sourceType}' is not a resource type`);
+  if (targetType !== undefined && !isResourceTypeName(targetType)) throw badRequest(`${code}: '${targetType}' is not a resource type`);
+  if (paramCode === '*') {
+    return everyReference(sourceType, iterate)
+      .filter((spec) => targetType === undefined || canReferTo(spec, targetType))
+      .map((spec) => (targetType === undefined ? spec : { ...spec, targetType }));
+  }
   const param = searchParam(sourceType, paramCode);
   if (!param) return `${code}: unknown search parameter '${paramCode}' for ${sourceType}`;
   if (param.type !== 'reference') throw badRequest(`${code}: '${paramCode}' is a ${param.type} parameter, not a reference`);
-  if (targetType !== undefined) {
-    if (!isResourceTypeName(targetType)) throw badRequest(`${code}: '${targetType}' is not a resource type`);
-    if (param.targets.length > 0 && !param.targets.includes(targetType)) throw badRequest(`${code}: ${sourceType}.${paramCode} cannot refer to ${targetType}`);
+  if (targetType !== undefined && param.targets.length > 0 && !param.targets.includes(targetType)) {
+    throw badRequest(`${code}: ${sourceType}.${paramCode} cannot refer to ${targetType}`);
   }
-  const spec: IncludeSpec = { sourceType, code: paramCode, iterate: modifier === 'iterate' };
+  const spec: IncludeSpec = { sourceType, code: paramCode, iterate };
   if (targetType !== undefined) spec.targetType = targetType;
-  return spec;
+  return [spec];
+}
+
+function everyReference(sourceType: string, iterate: boolean): IncludeSpec[] {
+  return [...searchParamsOf(sourceType).values()].filter((p) => p.type === 'reference').map((p) => ({ sourceType, code: p.code, iterate }));
+}
+
+function canReferTo(spec: IncludeSpec, targetType: string): boolean {
+  const targets = searchParam(spec.sourceType, spec.code)?.targets ?? [];
+  return targets.length === 0 || targets.includes(targetType);
 }
 
 function searchedTypes(resourceType: string | undefined, params: [string, string][]): string[] {
