@@ -108,6 +108,16 @@ export function isResourceType(name: string): boolean {
 }
 
 let searchParams: Map<string, Map<string, SearchParameterDefinition>> | undefined;
+let searchParamsByUrl: Map<string, SearchParameterDefinition> | undefined;
+
+/** An R4 SearchParameter by its canonical URL (composite parameters name their components so). */
+export function searchParameterByUrl(url: string): SearchParameterDefinition | undefined {
+  if (!searchParamsByUrl) {
+    searchParamsByUrl = new Map();
+    for (const byCode of searchParameterDefinitions().values()) for (const def of byCode.values()) searchParamsByUrl.set(def.url, def);
+  }
+  return searchParamsByUrl.get(url);
+}
 
 /** R4 SearchParameters indexed by resource type, then code. `Resource` params apply to every type. */
 export function searchParameterDefinitions(): Map<string, Map<string, SearchParameterDefinition>> {

@@ -280,6 +280,66 @@ export function searchConformance(makeStore: () => Promise<Store>): void {
     });
   });
 
+  describe('search: composite parameters', () => {
+    let store: Store;
+    const loinc = (code: string) => ({ coding: [{ system: 'http://loinc.org', code }] });
+    const mmHg = (value: number) => ({ value, unit: 'mmHg', system: 'http://unitsofmeasure.org', code: 'mm[Hg]' });
+    before(async () => {
+      store = await makeStore();
+      await store.transaction(async (tx) => {
+        // Blood pressures: systolic and diastolic as components.
+        await tx.create({ resourceType: 'Observation', id: 'bp1', status: 'final', code: loinc('85354-9'), component: [
+          { code: loinc('8480-6'), valueQuantity: mmHg(150) }, { code: loinc('8462-4'), valueQuantity: mmHg(70) },
+        ] });
+        await tx.create({ resourceType: 'Observation', id: 'bp2', status: 'final', code: loinc('85354-9'), component: [
+          { code: loinc('8480-6'), valueQuantity: mmHg(110) }, { code: loinc('8462-4'), valueQuantity: mmHg(95) },
+        ] });
+        await tx.create({ resourceType: 'Observation', id: 'hr', status: 'final', code: loinc('8867-4'), valueQuantity: { value: 150, unit: '/min', system: 'http://unitsofmeasure.org', code: '/min' } });
+        await tx.create({ resourceType: 'Observation', id: 'smoker', status: 'final', code: loinc('72166-2'), valueCodeableConcept: { coding: [{ system: 'http://snomed.info/sct', code: '449868002' }] } });
+        await tx.create({ resourceType: 'Observation', id: 'onset', status: 'final', code: loinc('11368-8'), valueDateTime: '2020-03-15' });
+        await tx.create({ resourceType: 'Group', id: 'g1', type: 'person', actual: true, characteristic: [
+          { code: { text: 'gender', coding: [{ code: 'gender' }] }, valueCodeableConcept: { coding: [{ code: 'female' }] }, exclude: false },
+          { code: { coding: [{ code: 'smoker' }] }, valueBoolean: true, exclude: false },
+        ] });
+      });
+    });
+    after(() => store.close());
+    const q = (type: string, query: string) => ids(store, type, query);
+
+    test('both parts must hold on the same component', async () => {
+      assert.deepEqual(await q('Observation', 'component-code-value-quantity=http://loinc.org|8480-6$gt140'), ['bp1']);
+      assert.deepEqual(await q('Observation', 'component-code-value-quantity=http://loinc.org|8462-4$gt90'), ['bp2']);
+      // 150 is bp1's systolic and 95 bp2's diastolic: no diastolic above 140 anywhere.
+      assert.deepEqual(await q('Observation', 'component-code-value-quantity=http://loinc.org|8462-4$gt140'), []);
+      assert.deepEqual(await q('Observation', 'component-code-value-quantity=8480-6$lt120|http://unitsofmeasure.org|mm[Hg]'), ['bp2']);
+      assert.deepEqual(await q('Observation', 'component-code-value-quantity=8480-6$gt140,8462-4$gt90'), ['bp1', 'bp2'], 'OR of tuples');
+      assert.deepEqual(await q('Observation', 'component-code-value-quantity=8480-6$gt100&component-code-value-quantity=8462-4$lt80'), ['bp1'], 'AND of tuples');
+    });
+
+    test('on the resource itself, and combo (resource or component)', async () => {
+      assert.deepEqual(await q('Observation', 'code-value-quantity=http://loinc.org|8867-4$150'), ['hr']);
+      assert.deepEqual(await q('Observation', 'code-value-quantity=http://loinc.org|8480-6$150'), [], 'components are not the resource');
+      assert.deepEqual(await q('Observation', 'combo-code-value-quantity=8480-6$ge150'), ['bp1']);
+      assert.deepEqual(await q('Observation', 'combo-code-value-quantity=8867-4$ge150'), ['hr']);
+      assert.deepEqual(await q('Observation', 'code-value-concept=72166-2$http://snomed.info/sct|449868002'), ['smoker']);
+      assert.deepEqual(await q('Observation', 'code-value-concept=72166-2$http://snomed.info/sct|0'), []);
+      assert.deepEqual(await q('Observation', 'code-value-date=11368-8$ge2020-03'), ['onset']);
+      assert.deepEqual(await q('Observation', 'code-value-date=11368-8$lt2020'), []);
+      assert.deepEqual(await q('Group', 'characteristic-value=gender$female'), ['g1']);
+      assert.deepEqual(await q('Group', 'characteristic-value=gender$male'), []);
+      assert.deepEqual(await q('Group', 'characteristic-value=smoker$true'), ['g1']);
+    });
+
+    test('an update re-groups the parts', async () => {
+      await store.transaction((tx) => tx.update({ resourceType: 'Observation', id: 'bp2', status: 'final', code: loinc('85354-9'), component: [
+        { code: loinc('8480-6'), valueQuantity: mmHg(95) }, { code: loinc('8462-4'), valueQuantity: mmHg(110) },
+      ] }));
+      assert.deepEqual(await q('Observation', 'component-code-value-quantity=8462-4$gt90'), ['bp2']);
+      assert.deepEqual(await q('Observation', 'component-code-value-quantity=8480-6$lt100'), ['bp2']);
+      assert.deepEqual(await q('Observation', 'component-code-value-quantity=8480-6$110'), []);
+    });
+  });
+
   describe('search: the index follows updates and deletes', () => {
     let store: Store;
     before(async () => {

@@ -1,6 +1,7 @@
 import type { Resource } from '../types.ts';
-import { evaluatorFor, type Evaluator } from './evaluate.ts';
-import { paramKey, searchParamsOf, type SearchParam } from './params.ts';
+import { compositeEvaluatorFor, evaluatorFor, type CompositeEvaluator, type Evaluator } from './evaluate.ts';
+import { componentKey, componentsOf, paramKey, searchParamsOf, type CompositeComponent, type SearchParam } from './params.ts';
+import type { SearchParamType } from './types.ts';
 import type { TypedValue } from './path.ts';
 import {
   dateValues, numberValues, quantityValues, referenceValues, stringValues, tokenValues, uriValues,
@@ -21,12 +22,16 @@ export interface IndexRows {
   uri: ({ uri: string } & Keyed)[];
 }
 
-interface Keyed { key: number }
+/**
+ * `grp`: the parts of a composite parameter found on one base node (one Observation.component)
+ * share a group number, so a search can ask for a code and a value from the same component.
+ */
+interface Keyed { key: number; grp?: number }
 
-/** `_id` and `_lastUpdated` are columns of the resource table; composite and special are not indexed (yet). */
+/** `_id` and `_lastUpdated` are columns of the resource table; special parameters are not indexed (yet). */
 const fromResourceTable = new Set(['_id', '_lastUpdated']);
 
-interface Plan { param: SearchParam; key: number }
+interface Plan { param: SearchParam; key: number; components?: { part: CompositeComponent; key: number }[] }
 
 const plans = new Map<string, Plan[]>();
 
@@ -34,38 +39,59 @@ function planFor(resourceType: string): Plan[] {
   let plan = plans.get(resourceType);
   if (!plan) {
     plan = [...searchParamsOf(resourceType).values()]
-      .filter((p) => p.expression !== undefined && !fromResourceTable.has(p.code) && p.type !== 'composite' && p.type !== 'special')
-      .map((param) => ({ param, key: paramKey(param.base, param.code) }));
+      .filter((p) => p.expression !== undefined && !fromResourceTable.has(p.code) && p.type !== 'special')
+      .map((param): Plan => {
+        const key = paramKey(param.base, param.code);
+        if (param.type !== 'composite') return { param, key };
+        return { param, key, components: componentsOf(param).map((part, i) => ({ part, key: componentKey(param.base, param.code, i) })) };
+      })
+      .filter((p) => p.components === undefined || p.components.length > 0);
     plans.set(resourceType, plan);
   }
   return plan;
 }
 
-/** `evaluator` is replaceable so tests can compare the fast path with the full FHIRPath engine. */
+/** The evaluators are replaceable so tests can compare the fast path with the full FHIRPath engine. */
 export function extractIndexRows(
   resource: Resource,
   evaluator: (resourceType: string, param: SearchParam) => Evaluator = evaluatorFor,
+  composite: (resourceType: string, param: SearchParam, parts: readonly CompositeComponent[]) => CompositeEvaluator = compositeEvaluatorFor,
 ): IndexRows {
   const rows: IndexRows = { string: [], token: [], reference: [], date: [], number: [], quantity: [], uri: [] };
   const seen = new Set<string>();
   const add = <T extends Keyed>(table: T[], tableName: string, row: T, identity: string): void => {
-    const id = `${tableName}\u0000${row.key}\u0000${identity}`;
+    const id = `${tableName}\u0000${row.key}\u0000${row.grp ?? ''}\u0000${identity}`;
     if (seen.has(id)) return;
     seen.add(id);
     table.push(row);
   };
-  for (const { param, key } of planFor(resource.resourceType)) {
+  for (const { param, key, components } of planFor(resource.resourceType)) {
+    if (components) {
+      addComposite(composite(resource.resourceType, param, components.map((c) => c.part))(resource), components, rows, add);
+      continue;
+    }
     const values = evaluator(resource.resourceType, param)(resource);
     if (values.length === 0) continue;
-    addValues(param, key, values, rows, add);
+    addValues(param.type, key, values, rows, add);
   }
   return rows;
 }
 
 type Add = <T extends Keyed>(table: T[], tableName: string, row: T, identity: string) => void;
 
-function addValues(param: SearchParam, key: number, values: TypedValue[], rows: IndexRows, add: Add): void {
-  switch (param.type) {
+/** Each base node of a composite parameter: its parts' values, under the parts' keys, in a group of their own. */
+function addComposite(nodes: TypedValue[][][], components: { part: CompositeComponent; key: number }[], rows: IndexRows, add: Add): void {
+  nodes.forEach((partValues, n) => {
+    // A node lacking a part can never match a search for it; its other parts need no rows.
+    if (partValues.some((values) => values.length === 0)) return;
+    const grp = n + 1;
+    const grouped: Add = (table, tableName, row, identity) => add(table, tableName, { ...row, grp }, identity);
+    components.forEach(({ part, key }, i) => addValues(part.type, key, partValues[i], rows, grouped));
+  });
+}
+
+function addValues(type: SearchParamType, key: number, values: TypedValue[], rows: IndexRows, add: Add): void {
+  switch (type) {
     case 'string': {
       const out: StringValue[] = [];
       for (const v of values) stringValues(v, out);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import model from 'fhirpath/fhir-context/r4';
-import { searchParameterDefinitions, type SearchParameterDefinition } from '../definitions.ts';
+import { searchParameterByUrl, searchParameterDefinitions, type SearchParameterDefinition } from '../definitions.ts';
 import type { SearchParamType } from './types.ts';
 
 /** One search parameter as it applies to one resource type. */
@@ -141,6 +141,42 @@ export function paramKeys(resourceTypes: readonly string[], code: string): numbe
   for (const type of resourceTypes) {
     const p = searchParam(type, code);
     if (p) out.add(paramKey(p.base, code));
+  }
+  return [...out];
+}
+
+/** One part of a composite parameter: its type, and its expression relative to each base node. */
+export interface CompositeComponent {
+  type: SearchParamType;
+  expression: string;
+}
+
+/** The parts of a composite parameter, in order; empty when its definition names an unknown component. */
+export function componentsOf(param: SearchParam): CompositeComponent[] {
+  const parts = param.definition.component ?? [];
+  const out: CompositeComponent[] = [];
+  for (const part of parts) {
+    const def = searchParameterByUrl(part.definition);
+    if (!def) return [];
+    out.push({ type: def.type as SearchParamType, expression: part.expression });
+  }
+  return out;
+}
+
+/**
+ * The index key of part `index` of a composite parameter. Parts are indexed in the ordinary
+ * tables under keys of their own, rows of one base node sharing a group number.
+ */
+export function componentKey(base: string, code: string, index: number): number {
+  return paramKey(base, `${code}$${index}`);
+}
+
+/** The index keys of part `index` of composite `code` across the searched types. */
+export function componentKeys(resourceTypes: readonly string[], code: string, index: number): number[] {
+  const out = new Set<number>();
+  for (const type of resourceTypes) {
+    const p = searchParam(type, code);
+    if (p?.type === 'composite') out.add(componentKey(p.base, code, index));
   }
   return [...out];
 }

@@ -1,5 +1,5 @@
 import { badRequest, notSupported } from '../outcome.ts';
-import { commonSearchParams, isResourceTypeName, searchParam, searchParamsOf, type SearchParam } from './params.ts';
+import { commonSearchParams, componentsOf, isResourceTypeName, searchParam, searchParamsOf, type SearchParam } from './params.ts';
 import { normalizeText } from './normalize.ts';
 import {
   parseDateValue, parseNumberValue, parseQuantityValue, parseReferenceValue, parseTokenValue, splitUnescaped, unescapeValue,
@@ -98,8 +98,9 @@ function parseFilter(types: readonly string[], name: string, value: string, now:
   const [code, modifier] = splitModifier(name);
   const param = paramFor(types, code);
   if (!param) return { unknown: `Unknown search parameter '${code}' for ${describe(types)}` };
-  if (param.type === 'composite' || param.type === 'special') throw notSupported(`Search parameter '${code}' (${param.type}) is not supported yet`);
+  if (param.type === 'special') throw notSupported(`Search parameter '${code}' (${param.type}) is not supported yet`);
   if (value === '') return undefined; // An empty value constrains nothing.
+  if (param.type === 'composite') return parseComposite(param, modifier, value, now, baseUrl);
   const criterion = parseCriterion(param, modifier, value, now, baseUrl);
   if (criterion) return criterion;
   if (modifier !== undefined && modifiersNotYet.has(modifier)) throw notSupported(`Modifier ':${modifier}' on search parameter '${code}' is not supported yet`);
@@ -147,6 +148,32 @@ function parseHas(types: readonly string[], name: string, value: string, now: nu
   const criterion = parseFilter([sourceType], inner, value, now, baseUrl);
   if (criterion === undefined || 'unknown' in criterion) return criterion;
   return { kind: 'has', code, sourceType, criterion };
+}
+
+/**
+ * `a$b,c$d`: a tuple of part values per OR'd value, `$` between parts (escaped `\$` is literal);
+ * each part is read as its own parameter type would read it (prefixes, systems, units).
+ */
+function parseComposite(param: SearchParam, modifier: string | undefined, value: string, now: number, baseUrl: string | undefined): Filter {
+  if (modifier === 'missing') throw notSupported(`:missing on composite parameter '${param.code}' is not supported yet; use :missing on one of its parts' own parameters`);
+  if (modifier !== undefined) return { unknown: `Unknown modifier ':${modifier}' for search parameter '${param.code}' (composite)` };
+  const parts = componentsOf(param);
+  if (parts.length === 0) throw notSupported(`Search parameter '${param.code}' (composite) is not supported: its definition names an unknown part`);
+  const values = splitUnescaped(value, ',').map((tuple) => {
+    const pieces = splitUnescaped(tuple, '$');
+    if (pieces.length !== parts.length) {
+      throw badRequest(`Search parameter '${param.code}' takes ${parts.length} values joined by '$' (e.g. ${parts.map((p) => p.type).join('$')}), not '${tuple}'`);
+    }
+    return pieces.map((piece, i) => {
+      if (piece === '') throw badRequest(`Search parameter '${param.code}': part ${i + 1} of '${tuple}' is empty`);
+      const partParam: SearchParam = { ...param, type: parts[i].type, targets: [] };
+      // Unescaped commas were split on above: the piece is one value of the part's type.
+      const criterion = parseCriterion(partParam, undefined, piece, now, baseUrl);
+      if (!criterion) throw badRequest(`Search parameter '${param.code}': part ${i + 1} (${parts[i].type}) cannot be searched`);
+      return criterion;
+    });
+  });
+  return { kind: 'composite', code: param.code, values };
 }
 
 function splitModifier(name: string): [string, string | undefined] {

@@ -68,7 +68,8 @@ export function parseSimplePath(part: string, roots: readonly string[]): Step[] 
   while (rest.length > 0) {
     let m: RegExpExecArray | null;
     if ((m = /^\[(\d+)\]/.exec(rest))) steps.push({ op: 'index', n: Number(m[1]) });
-    else if ((m = /^\.(?:ofType|as)\(([A-Za-z]+)\)/.exec(rest))) steps.push({ op: 'ofType', type: m[1] });
+    // `ofType(DateTime)`, as some R4 definitions write it, means the primitive dateTime.
+    else if ((m = /^\.(?:ofType|as)\(([A-Za-z]+)\)/.exec(rest))) steps.push({ op: 'ofType', type: normalizeTypeName(m[1])! });
     else if ((m = /^\.where\(resolve\(\)\s+is\s+([A-Za-z]+)\)/.exec(rest))) steps.push({ op: 'resolveIs', type: m[1] });
     else if ((m = /^\.where\(([A-Za-z]+)\s*=\s*'([^'\\]*)'\)/.exec(rest))) steps.push({ op: 'whereEquals', field: m[1], literal: m[2] });
     else if ((m = /^\.([A-Za-z_][A-Za-z0-9_]*)(?![A-Za-z0-9_(])/.exec(rest))) steps.push({ op: 'child', name: m[1] });
@@ -91,14 +92,23 @@ function matchingParen(s: string): number {
   return -1;
 }
 
-interface Node extends TypedValue {
+export interface Node extends TypedValue {
   /** Where the model describes this node's children: a type name or a backbone element path. */
   ctx: string | undefined;
 }
 
 /** Evaluates parsed steps against a resource. `rootCtx` is the model name of the root (its type, or `Resource`). */
 export function evaluateSteps(steps: readonly Step[], resource: object, rootCtx: string): TypedValue[] {
-  let nodes: Node[] = [{ value: resource, type: rootCtx, ctx: rootCtx }];
+  return evaluateNodes(steps, resource, rootCtx);
+}
+
+/**
+ * Evaluates steps from any node, given where the model describes it (`ctx`: a type name or a
+ * backbone element path such as `Observation.component`); results keep their own `ctx`, so
+ * further steps can start from them (composite parameters' parts do).
+ */
+export function evaluateNodes(steps: readonly Step[], value: object, ctx: string): Node[] {
+  let nodes: Node[] = [{ value, type: ctx, ctx }];
   for (const step of steps) {
     if (nodes.length === 0) break;
     nodes = apply(step, nodes);

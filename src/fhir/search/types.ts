@@ -48,6 +48,7 @@ export type SearchCriterion =
   | MissingCriterion
   | ChainCriterion
   | HasCriterion
+  | CompositeCriterion
   | ForTypesCriterion;
 
 export interface StringCriterion {
@@ -168,6 +169,17 @@ export interface ChainCriterion {
   code: string;
   targetTypes: string[];
   criterion: SearchCriterion;
+}
+
+/**
+ * `code-value-quantity=http://loinc.org|8480-6$gt100`: each value is a tuple with one criterion
+ * per part of the composite parameter, all of which must hold on the same base node (one
+ * Observation, one Observation.component); values are ORed.
+ */
+export interface CompositeCriterion {
+  kind: 'composite';
+  code: string;
+  values: SearchCriterion[][];
 }
 
 /**

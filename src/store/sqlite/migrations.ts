@@ -70,6 +70,18 @@ export const migrations: string[] = [
   -- The live resources of a type in rid order: the default search order, read without sorting.
   CREATE INDEX resources_type_live ON resources (type, deleted);
   `,
+  // 3: composite search parameters. Their parts are indexed in the tables above under keys of
+  // their own (params.ts componentKey); grp ties the parts found on one base node together.
+  // Files from before are re-indexed once on open, which adds those rows.
+  `
+  ALTER TABLE search_string ADD COLUMN grp INTEGER;
+  ALTER TABLE search_token ADD COLUMN grp INTEGER;
+  ALTER TABLE search_reference ADD COLUMN grp INTEGER;
+  ALTER TABLE search_date ADD COLUMN grp INTEGER;
+  ALTER TABLE search_number ADD COLUMN grp INTEGER;
+  ALTER TABLE search_quantity ADD COLUMN grp INTEGER;
+  ALTER TABLE search_uri ADD COLUMN grp INTEGER;
+  `,
 ];
 
 /** Brings the file to the current schema; returns the version it was at before. */

@@ -23,13 +23,13 @@ function statements(db: Db): IndexStatements {
   if (!s) {
     s = {
       deletes: tables.map((t) => db.prepare(`DELETE FROM ${t} WHERE rid = ?`)),
-      string: db.prepare('INSERT INTO search_string (rid, pid, norm, exact) VALUES (?, ?, ?, ?)'),
-      token: db.prepare('INSERT INTO search_token (rid, pid, system, code, text) VALUES (?, ?, ?, ?, ?)'),
-      reference: db.prepare('INSERT INTO search_reference (rid, pid, target_type, target_id, ref) VALUES (?, ?, ?, ?, ?)'),
-      date: db.prepare('INSERT INTO search_date (rid, pid, lo, hi) VALUES (?, ?, ?, ?)'),
-      number: db.prepare('INSERT INTO search_number (rid, pid, lo, hi) VALUES (?, ?, ?, ?)'),
-      quantity: db.prepare('INSERT INTO search_quantity (rid, pid, system, code, unit, lo, hi) VALUES (?, ?, ?, ?, ?, ?, ?)'),
-      uri: db.prepare('INSERT INTO search_uri (rid, pid, uri) VALUES (?, ?, ?)'),
+      string: db.prepare('INSERT INTO search_string (rid, pid, norm, exact, grp) VALUES (?, ?, ?, ?, ?)'),
+      token: db.prepare('INSERT INTO search_token (rid, pid, system, code, text, grp) VALUES (?, ?, ?, ?, ?, ?)'),
+      reference: db.prepare('INSERT INTO search_reference (rid, pid, target_type, target_id, ref, grp) VALUES (?, ?, ?, ?, ?, ?)'),
+      date: db.prepare('INSERT INTO search_date (rid, pid, lo, hi, grp) VALUES (?, ?, ?, ?, ?)'),
+      number: db.prepare('INSERT INTO search_number (rid, pid, lo, hi, grp) VALUES (?, ?, ?, ?, ?)'),
+      quantity: db.prepare('INSERT INTO search_quantity (rid, pid, system, code, unit, lo, hi, grp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+      uri: db.prepare('INSERT INTO search_uri (rid, pid, uri, grp) VALUES (?, ?, ?, ?)'),
     };
     prepared.set(db, s);
   }
@@ -45,13 +45,13 @@ export function writeIndexRows(db: Db, rid: number, resource: Resource | undefin
   if (!isNew) for (const del of s.deletes) del.run(rid);
   if (!resource) return;
   const rows = extractIndexRows(resource);
-  for (const r of rows.string) s.string.run(rid, r.key, r.norm, r.exact);
-  for (const r of rows.token) s.token.run(rid, r.key, r.system, r.code, r.text);
-  for (const r of rows.reference) s.reference.run(rid, r.key, r.type, r.id, r.ref);
-  for (const r of rows.date) s.date.run(rid, r.key, r.lo, r.hi);
-  for (const r of rows.number) s.number.run(rid, r.key, r.lo, r.hi);
-  for (const r of rows.quantity) s.quantity.run(rid, r.key, r.system, r.code, r.unit, r.lo, r.hi);
-  for (const r of rows.uri) s.uri.run(rid, r.key, r.uri);
+  for (const r of rows.string) s.string.run(rid, r.key, r.norm, r.exact, r.grp ?? null);
+  for (const r of rows.token) s.token.run(rid, r.key, r.system, r.code, r.text, r.grp ?? null);
+  for (const r of rows.reference) s.reference.run(rid, r.key, r.type, r.id, r.ref, r.grp ?? null);
+  for (const r of rows.date) s.date.run(rid, r.key, r.lo, r.hi, r.grp ?? null);
+  for (const r of rows.number) s.number.run(rid, r.key, r.lo, r.hi, r.grp ?? null);
+  for (const r of rows.quantity) s.quantity.run(rid, r.key, r.system, r.code, r.unit, r.lo, r.hi, r.grp ?? null);
+  for (const r of rows.uri) s.uri.run(rid, r.key, r.uri, r.grp ?? null);
 }
 
 /**

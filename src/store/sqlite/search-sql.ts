@@ -1,7 +1,7 @@
 import type {
   ChainCriterion, DateValue, HasCriterion, NumberValue, Prefix, QuantityValue, ReferenceValue, SearchCriterion, SearchParamType, SearchRequest, SortKey, TokenValue,
 } from '../../fhir/search/types.ts';
-import { paramKeys } from '../../fhir/search/params.ts';
+import { componentKeys, paramKeys } from '../../fhir/search/params.ts';
 import { normalizeText, prefixEnd } from '../../fhir/search/normalize.ts';
 
 /**
@@ -158,6 +158,8 @@ function criterionIn(c: SearchCriterion, scope: Scope): Frag {
       return chainSql(c, scope);
     case 'has':
       return hasSql(c, scope);
+    case 'composite':
+      return or(c.values.map((tuple) => compositeSql(c.code, tuple, scope)));
     case 'for-types': {
       const types = scope.types.length === 0 ? c.resourceTypes : c.resourceTypes.filter((t) => scope.types.includes(t));
       if (types.length === 0) return never;
@@ -214,6 +216,36 @@ function hasSql(c: HasCriterion, scope: Scope): Frag {
     inner,
     frag(')'),
   ], '');
+}
+
+/**
+ * One value of a composite parameter: resources with a base node (a group of index rows) on which
+ * every part matches. Each part is looked up through its own (pid, value) index; INTERSECT keeps
+ * the (resource, group) pairs all parts share.
+ */
+function compositeSql(code: string, tuple: SearchCriterion[], scope: Scope): Frag {
+  const selects: Frag[] = [];
+  for (let i = 0; i < tuple.length; i++) {
+    const keys = componentKeys(scope.types, code, i);
+    const part = partMatch(tuple[i]);
+    if (keys.length === 0 || !part) return never;
+    selects.push(join([frag(`SELECT rid, grp FROM ${part.table} WHERE pid IN (${placeholders(keys.length)}) AND `, ...keys), part.match], ''));
+  }
+  return join([frag(`${scope.alias}.rid IN (SELECT rid FROM (`), join(selects, ' INTERSECT '), frag('))')], '');
+}
+
+/** The index table and row condition of one part's criterion (a part value is a plain value of its type). */
+function partMatch(c: SearchCriterion): { table: string; match: Frag } | undefined {
+  switch (c.kind) {
+    case 'string': return { table: 'search_string', match: or(c.values.map((v) => stringMatch(c.match, v))) };
+    case 'token': return { table: 'search_token', match: or(c.values.map(tokenMatch)) };
+    case 'reference': return { table: 'search_reference', match: or(c.values.map(referenceMatch)) };
+    case 'date': return { table: 'search_date', match: or(c.values.map((v) => dateMatch(v, indexColumns))) };
+    case 'number': return { table: 'search_number', match: or(c.values.map(numberMatch)) };
+    case 'quantity': return { table: 'search_quantity', match: or(c.values.map(quantityMatch)) };
+    case 'uri': return { table: 'search_uri', match: or(c.values.map((v) => uriMatch(c.match, v))) };
+    default: return undefined;
+  }
 }
 
 function stringMatch(match: 'prefix' | 'exact' | 'contains', value: string): Frag {
