@@ -1,6 +1,6 @@
 import type { Resource } from '../types.ts';
 import { compositeEvaluatorFor, evaluatorFor, type CompositeEvaluator, type Evaluator } from './evaluate.ts';
-import { componentKey, componentsOf, paramKey, searchParamsOf, type CompositeComponent, type SearchParam } from './params.ts';
+import { componentKey, componentsOf, compositeUnionOf, paramKey, searchParamsOf, type CompositeComponent, type SearchParam } from './params.ts';
 import type { SearchParamType } from './types.ts';
 import type { TypedValue } from './path.ts';
 import {
@@ -40,6 +40,8 @@ function planFor(resourceType: string): Plan[] {
   if (!plan) {
     plan = [...searchParamsOf(resourceType).values()]
       .filter((p) => p.expression !== undefined && !fromResourceTable.has(p.code) && p.type !== 'special')
+      // A composite that is the union of others is searched through theirs.
+      .filter((p) => p.type !== 'composite' || compositeUnionOf(resourceType, p) === undefined)
       .map((param): Plan => {
         const key = paramKey(param.base, param.code);
         if (param.type !== 'composite') return { param, key };
@@ -85,7 +87,11 @@ function addComposite(nodes: TypedValue[][][], components: { part: CompositeComp
     // A node lacking a part can never match a search for it; its other parts need no rows.
     if (partValues.some((values) => values.length === 0)) return;
     const grp = n + 1;
-    const grouped: Add = (table, tableName, row, identity) => add(table, tableName, { ...row, grp }, identity);
+    // A part is matched on code (and system): its text-only token rows would never be used.
+    const grouped: Add = (table, tableName, row, identity) => {
+      if (tableName === 't' && (row as unknown as TokenIndexValue).code === null) return;
+      add(table, tableName, { ...row, grp }, identity);
+    };
     components.forEach(({ part, key }, i) => addValues(part.type, key, partValues[i], rows, grouped));
   });
 }

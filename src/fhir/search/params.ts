@@ -180,3 +180,34 @@ export function componentKeys(resourceTypes: readonly string[], code: string, in
   }
   return [...out];
 }
+
+const aliasCache = new Map<string, string[] | null>();
+
+/**
+ * The composite parameters a composite parameter is exactly the union of, or undefined. R4's
+ * `combo-code-value-quantity` (`Observation | Observation.component`, parts code and value) is
+ * `code-value-quantity` (`Observation`) together with `component-code-value-quantity`
+ * (`Observation.component`): it needs no index rows of its own, only a search over both.
+ */
+export function compositeUnionOf(resourceType: string, param: SearchParam): string[] | undefined {
+  const cacheKey = `${resourceType}.${param.code}`;
+  let found = aliasCache.get(cacheKey);
+  if (found === undefined) {
+    found = null;
+    const parts = param.expression === undefined ? [] : splitUnion(param.expression);
+    if (parts.length > 1) {
+      const same = (q: SearchParam) => q.type === 'composite' && q.code !== param.code && sameComponents(q, param);
+      const others = [...searchParamsOf(resourceType).values()].filter(same);
+      const codes = parts.map((part) => others.find((q) => q.expression === part)?.code);
+      if (codes.every((c) => c !== undefined)) found = codes as string[];
+    }
+    aliasCache.set(cacheKey, found);
+  }
+  return found ?? undefined;
+}
+
+function sameComponents(a: SearchParam, b: SearchParam): boolean {
+  const x = a.definition.component ?? [];
+  const y = b.definition.component ?? [];
+  return x.length === y.length && x.every((c, i) => c.definition === y[i].definition && c.expression === y[i].expression);
+}

@@ -1,7 +1,7 @@
 import type {
   ChainCriterion, DateValue, HasCriterion, NumberValue, Prefix, QuantityValue, ReferenceValue, SearchCriterion, SearchParamType, SearchRequest, SortKey, TokenValue,
 } from '../../fhir/search/types.ts';
-import { componentKeys, paramKeys } from '../../fhir/search/params.ts';
+import { componentKeys, compositeUnionOf, paramKeys, searchParam } from '../../fhir/search/params.ts';
 import { normalizeText, prefixEnd } from '../../fhir/search/normalize.ts';
 
 /**
@@ -158,8 +158,10 @@ function criterionIn(c: SearchCriterion, scope: Scope): Frag {
       return chainSql(c, scope);
     case 'has':
       return hasSql(c, scope);
-    case 'composite':
-      return or(c.values.map((tuple) => compositeSql(c.code, tuple, scope)));
+    case 'composite': {
+      const codes = compositeCodes(c.code, scope.types);
+      return or(c.values.flatMap((tuple) => codes.map((code) => compositeSql(code, tuple, scope))));
+    }
     case 'for-types': {
       const types = scope.types.length === 0 ? c.resourceTypes : c.resourceTypes.filter((t) => scope.types.includes(t));
       if (types.length === 0) return never;
@@ -232,6 +234,17 @@ function compositeSql(code: string, tuple: SearchCriterion[], scope: Scope): Fra
     selects.push(join([frag(`SELECT rid, grp FROM ${part.table} WHERE pid IN (${placeholders(keys.length)}) AND `, ...keys), part.match], ''));
   }
   return join([frag(`${scope.alias}.rid IN (SELECT rid FROM (`), join(selects, ' INTERSECT '), frag('))')], '');
+}
+
+/** The composites whose rows answer `code`: itself, or those it is the union of (params.ts compositeUnionOf). */
+function compositeCodes(code: string, types: readonly string[]): string[] {
+  const codes = new Set<string>();
+  for (const type of types) {
+    const p = searchParam(type, code);
+    if (!p) continue;
+    for (const c of compositeUnionOf(type, p) ?? [code]) codes.add(c);
+  }
+  return [...codes];
 }
 
 /** The index table and row condition of one part's criterion (a part value is a plain value of its type). */
