@@ -2,17 +2,19 @@ import { ConfigError } from '../config/config.ts';
 import { UsageError } from './args.ts';
 import { serve } from './serve.ts';
 import { importCommand } from './import.ts';
+import { reindexCommand } from './reindex.ts';
 
 const help = `Usage: bastion <command> [options]
 
 Commands:
   serve     start the FHIR server
   import    load NDJSON or Bundle files into the store
+  reindex   rebuild the search index from the stored resources
 
 Run 'bastion <command> --help' for a command's options.
 `;
 
-const commands: Record<string, (args: string[]) => Promise<void>> = { serve, import: importCommand };
+const commands: Record<string, (args: string[]) => Promise<void>> = { serve, import: importCommand, reindex: reindexCommand };
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -1,9 +1,6 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { loadConfig } from '../config/config.ts';
 import { openStore } from '../main.ts';
-import { loadOrCreateStoreKey } from '../crypto/store-key.ts';
-import { openEncrypted } from '../store/sqlite/open.ts';
+import { assertNotInUse } from './exclusive.ts';
 import { defaultBatchSize, importFiles, type ImportProgress } from '../jobs/import/importer.ts';
 import { formatSummary } from '../jobs/import/report.ts';
 import { parse, UsageError } from './args.ts';
@@ -69,32 +66,6 @@ export async function importCommand(args: string[]): Promise<void> {
   process.stdout.write(formatSummary(report));
   if (report.errors.length > 0) {
     throw new Error(`${report.errors.length} error${report.errors.length === 1 ? '' : 's'}: those resources were not imported (listed above)`);
-  }
-}
-
-/**
- * Refuses to import into a store another process has open (a running `bastion serve`): each
- * process numbers versions and stamps lastUpdated on its own, so two writers on one file make
- * each other's writes fail. SQLite says whether anyone else has the file open: an exclusive lock
- * cannot be taken while another connection holds its shared-memory lock.
- */
-function assertNotInUse(dataDir: string): void {
-  const dbPath = join(dataDir, 'bastion.db');
-  const keyPath = join(dataDir, 'store.key');
-  if (!existsSync(dbPath) || !existsSync(keyPath)) return;
-  const db = openEncrypted(dbPath, loadOrCreateStoreKey(keyPath));
-  try {
-    db.pragma('busy_timeout = 0');
-    db.pragma('locking_mode = EXCLUSIVE');
-    db.exec('BEGIN EXCLUSIVE');
-    db.exec('COMMIT');
-  } catch (err) {
-    if ((err as { code?: string }).code === 'SQLITE_BUSY') {
-      throw new Error(`the store in ${dataDir} is in use by another process (a running bastion serve?): stop it, then import`);
-    }
-    throw err;
-  } finally {
-    db.close();
   }
 }
 

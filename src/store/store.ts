@@ -99,6 +99,11 @@ export interface Store extends StoreReader {
   transaction<T>(work: (tx: StoreWriter) => Promise<T>): Promise<T>;
   /** Appends audit records (serialized AuditEvents) to the append-only audit log. */
   appendAudit(records: AuditRecord[]): Promise<void>;
+  /**
+   * Rebuilds the search index of every current resource from its content, in one transaction
+   * (after the search parameter definitions changed). Returns how many resources were indexed.
+   */
+  reindex(): Promise<number>;
   /** Appended audit records in order, a page at a time. */
   auditRecords(query: AuditQuery): Promise<StoredAuditRecord[]>;
   close(): Promise<void>;

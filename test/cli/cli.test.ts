@@ -10,7 +10,7 @@ const bin = new URL('../../bin/bastion.js', import.meta.url).pathname;
 const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, BASTION_HOST: '', BASTION_PORT: '' } });
 
 test('every subcommand has --help', () => {
-  for (const cmd of [[], ['serve'], ['import']]) {
+  for (const cmd of [[], ['serve'], ['import'], ['reindex']]) {
     const r = run(...cmd, '--help');
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /Usage: bastion/);
@@ -70,6 +70,38 @@ test('bastion serve initialises a fresh data dir, prints the FHIR base URL and s
   } finally {
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('bastion reindex rebuilds a lost search index, and refuses a store in use', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bastion-reindex-'));
+  try {
+    const { openStore } = await import('../../src/main.ts');
+    const { parseSearch } = await import('../../src/fhir/search/parse.ts');
+    const { openEncrypted } = await import('../../src/store/sqlite/open.ts');
+    const { readFileSync } = await import('node:fs');
+    const search = { maxCount: 10, defaultCount: 10, lenient: false };
+    let store = openStore(dir);
+    await store.transaction((tx) => tx.create({ resourceType: 'Patient', id: 'r1', name: [{ family: 'Reindexed' }] }));
+    await store.close();
+    // Lose the index rows, as a changed definition would leave them wrong.
+    const db = openEncrypted(join(dir, 'bastion.db'), Buffer.from(readFileSync(join(dir, 'store.key'), 'utf8').trim(), 'hex'));
+    db.exec('DELETE FROM search_string');
+    db.close();
+    store = openStore(dir);
+    assert.deepEqual((await store.search(parseSearch('Patient', [['family', 'reindexed']], search).request)).matches, []);
+    const busy = run('reindex', '--data-dir', dir);
+    assert.equal(busy.status, 1);
+    assert.match(busy.stderr, /in use by another process/);
+    await store.close();
+    const r = run('reindex', '--data-dir', dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /reindexed 1 resources/);
+    store = openStore(dir);
+    assert.deepEqual((await store.search(parseSearch('Patient', [['family', 'reindexed']], search).request)).matches.map((m) => m.id), ['r1']);
+    await store.close();
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });

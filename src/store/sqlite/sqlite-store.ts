@@ -100,6 +100,10 @@ export class SqliteStore implements Store {
     return this.queue.run(() => work(this.tx));
   }
 
+  reindex(): Promise<number> {
+    return this.queue.run(async () => rebuildSearchIndex(this.writer));
+  }
+
   appendAudit(records: AuditRecord[]): Promise<void> {
     return this.auditWriter.append(records);
   }
