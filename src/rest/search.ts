@@ -57,17 +57,19 @@ async function search(
   }
   const result = await ctx.reader.search(request);
   const base = ctx.config.baseUrl;
-  const used = params.filter(([name]) => !ignored.includes(name) && name !== '_offset');
-  const link = (offset: number) => {
+  // Paging links carry the store's continuation tokens: positions in the sort order, so they stay
+  // right while resources are created and deleted between one page and the next.
+  const used = params.filter(([name]) => !ignored.includes(name) && name !== '_offset' && name !== '_cursor');
+  const link = (at: { cursor?: string; offset?: number }) => {
     const p = new URLSearchParams(used);
     p.set('_count', String(request.count));
-    if (offset > 0) p.set('_offset', String(offset));
+    if (at.cursor) p.set('_cursor', at.cursor);
+    else if (at.offset) p.set('_offset', String(at.offset));
     return `${base}${path ? '/' + path : ''}?${p}`;
   };
-  const links = [{ relation: 'self', url: link(request.offset) }];
-  const hasMore = request.count > 0 && (result.total !== undefined ? request.offset + request.count < result.total : result.matches.length === request.count);
-  if (hasMore) links.push({ relation: 'next', url: link(request.offset + request.count) });
-  if (request.offset > 0) links.push({ relation: 'previous', url: link(Math.max(0, request.offset - request.count)) });
+  const links = [{ relation: 'self', url: link({ cursor: request.cursor, offset: request.offset }) }];
+  if (result.next) links.push({ relation: 'next', url: link({ cursor: result.next }) });
+  if (result.previous) links.push({ relation: 'previous', url: link({ cursor: result.previous }) });
   const entry = (r: StoredResource, mode: 'match' | 'include'): RawEntry => ({
     fullUrl: `${base}/${r.resourceType}/${r.id}`,
     resourceJson: shapeJson(r.json!, shape),

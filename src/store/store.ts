@@ -44,6 +44,13 @@ export interface SearchResult {
   included: StoredResource[];
   /** Present when the request asked for a total. */
   total?: number;
+  /**
+   * Continuation tokens for the pages after and before this one, when there are such pages. They
+   * mark a position in the sort order rather than a count of rows, so a page fetched later
+   * neither repeats nor skips a resource because others were created or deleted meanwhile.
+   */
+  next?: string;
+  previous?: string;
 }
 
 export interface AuditRecord {

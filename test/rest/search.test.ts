@@ -28,6 +28,24 @@ describe('search over HTTP', () => {
     assert.equal(seen.size, 5);
   });
 
+  test('next links survive writes between pages; a forged _cursor is a 400', async () => {
+    for (let i = 0; i < 4; i++) await call(`${t.base}/Patient`, { method: 'POST', json: patient(`Cursorfam${i}`) });
+    const first = await call(`${t.base}/Patient?family=cursorfam&_sort=family&_count=2`);
+    const next = first.body.link.find((l: { relation: string }) => l.relation === 'next').url as string;
+    assert.match(next, /_cursor=/);
+    assert.doesNotMatch(next, /_offset=/);
+    // Delete one already seen: an offset link would now skip a resource.
+    const seenId = first.body.entry[0].resource.id;
+    await call(`${t.base}/Patient/${seenId}`, { method: 'DELETE' });
+    const second = await call(next);
+    assert.deepEqual(second.body.entry.map((e: { resource: { name: { family: string }[] } }) => e.resource.name[0].family), ['Cursorfam2', 'Cursorfam3']);
+    const prev = second.body.link.find((l: { relation: string }) => l.relation === 'previous');
+    assert.ok(prev, 'a previous link');
+    const bad = await call(`${t.base}/Patient?family=cursorfam&_cursor=bm9wZQ`);
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.resourceType, 'OperationOutcome');
+  });
+
   test('_include adds the referenced resource with search mode include', async () => {
     const p = await call(`${t.base}/Patient`, { method: 'POST', json: patient('Inc') });
     await call(`${t.base}/Observation`, { method: 'POST', json: { resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] }, subject: { reference: `Patient/${p.body.id}` } } });

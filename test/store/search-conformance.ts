@@ -6,6 +6,7 @@ import type { Store } from '../../src/store/store.ts';
 import type { Resource } from '../../src/fhir/types.ts';
 import type { SearchRequest } from '../../src/fhir/search/types.ts';
 import { parseSearch, type ParseOptions } from '../../src/fhir/search/parse.ts';
+import type { FhirError } from '../../src/fhir/outcome.ts';
 import { loadSynthea } from '../fhir/search-synthea.ts';
 
 /**
@@ -337,6 +338,86 @@ export function searchConformance(makeStore: () => Promise<Store>): void {
       assert.deepEqual(await q('Observation', 'component-code-value-quantity=8462-4$gt90'), ['bp2']);
       assert.deepEqual(await q('Observation', 'component-code-value-quantity=8480-6$lt100'), ['bp2']);
       assert.deepEqual(await q('Observation', 'component-code-value-quantity=8480-6$110'), []);
+    });
+  });
+
+  describe('search: paging by continuation tokens', () => {
+    let store: Store;
+    // 12 Patients; some without a birthDate (they sort last either way), some sharing one.
+    const people = Array.from({ length: 12 }, (_, i): Resource & { id: string } => ({
+      resourceType: 'Patient', id: `pg${String(i).padStart(2, '0')}`, name: [{ family: `Pager${'abcdefghijkl'[(i * 5) % 12]}` }], gender: 'other',
+      ...(i % 4 === 3 ? {} : { birthDate: `19${50 + (i % 5)}-01-01` }),
+    }));
+    before(async () => {
+      store = await makeStore();
+      await store.transaction(async (tx) => {
+        for (const r of people) await tx.create(r);
+      });
+    });
+    after(() => store.close());
+
+    const all = async (query: string) => (await store.search(parse('Patient', `${query}&_count=1000`))).matches.map((m) => m.id);
+    async function walk(query: string, count: number, direction: 'next' | 'previous', start?: string): Promise<string[][]> {
+      const pages: string[][] = [];
+      let request: SearchRequest = { ...parse('Patient', `${query}&_count=${count}`), ...(start ? { cursor: start } : {}) };
+      for (let n = 0; n < 50; n++) {
+        const result = await store.search(request);
+        pages.push(result.matches.map((m) => m.id));
+        const token = result[direction];
+        if (!token) break;
+        request = { ...request, cursor: token };
+      }
+      return pages;
+    }
+
+    for (const query of ['gender=other', 'gender=other&_sort=name', 'gender=other&_sort=-birthdate', 'gender=other&_sort=birthdate,-name', 'gender=other&_sort=-_lastUpdated', 'gender=other&_sort=_id']) {
+      test(`${query}: next walks every match once, in order; previous walks back`, async () => {
+        const expected = await all(query);
+        assert.equal(expected.length, 12);
+        const forward = await walk(query, 5, 'next');
+        assert.deepEqual(forward.map((p) => p.length), [5, 5, 2]);
+        assert.deepEqual(forward.flat(), expected);
+        // From the last page back to the first.
+        const last = await store.search(parse('Patient', `${query}&_count=5`));
+        const second = await store.search({ ...parse('Patient', `${query}&_count=5`), cursor: last.next });
+        const third = await store.search({ ...parse('Patient', `${query}&_count=5`), cursor: second.next });
+        assert.equal(third.next, undefined, 'no page after the last');
+        const back = await walk(query, 5, 'previous', third.previous);
+        assert.deepEqual(back.reverse().flat(), expected.slice(0, 10));
+        assert.equal(last.previous, undefined, 'no page before the first');
+      });
+    }
+
+    test('pages fetched later neither repeat nor skip a resource when others are created and deleted meanwhile', async () => {
+      const query = 'gender=other&_sort=name';
+      const before = await all(query);
+      const first = await store.search(parse('Patient', `${query}&_count=4`));
+      const seen = first.matches.map((m) => m.id);
+      // A new match sorting before the cursor, one after it; a seen one and an unseen one deleted.
+      await store.transaction(async (tx) => {
+        await tx.create({ resourceType: 'Patient', id: 'pg-early', name: [{ family: 'Pagera' }], gender: 'other' });
+        await tx.create({ resourceType: 'Patient', id: 'pg-late', name: [{ family: 'Pagerz' }], gender: 'other' });
+        await tx.delete('Patient', seen[1]);
+        await tx.delete('Patient', before[6]);
+      });
+      let token = first.next;
+      while (token) {
+        const page = await store.search({ ...parse('Patient', `${query}&_count=4`), cursor: token });
+        seen.push(...page.matches.map((m) => m.id));
+        token = page.next;
+      }
+      assert.equal(new Set(seen).size, seen.length, `no resource twice: ${seen}`);
+      const unchanged = before.filter((id) => id !== before[6]);
+      for (const id of unchanged) assert.ok(seen.includes(id), `${id} was not skipped`);
+      assert.ok(seen.includes('pg-late'), 'a new match after the position is found');
+      assert.ok(!seen.includes(before[6]), 'a deleted resource is not returned');
+      assert.ok(!seen.includes('pg-early'), 'a new match before the position is not (it belongs to pages already read)');
+    });
+
+    test('a token that is not one of this search is refused', async () => {
+      for (const cursor of ['not-base64-json', Buffer.from('{"d":"n","k":[],"r":0}').toString('base64url'), Buffer.from('{"d":"x","k":[],"r":1}').toString('base64url')]) {
+        await assert.rejects(store.search({ ...parse('Patient', 'gender=other&_sort=name'), cursor }), (err: unknown) => (err as FhirError).status === 400);
+      }
     });
   });
 

@@ -56,12 +56,16 @@ export function parseSearch(resourceType: string | undefined, params: [string, s
     }
     if (code === '_type') continue;
     if (notYet.has(code)) throw notSupported(`Search parameter '${code}' is not supported yet`);
-    if (['_count', '_offset', '_sort', '_total'].includes(code)) {
+    if (['_count', '_offset', '_sort', '_total', '_cursor'].includes(code)) {
       if (modifier !== undefined) throw badRequest(`Search parameter '${code}' takes no modifier`);
       if (seenControl.has(code)) throw badRequest(`Search parameter '${code}' may appear only once`);
       seenControl.add(code);
       if (code === '_count') request.count = Math.min(nonNegativeInt(code, value), options.maxCount);
       else if (code === '_offset') request.offset = nonNegativeInt(code, value);
+      else if (code === '_cursor') {
+        if (!/^[A-Za-z0-9_-]{1,4096}$/.test(value)) throw badRequest('_cursor must be a continuation token from a next or previous link');
+        request.cursor = value;
+      }
       else if (code === '_total') {
         if (value !== 'none' && value !== 'estimate' && value !== 'accurate') throw badRequest(`_total must be none, estimate or accurate, not '${value}'`);
         request.total = value;

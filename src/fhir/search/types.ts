@@ -18,6 +18,11 @@ export interface SearchRequest {
   sort: SortKey[];
   count: number;
   offset: number;
+  /**
+   * Where the page starts: a continuation token from an earlier result's `next` or `previous`
+   * (store-defined, opaque to everyone else). Replaces `offset` when given.
+   */
+  cursor?: string;
   total: 'none' | 'estimate' | 'accurate';
   include: IncludeSpec[];
   revinclude: IncludeSpec[];

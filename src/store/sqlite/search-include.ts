@@ -10,6 +10,8 @@ export interface ResourceRow {
   version: number;
   last_updated: string;
   content: string;
+  /** Sort key values of a match (k0, k1, ...), for its cursor. */
+  [key: `k${number}`]: string | number | null;
 }
 
 export type Run = (query: Frag) => ResourceRow[];

@@ -3,6 +3,8 @@ import type {
 } from '../../fhir/search/types.ts';
 import { componentKeys, compositeUnionOf, paramKeys, searchParam } from '../../fhir/search/params.ts';
 import { normalizeText, prefixEnd } from '../../fhir/search/normalize.ts';
+import { frag, join, type Frag } from './sql-frag.ts';
+import { keysetCondition, type Cursor } from './search-cursor.ts';
 
 /**
  * Turns a SearchRequest into SQL for the SQLite schema (migration 2). The one place where search
@@ -11,19 +13,7 @@ import { normalizeText, prefixEnd } from '../../fhir/search/normalize.ts';
  * travel as bound parameters.
  */
 
-export type SqlArg = string | number | null;
-
-/** A piece of SQL with the arguments of its placeholders, in order. */
-export interface Frag {
-  sql: string;
-  args: SqlArg[];
-}
-
-export const frag = (sql: string, ...args: SqlArg[]): Frag => ({ sql, args });
-
-export function join(parts: Frag[], sep: string): Frag {
-  return { sql: parts.map((p) => p.sql).join(sep), args: parts.flatMap((p) => p.args) };
-}
+export { frag, join, type Frag, type SqlArg } from './sql-frag.ts';
 
 const or = (parts: Frag[]): Frag => (parts.length === 1 ? parts[0] : wrap(join(parts, ' OR ')));
 export const and = (parts: Frag[]): Frag => join(parts, ' AND ');
@@ -35,34 +25,53 @@ const never = frag('0');
 export interface SearchSql {
   page: Frag;
   count: Frag;
+  keyCount: number;
 }
 
-export function buildSearchSql(request: SearchRequest): SearchSql {
+/**
+ * The page query and the count query. The page query reads one row more than the page holds, so
+ * the caller knows whether another page follows; with a cursor running backwards ('p') it reads
+ * in reverse order, and the caller turns the rows round.
+ */
+export function buildSearchSql(request: SearchRequest, cursor?: Cursor): SearchSql {
   const where = whereClause(request);
   const sort = sortKeys(request);
-  const inner = [
+  const backward = cursor?.d === 'p';
+  const order = (prefix: string) => [
+    ...sort.map((s, i) => `${prefix}k${i} ${backward ? reversed(s.dir) : s.dir}`),
+    `${prefix}rid ${backward ? 'DESC' : 'ASC'}`,
+  ].join(', ');
+  let matches = join([
     frag('SELECT r.rid AS rid'),
     ...sort.map((s, i) => ({ sql: `, ${s.expr.sql} AS k${i}`, args: s.expr.args })),
     frag(' FROM resources r WHERE '),
     where,
-    frag(` ORDER BY ${[...sort.map((s, i) => `k${i} ${s.dir}`), 'r.rid'].join(', ')} LIMIT ? OFFSET ?`, request.count, request.offset),
-  ];
+  ], '');
+  if (cursor) {
+    const keys = sort.map((s, i) => ({ column: `m.k${i}`, descending: s.dir.startsWith('DESC') }));
+    matches = join([frag('SELECT * FROM ('), matches, frag(') AS m WHERE '), keysetCondition(keys, 'm.rid', cursor)], '');
+  }
+  const inner = join([matches, frag(` ORDER BY ${order('')} LIMIT ? OFFSET ?`, request.count + 1, cursor ? 0 : request.offset)], '');
   // Sort and page on the resource table and indexes alone, then read content for the page only.
   const page = join(
     [
-      frag('SELECT r.rid, r.type, r.id, r.version, r.last_updated, v.content FROM ('),
-      join(inner, ''),
-      frag(
-        `) AS page JOIN resources r ON r.rid = page.rid JOIN resource_versions v ON v.seq = r.seq ORDER BY ${[
-          ...sort.map((s, i) => `page.k${i} ${s.dir}`),
-          'page.rid',
-        ].join(', ')}`,
-      ),
+      frag(`SELECT r.rid, r.type, r.id, r.version, r.last_updated, v.content${sort.map((_, i) => `, page.k${i} AS k${i}`).join('')} FROM (`),
+      inner,
+      frag(`) AS page JOIN resources r ON r.rid = page.rid JOIN resource_versions v ON v.seq = r.seq ORDER BY ${order('page.')}`),
     ],
     '',
   );
   const count = join([frag('SELECT count(*) AS n FROM resources r WHERE '), where], '');
-  return { page, count };
+  return { page, count, keyCount: sort.length };
+}
+
+/** The sort keys of a search, for decoding its cursors. */
+export function sortKeyCount(request: SearchRequest): number {
+  return request.sort.length;
+}
+
+function reversed(dir: string): string {
+  return dir.startsWith('DESC') ? 'ASC NULLS FIRST' : 'DESC NULLS FIRST';
 }
 
 function whereClause(request: SearchRequest): Frag {

@@ -75,25 +75,25 @@ export class SqliteStore implements Store {
     this.tx = new SqliteWriter(this.writer);
   }
 
-  read(resourceType: string, id: string): Promise<StoredResource | undefined> {
+  async read(resourceType: string, id: string): Promise<StoredResource | undefined> {
     let stored = this.cache.get(resourceType, id);
     if (!stored) {
       stored = readCurrent(this.readerSql, resourceType, id);
       if (stored) this.cache.set(stored);
     }
-    return Promise.resolve(stored);
+    return stored;
   }
 
-  vread(resourceType: string, id: string, versionId: string): Promise<StoredResource | undefined> {
-    return Promise.resolve(readVersion(this.readerSql, resourceType, id, versionId));
+  async vread(resourceType: string, id: string, versionId: string): Promise<StoredResource | undefined> {
+    return readVersion(this.readerSql, resourceType, id, versionId);
   }
 
-  history(query: HistoryQuery): Promise<HistoryPage> {
-    return Promise.resolve(queryHistory(this.reader, query));
+  async history(query: HistoryQuery): Promise<HistoryPage> {
+    return queryHistory(this.reader, query);
   }
 
-  search(request: SearchRequest): Promise<SearchResult> {
-    return Promise.resolve(searchResources(this.reader, request));
+  async search(request: SearchRequest): Promise<SearchResult> {
+    return searchResources(this.reader, request);
   }
 
   transaction<T>(work: (tx: StoreWriter) => Promise<T>): Promise<T> {
@@ -108,11 +108,11 @@ export class SqliteStore implements Store {
     return this.auditWriter.append(records);
   }
 
-  auditRecords(query: AuditQuery): Promise<StoredAuditRecord[]> {
+  async auditRecords(query: AuditQuery): Promise<StoredAuditRecord[]> {
     const rows = this.auditReader
       .prepare<[number, number], { seq: number; recorded: string; event: string }>('SELECT seq, recorded, event FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?')
       .all(query.afterSeq, query.limit);
-    return Promise.resolve(rows.map((r) => ({ seq: r.seq, recorded: r.recorded, json: r.event })));
+    return rows.map((r) => ({ seq: r.seq, recorded: r.recorded, json: r.event }));
   }
 
   async close(): Promise<void> {
@@ -138,20 +138,20 @@ class SqliteWriter implements StoreWriter {
     this.sql = prepareStatements(db);
   }
 
-  read(resourceType: string, id: string): Promise<StoredResource | undefined> {
-    return Promise.resolve(readCurrent(this.sql, resourceType, id));
+  async read(resourceType: string, id: string): Promise<StoredResource | undefined> {
+    return readCurrent(this.sql, resourceType, id);
   }
 
-  vread(resourceType: string, id: string, versionId: string): Promise<StoredResource | undefined> {
-    return Promise.resolve(readVersion(this.sql, resourceType, id, versionId));
+  async vread(resourceType: string, id: string, versionId: string): Promise<StoredResource | undefined> {
+    return readVersion(this.sql, resourceType, id, versionId);
   }
 
-  history(query: HistoryQuery): Promise<HistoryPage> {
-    return Promise.resolve(queryHistory(this.db, query));
+  async history(query: HistoryQuery): Promise<HistoryPage> {
+    return queryHistory(this.db, query);
   }
 
-  search(request: SearchRequest): Promise<SearchResult> {
-    return Promise.resolve(searchResources(this.db, request));
+  async search(request: SearchRequest): Promise<SearchResult> {
+    return searchResources(this.db, request);
   }
 
   async create(resource: Resource & { id: string }): Promise<StoredResource> {
