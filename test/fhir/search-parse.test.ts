@@ -108,6 +108,15 @@ test('composite parameters: a tuple per value, each part read as its own type', 
   rejects(() => parse('Observation', 'code-value-quantity:missing=true', { lenient: true }), 400, /not supported yet/);
 });
 
+test(':of-type on identifiers', () => {
+  assert.deepEqual(parse('Patient', 'identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|12\\|3').request.criteria[0], {
+    kind: 'token-of-type', code: 'identifier', values: [{ typeSystem: 'http://terminology.hl7.org/CodeSystem/v2-0203', typeCode: 'MR', value: '12|3' }],
+  });
+  assert.deepEqual(parse('Patient', 'identifier:of-type=|MR|1').request.criteria[0], { kind: 'token-of-type', code: 'identifier', values: [{ typeCode: 'MR', value: '1' }] });
+  rejects(() => parse('Patient', 'identifier:of-type=MR|123'), 400, /\[type system\]\|\[type code\]\|\[value\]/);
+  rejects(() => parse('Patient', 'identifier:of-type=s||123'), 400, /of-type takes/);
+});
+
 test('chains', () => {
   const c = (q: string) => parse('Observation', q).request.criteria[0];
   assert.deepEqual(c('subject:Patient.name=ann'), { kind: 'chain', code: 'subject', targetTypes: ['Patient'], criterion: { kind: 'string', code: 'name', match: 'prefix', values: ['ann'] } });

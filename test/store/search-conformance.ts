@@ -341,6 +341,32 @@ export function searchConformance(makeStore: () => Promise<Store>): void {
     });
   });
 
+  describe('search: identifier :of-type', () => {
+    let store: Store;
+    const v2 = 'http://terminology.hl7.org/CodeSystem/v2-0203';
+    before(async () => {
+      store = await makeStore();
+      await store.transaction(async (tx) => {
+        await tx.create({ resourceType: 'Patient', id: 'mr1', identifier: [
+          { type: { coding: [{ system: v2, code: 'MR' }] }, system: 'urn:hospital', value: '123' },
+          { type: { coding: [{ system: v2, code: 'SS' }] }, system: 'http://hl7.org/fhir/sid/us-ssn', value: '999-00-1111' },
+        ] });
+        await tx.create({ resourceType: 'Patient', id: 'mr2', identifier: [{ type: { coding: [{ system: 'urn:other', code: 'MR' }] }, value: '123' }] });
+        await tx.create({ resourceType: 'Patient', id: 'dl', identifier: [{ type: { coding: [{ system: v2, code: 'DL' }] }, value: '123' }] });
+      });
+    });
+    after(() => store.close());
+    const q = (query: string) => ids(store, 'Patient', query);
+
+    test('type and value must belong to the same identifier', async () => {
+      assert.deepEqual(await q(`identifier:of-type=${v2}|MR|123`), ['mr1']);
+      assert.deepEqual(await q(`identifier:of-type=|MR|123`), ['mr1', 'mr2'], 'any type system');
+      assert.deepEqual(await q(`identifier:of-type=${v2}|MR|999-00-1111`), [], 'the SSN is not the MR');
+      assert.deepEqual(await q(`identifier:of-type=${v2}|SS|999-00-1111,${v2}|DL|123`), ['dl', 'mr1']);
+      assert.deepEqual(await q('identifier=123'), ['dl', 'mr1', 'mr2'], 'plain identifier search unchanged');
+    });
+  });
+
   describe('search: paging by continuation tokens', () => {
     let store: Store;
     // 12 Patients; some without a birthDate (they sort last either way), some sharing one.

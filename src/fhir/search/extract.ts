@@ -1,10 +1,10 @@
 import type { Resource } from '../types.ts';
 import { compositeEvaluatorFor, evaluatorFor, type CompositeEvaluator, type Evaluator } from './evaluate.ts';
-import { componentKey, componentsOf, compositeUnionOf, paramKey, searchParamsOf, type CompositeComponent, type SearchParam } from './params.ts';
+import { componentKey, componentsOf, compositeUnionOf, ofTypeKey, paramKey, searchParamsOf, type CompositeComponent, type SearchParam } from './params.ts';
 import type { SearchParamType } from './types.ts';
 import type { TypedValue } from './path.ts';
 import {
-  dateValues, numberValues, quantityValues, referenceValues, stringValues, tokenValues, uriValues,
+  dateValues, identifierTypeValues, numberValues, quantityValues, referenceValues, stringValues, tokenValues, uriValues,
   type QuantityIndexValue, type RangeValue, type ReferenceIndexValue, type StringValue, type TokenIndexValue,
 } from './index-values.ts';
 
@@ -75,6 +75,7 @@ export function extractIndexRows(
     const values = evaluator(resource.resourceType, param)(resource);
     if (values.length === 0) continue;
     addValues(param.type, key, values, rows, add);
+    if (param.type === 'token') addIdentifierTypes(ofTypeKey(param.base, param.code), values, rows, add);
   }
   return rows;
 }
@@ -94,6 +95,12 @@ function addComposite(nodes: TypedValue[][][], components: { part: CompositeComp
     };
     components.forEach(({ part, key }, i) => addValues(part.type, key, partValues[i], rows, grouped));
   });
+}
+
+function addIdentifierTypes(key: number, values: TypedValue[], rows: IndexRows, add: Add): void {
+  const out: TokenIndexValue[] = [];
+  for (const v of values) identifierTypeValues(v, out);
+  for (const t of out) add(rows.token, 't', { key, ...t }, `${t.system}\u0000${t.code}`);
 }
 
 function addValues(type: SearchParamType, key: number, values: TypedValue[], rows: IndexRows, add: Add): void {

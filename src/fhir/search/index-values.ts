@@ -92,6 +92,20 @@ export function tokenValues({ type, value }: TypedValue, out: TokenIndexValue[])
   }
 }
 
+/**
+ * `identifier:of-type` rows: an Identifier's value under each coding of its type, the coding as
+ * `system|code` in the system column (search.html#token, of-type).
+ */
+export function identifierTypeValues({ type, value }: TypedValue, out: TokenIndexValue[]): void {
+  if (type !== 'Identifier' || !isObj(value) || !isObj(value.type) || !Array.isArray(value.type.coding)) return;
+  const v = str(value.value);
+  if (!v) return;
+  for (const c of value.type.coding) {
+    if (!isObj(c) || !str(c.code)) continue;
+    out.push({ system: `${str(c.system) ?? ''}|${c.code}`, code: v, text: null });
+  }
+}
+
 function coding(c: Obj, out: TokenIndexValue[]): void {
   const code = str(c.code);
   const display = str(c.display);

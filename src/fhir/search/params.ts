@@ -211,3 +211,17 @@ function sameComponents(a: SearchParam, b: SearchParam): boolean {
   const y = b.definition.component ?? [];
   return x.length === y.length && x.every((c, i) => c.definition === y[i].definition && c.expression === y[i].expression);
 }
+
+/** The index key of a token parameter's `:of-type` rows (identifier type and value). */
+export function ofTypeKey(base: string, code: string): number {
+  return paramKey(base, `${code}:of-type`);
+}
+
+export function ofTypeKeys(resourceTypes: readonly string[], code: string): number[] {
+  const out = new Set<number>();
+  for (const type of resourceTypes) {
+    const p = searchParam(type, code);
+    if (p?.type === 'token') out.add(ofTypeKey(p.base, code));
+  }
+  return [...out];
+}

@@ -28,7 +28,7 @@ export interface ParsedSearch {
 const resultParamNames = new Set(['_summary', '_elements', '_format', '_pretty']);
 const notYet = new Set(['_text', '_content', '_query', '_list', '_filter', '_contained', '_containedType', '_score']);
 /** Modifiers FHIR defines that this server does not implement yet: refused even when lenient, as ignoring them would change the results. */
-const modifiersNotYet = new Set(['in', 'not-in', 'below', 'above', 'of-type', 'iterate', 'code-text', 'text-advanced']);
+const modifiersNotYet = new Set(['in', 'not-in', 'below', 'above', 'iterate', 'code-text', 'text-advanced']);
 
 /** Parses the query parameters of a search into a store-independent SearchRequest. */
 export function parseSearch(resourceType: string | undefined, params: [string, string][], options: ParseOptions): ParsedSearch {
@@ -180,6 +180,15 @@ function parseComposite(param: SearchParam, modifier: string | undefined, value:
   return { kind: 'composite', code: param.code, values };
 }
 
+/** `[type system]|[type code]|[value]`; the type system may be empty (any). */
+function parseOfType(code: string, piece: string): { typeSystem?: string; typeCode: string; value: string } {
+  const parts = splitUnescaped(piece, '|').map(unescapeValue);
+  if (parts.length !== 3 || parts[1] === '' || parts[2] === '') {
+    throw badRequest(`${code}:of-type takes [type system]|[type code]|[value], e.g. http://terminology.hl7.org/CodeSystem/v2-0203|MR|12345, not '${piece}'`);
+  }
+  return { ...(parts[0] ? { typeSystem: parts[0] } : {}), typeCode: parts[1], value: parts[2] };
+}
+
 function splitModifier(name: string): [string, string | undefined] {
   const colon = name.indexOf(':');
   return colon < 0 ? [name, undefined] : [name.slice(0, colon), name.slice(colon + 1)];
@@ -304,6 +313,7 @@ function parseCriterion(
     case 'token':
       if (code === '_id' && modifier !== undefined && modifier !== 'not') return undefined;
       if (modifier === 'text') return { kind: 'token-text', code, values: plain().map(normalizeText) };
+      if (modifier === 'of-type') return { kind: 'token-of-type', code, values: pieces.map((p) => parseOfType(code, p)) };
       if (modifier !== undefined && modifier !== 'not') return undefined;
       if (code === '_id') return { kind: 'token', code, negate: modifier === 'not', values: plain().map((id) => ({ code: id })) };
       return { kind: 'token', code, negate: modifier === 'not', values: pieces.map((p) => parseTokenValue(code, p)) };

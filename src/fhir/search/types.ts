@@ -44,6 +44,7 @@ export type SearchCriterion =
   | StringCriterion
   | TokenCriterion
   | TokenTextCriterion
+  | TokenOfTypeCriterion
   | ReferenceCriterion
   | ReferenceIdentifierCriterion
   | DateCriterion
@@ -84,6 +85,14 @@ export interface TokenTextCriterion {
   kind: 'token-text';
   code: string;
   values: string[];
+}
+
+/** `identifier:of-type=system|code|value`: an Identifier of that type with that value. */
+export interface TokenOfTypeCriterion {
+  kind: 'token-of-type';
+  code: string;
+  /** undefined: a type code from any system. */
+  values: { typeSystem?: string; typeCode: string; value: string }[];
 }
 
 export interface ReferenceCriterion {

@@ -1,7 +1,7 @@
 import type {
   ChainCriterion, DateValue, HasCriterion, NumberValue, Prefix, QuantityValue, ReferenceValue, SearchCriterion, SearchParamType, SearchRequest, SortKey, TokenValue,
 } from '../../fhir/search/types.ts';
-import { componentKeys, compositeUnionOf, paramKeys, searchParam } from '../../fhir/search/params.ts';
+import { componentKeys, compositeUnionOf, ofTypeKeys, paramKeys, searchParam } from '../../fhir/search/params.ts';
 import { normalizeText, prefixEnd } from '../../fhir/search/normalize.ts';
 import { frag, join, type Frag } from './sql-frag.ts';
 import { keysetCondition, type Cursor } from './search-cursor.ts';
@@ -142,6 +142,14 @@ function criterionIn(c: SearchCriterion, scope: Scope): Frag {
         return frag(`${alias}.id ${c.negate ? 'NOT IN' : 'IN'} (${placeholders(ids.length)})`, ...ids);
       }
       return indexed(scope, c.code, 'search_token', or(c.values.map(tokenMatch)), c.negate);
+    case 'token-of-type': {
+      const keys = ofTypeKeys(scope.types, c.code);
+      if (keys.length === 0) return never;
+      const match = or(c.values.map((v) => v.typeSystem !== undefined
+        ? frag('(code = ? AND system = ?)', v.value, `${v.typeSystem}|${v.typeCode}`)
+        : frag('(code = ? AND substr(system, -length(?) - 1) = ?)', v.value, v.typeCode, `|${v.typeCode}`)));
+      return join([frag(`${alias}.rid IN (SELECT rid FROM search_token WHERE pid IN (${placeholders(keys.length)}) AND `, ...keys), match, frag(')')], '');
+    }
     case 'token-text':
       return indexed(scope, c.code, 'search_token', or(c.values.map((v) => frag('text >= ? AND text < ?', v, v + prefixEnd))));
     case 'reference':
