@@ -29,7 +29,6 @@ function build(baseUrl: string): Record<string, unknown> {
     conditionalDelete: 'single',
     referencePolicy: ['literal', 'local'],
     searchParam: [...searchParamsOf(type).values()]
-      .filter((p) => p.type !== 'special')
       .map((p) => ({ name: p.code, definition: p.definition.url, type: p.type })),
     operation: [{ name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' }],
   }));

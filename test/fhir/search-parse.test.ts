@@ -117,6 +117,14 @@ test(':of-type on identifiers', () => {
   rejects(() => parse('Patient', 'identifier:of-type=s||123'), 400, /of-type takes/);
 });
 
+test('near and _list', () => {
+  assert.deepEqual(parse('Location', 'near=42.256|-83.694|11.2|km').request.criteria[0], { kind: 'near', code: 'near', values: [{ latitude: 42.256, longitude: -83.694, km: 11.2 }] });
+  assert.deepEqual(parse('Location', 'near=1|2|1000|m').request.criteria[0], { kind: 'near', code: 'near', values: [{ latitude: 1, longitude: 2, km: 1 }] });
+  for (const bad of ['near=91|0', 'near=1', 'near=a|b', 'near=1|2|3|parsec']) rejects(() => parse('Location', bad), 400, /near/);
+  assert.deepEqual(parse('Patient', '_list=a,b').request.criteria[0], { kind: 'list', code: '_list', values: ['a', 'b'] });
+  rejects(() => parse('Patient', '_list=$current-allergies'), 400, /_list takes the id of a List/);
+});
+
 test('chains', () => {
   const c = (q: string) => parse('Observation', q).request.criteria[0];
   assert.deepEqual(c('subject:Patient.name=ann'), { kind: 'chain', code: 'subject', targetTypes: ['Patient'], criterion: { kind: 'string', code: 'name', match: 'prefix', values: ['ann'] } });

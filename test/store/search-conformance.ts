@@ -367,6 +367,43 @@ export function searchConformance(makeStore: () => Promise<Store>): void {
     });
   });
 
+  describe('search: near and _list', () => {
+    let store: Store;
+    const at = (id: string, latitude: number, longitude: number) => ({ resourceType: 'Location', id, name: id, position: { latitude, longitude } });
+    before(async () => {
+      store = await makeStore();
+      await store.transaction(async (tx) => {
+        await tx.create(at('annarbor', 42.2808, -83.743));
+        await tx.create(at('ypsilanti', 42.2411, -83.613)); // about 11.4 km from Ann Arbor
+        await tx.create(at('detroit', 42.3314, -83.0458)); // about 57 km
+        await tx.create(at('sydney', -33.8688, 151.2093));
+        await tx.create({ resourceType: 'Location', id: 'nowhere', name: 'nowhere' });
+        await tx.create({ resourceType: 'Patient', id: 'l1' });
+        await tx.create({ resourceType: 'Patient', id: 'l2' });
+        await tx.create({ resourceType: 'Patient', id: 'l3' });
+        await tx.create({ resourceType: 'List', id: 'ward', status: 'current', mode: 'working', entry: [{ item: { reference: 'Patient/l1' } }, { item: { reference: 'Patient/l3' } }, { item: { reference: 'Location/detroit' } }] });
+      });
+    });
+    after(() => store.close());
+
+    test('near: great-circle distance from the point, in km, m or miles', async () => {
+      assert.deepEqual(await ids(store, 'Location', 'near=42.2808|-83.743|5|km'), ['annarbor']);
+      assert.deepEqual(await ids(store, 'Location', 'near=42.2808|-83.743|12|km'), ['annarbor', 'ypsilanti']);
+      assert.deepEqual(await ids(store, 'Location', 'near=42.2808|-83.743|12000|m'), ['annarbor', 'ypsilanti']);
+      assert.deepEqual(await ids(store, 'Location', 'near=42.2808|-83.743|40|[mi_i]'), ['annarbor', 'detroit', 'ypsilanti']);
+      assert.deepEqual(await ids(store, 'Location', 'near=-33.87|151.21'), ['sydney'], 'default distance');
+      assert.deepEqual(await ids(store, 'Location', 'near=0|0|100|km'), []);
+    });
+
+    test('_list: the entries of a List, of the searched type', async () => {
+      assert.deepEqual(await ids(store, 'Patient', '_list=ward'), ['l1', 'l3']);
+      assert.deepEqual(await ids(store, 'Location', '_list=ward'), ['detroit']);
+      assert.deepEqual(await ids(store, 'Patient', '_list=nosuchlist'), []);
+      await store.transaction((tx) => tx.delete('Patient', 'l3'));
+      assert.deepEqual(await ids(store, 'Patient', '_list=ward'), ['l1'], 'a deleted entry is not found');
+    });
+  });
+
   describe('search: paging by continuation tokens', () => {
     let store: Store;
     // 12 Patients; some without a birthDate (they sort last either way), some sharing one.

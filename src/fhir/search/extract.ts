@@ -39,7 +39,7 @@ function planFor(resourceType: string): Plan[] {
   let plan = plans.get(resourceType);
   if (!plan) {
     plan = [...searchParamsOf(resourceType).values()]
-      .filter((p) => p.expression !== undefined && !fromResourceTable.has(p.code) && p.type !== 'special')
+      .filter((p) => p.expression !== undefined && !fromResourceTable.has(p.code) && (p.type !== 'special' || p.code === 'near'))
       // A composite that is the union of others is searched through theirs.
       .filter((p) => p.type !== 'composite' || compositeUnionOf(resourceType, p) === undefined)
       .map((param): Plan => {
@@ -74,6 +74,10 @@ export function extractIndexRows(
     }
     const values = evaluator(resource.resourceType, param)(resource);
     if (values.length === 0) continue;
+    if (param.type === 'special') {
+      addPositions(param, values, rows, add);
+      continue;
+    }
     addValues(param.type, key, values, rows, add);
     if (param.type === 'token') addIdentifierTypes(ofTypeKey(param.base, param.code), values, rows, add);
   }
@@ -94,6 +98,21 @@ function addComposite(nodes: TypedValue[][][], components: { part: CompositeComp
       add(table, tableName, { ...row, grp }, identity);
     };
     components.forEach(({ part, key }, i) => addValues(part.type, key, partValues[i], rows, grouped));
+  });
+}
+
+/**
+ * `near` (Location.position): latitude and longitude as numbers under keys of their own, in one
+ * group per position, as a composite's parts are (search-sql.ts nearSql).
+ */
+function addPositions(param: SearchParam, values: TypedValue[], rows: IndexRows, add: Add): void {
+  const [latKey, lonKey] = [0, 1].map((i) => componentKey(param.base, param.code, i));
+  values.forEach(({ value }, n) => {
+    const p = value as { latitude?: unknown; longitude?: unknown };
+    if (typeof p?.latitude !== 'number' || typeof p.longitude !== 'number') return;
+    const grp = n + 1;
+    add(rows.number, 'n', { key: latKey, grp, lo: p.latitude, hi: p.latitude }, String(p.latitude));
+    add(rows.number, 'n', { key: lonKey, grp, lo: p.longitude, hi: p.longitude }, String(p.longitude));
   });
 }
 

@@ -171,12 +171,12 @@ export function componentKey(base: string, code: string, index: number): number 
   return paramKey(base, `${code}$${index}`);
 }
 
-/** The index keys of part `index` of composite `code` across the searched types. */
+/** The index keys of part `index` of composite `code` (or of `near`'s latitude, longitude) across the searched types. */
 export function componentKeys(resourceTypes: readonly string[], code: string, index: number): number[] {
   const out = new Set<number>();
   for (const type of resourceTypes) {
     const p = searchParam(type, code);
-    if (p?.type === 'composite') out.add(componentKey(p.base, code, index));
+    if (p?.type === 'composite' || p?.type === 'special') out.add(componentKey(p.base, code, index));
   }
   return [...out];
 }

@@ -26,7 +26,7 @@ export interface ParsedSearch {
 }
 
 const resultParamNames = new Set(['_summary', '_elements', '_format', '_pretty']);
-const notYet = new Set(['_text', '_content', '_query', '_list', '_filter', '_contained', '_containedType', '_score']);
+const notYet = new Set(['_text', '_content', '_query', '_filter', '_contained', '_containedType', '_score']);
 /** Modifiers FHIR defines that this server does not implement yet: refused even when lenient, as ignoring them would change the results. */
 const modifiersNotYet = new Set(['in', 'not-in', 'below', 'above', 'iterate', 'code-text', 'text-advanced']);
 
@@ -97,12 +97,23 @@ type Filter = SearchCriterion | { unknown: string } | undefined;
 
 function parseFilter(types: readonly string[], name: string, value: string, now: number, baseUrl: string | undefined): Filter {
   if (name === '_has' || name.startsWith('_has:')) return parseHas(types, name, value, now, baseUrl);
+  if (name === '_list') {
+    if (value === '') return undefined;
+    const lists = splitUnescaped(value, ',').map(unescapeValue);
+    for (const id of lists) if (!/^[A-Za-z0-9\-.]{1,64}$/.test(id)) throw badRequest(`_list takes the id of a List, not '${id}'`);
+    return { kind: 'list', code: '_list', values: lists };
+  }
   const dot = name.indexOf('.');
   if (dot >= 0) return parseChain(types, name.slice(0, dot), name.slice(dot + 1), value, now, baseUrl);
   const [code, modifier] = splitModifier(name);
   const param = paramFor(types, code);
   if (!param) return { unknown: `Unknown search parameter '${code}' for ${describe(types)}` };
-  if (param.type === 'special') throw notSupported(`Search parameter '${code}' (${param.type}) is not supported yet`);
+  if (param.type === 'special') {
+    if (code !== 'near') throw notSupported(`Search parameter '${code}' (${param.type}) is not supported yet`);
+    if (modifier !== undefined) return { unknown: `Unknown modifier ':${modifier}' for search parameter 'near'` };
+    if (value === '') return undefined;
+    return { kind: 'near', code, values: splitUnescaped(value, ',').map(parseNear) };
+  }
   if (value === '') return undefined; // An empty value constrains nothing.
   if (param.type === 'composite') return parseComposite(param, modifier, value, now, baseUrl);
   const criterion = parseCriterion(param, modifier, value, now, baseUrl);
@@ -187,6 +198,26 @@ function parseOfType(code: string, piece: string): { typeSystem?: string; typeCo
     throw badRequest(`${code}:of-type takes [type system]|[type code]|[value], e.g. http://terminology.hl7.org/CodeSystem/v2-0203|MR|12345, not '${piece}'`);
   }
   return { ...(parts[0] ? { typeSystem: parts[0] } : {}), typeCode: parts[1], value: parts[2] };
+}
+
+const kmPer: Record<string, number> = { km: 1, m: 0.001, mi: 1.609344, '[mi_i]': 1.609344, mi_i: 1.609344 };
+/** Without a distance, "near" is this far (the server's discretion, search.html#special). */
+const defaultNearKm = 10;
+
+/** `lat|long[|distance[|units]]`: degrees, and a distance in km (default), m or miles. */
+function parseNear(piece: string): { latitude: number; longitude: number; km: number } {
+  const parts = splitUnescaped(piece, '|').map(unescapeValue);
+  const [lat, lon, distance, units] = parts;
+  const num = (s: string | undefined) => (s !== undefined && /^-?\d+(\.\d+)?$/.test(s) ? Number(s) : NaN);
+  const latitude = num(lat);
+  const longitude = num(lon);
+  if (parts.length < 2 || parts.length > 4 || !(Math.abs(latitude) <= 90) || !(Math.abs(longitude) <= 180)) {
+    throw badRequest(`near takes latitude|longitude|distance|units (degrees, e.g. 42.256|-83.694|11.2|km), not '${piece}'`);
+  }
+  const d = distance === undefined || distance === '' ? defaultNearKm : num(distance.replace(/^eq|^le|^lt/, ''));
+  const factor = units === undefined || units === '' ? 1 : kmPer[units];
+  if (!(d >= 0) || factor === undefined) throw badRequest(`near: the distance must be a number of km, m or [mi_i], not '${distance ?? ''}${units ? ' ' + units : ''}'`);
+  return { latitude, longitude, km: d * factor };
 }
 
 function splitModifier(name: string): [string, string | undefined] {

@@ -54,6 +54,8 @@ export type SearchCriterion =
   | MissingCriterion
   | ChainCriterion
   | HasCriterion
+  | NearCriterion
+  | ListCriterion
   | CompositeCriterion
   | ForTypesCriterion;
 
@@ -194,6 +196,20 @@ export interface CompositeCriterion {
   kind: 'composite';
   code: string;
   values: SearchCriterion[][];
+}
+
+/** `near=lat|long|distance|units` (Location): within `km` kilometres of the point, great-circle. */
+export interface NearCriterion {
+  kind: 'near';
+  code: string;
+  values: { latitude: number; longitude: number; km: number }[];
+}
+
+/** `_list=id`: the resources List/id has as entries. */
+export interface ListCriterion {
+  kind: 'list';
+  code: '_list';
+  values: string[];
 }
 
 /**

@@ -1,7 +1,7 @@
 import type {
   ChainCriterion, DateValue, HasCriterion, NumberValue, Prefix, QuantityValue, ReferenceValue, SearchCriterion, SearchParamType, SearchRequest, SortKey, TokenValue,
 } from '../../fhir/search/types.ts';
-import { componentKeys, compositeUnionOf, ofTypeKeys, paramKeys, searchParam } from '../../fhir/search/params.ts';
+import { componentKeys, compositeUnionOf, ofTypeKeys, paramKey, paramKeys, searchParam } from '../../fhir/search/params.ts';
 import { normalizeText, prefixEnd } from '../../fhir/search/normalize.ts';
 import { frag, join, type Frag } from './sql-frag.ts';
 import { keysetCondition, type Cursor } from './search-cursor.ts';
@@ -175,6 +175,10 @@ function criterionIn(c: SearchCriterion, scope: Scope): Frag {
       return chainSql(c, scope);
     case 'has':
       return hasSql(c, scope);
+    case 'near':
+      return or(c.values.map((v) => nearSql(c.code, v, scope)));
+    case 'list':
+      return listSql(c.values, scope);
     case 'composite': {
       const codes = compositeCodes(c.code, scope.types);
       return or(c.values.flatMap((tuple) => codes.map((code) => compositeSql(code, tuple, scope))));
@@ -251,6 +255,41 @@ function compositeSql(code: string, tuple: SearchCriterion[], scope: Scope): Fra
     selects.push(join([frag(`SELECT rid, grp FROM ${part.table} WHERE pid IN (${placeholders(keys.length)}) AND `, ...keys), part.match], ''));
   }
   return join([frag(`${scope.alias}.rid IN (SELECT rid FROM (`), join(selects, ' INTERSECT '), frag('))')], '');
+}
+
+const earthKm = 6371.0088;
+const kmPerDegree = (Math.PI * earthKm) / 180;
+
+/**
+ * Locations whose position lies within `km` of the point, by great-circle (haversine) distance.
+ * A bounding box on the (pid, lo) index finds the candidates; the distance decides. The box does
+ * not wrap across the antimeridian.
+ */
+function nearSql(code: string, v: { latitude: number; longitude: number; km: number }, scope: Scope): Frag {
+  const latKeys = componentKeys(scope.types, code, 0);
+  const lonKeys = componentKeys(scope.types, code, 1);
+  if (latKeys.length === 0 || lonKeys.length === 0) return never;
+  const dLat = v.km / kmPerDegree;
+  const cosLat = Math.cos((v.latitude * Math.PI) / 180);
+  const dLon = cosLat > 1e-6 ? Math.min(180, v.km / (kmPerDegree * cosLat)) : 180;
+  return join([
+    frag(
+      `${scope.alias}.rid IN (SELECT a.rid FROM search_number a JOIN search_number b ON b.rid = a.rid AND b.grp = a.grp AND b.pid IN (${placeholders(lonKeys.length)})` +
+        ` WHERE a.pid IN (${placeholders(latKeys.length)}) AND a.lo BETWEEN ? AND ? AND b.lo BETWEEN ? AND ?` +
+        ' AND 2 * ? * asin(min(1, sqrt(power(sin(radians(a.lo - ?) / 2), 2) + cos(radians(?)) * cos(radians(a.lo)) * power(sin(radians(b.lo - ?) / 2), 2)))) <= ?)',
+      ...lonKeys, ...latKeys, v.latitude - dLat, v.latitude + dLat, v.longitude - dLon, v.longitude + dLon,
+      earthKm, v.latitude, v.latitude, v.longitude, v.km,
+    ),
+  ], '');
+}
+
+/** `_list`: the live resources the named Lists have as entries (List.entry.item, its `item` parameter). */
+function listSql(listIds: string[], scope: Scope): Frag {
+  return frag(
+    `${scope.alias}.rid IN (SELECT lt.rid FROM resources ll JOIN search_reference lc ON lc.rid = ll.rid AND lc.pid = ?` +
+      ` JOIN resources lt ON lt.type = lc.target_type AND lt.id = lc.target_id WHERE ll.type = 'List' AND ll.deleted = 0 AND ll.id IN (${placeholders(listIds.length)}))`,
+    paramKey('List', 'item'), ...listIds,
+  );
 }
 
 /** The composites whose rows answer `code`: itself, or those it is the union of (params.ts compositeUnionOf). */
