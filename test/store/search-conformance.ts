@@ -7,6 +7,7 @@ import type { Resource } from '../../src/fhir/types.ts';
 import type { SearchRequest } from '../../src/fhir/search/types.ts';
 import { parseSearch, type ParseOptions } from '../../src/fhir/search/parse.ts';
 import type { FhirError } from '../../src/fhir/outcome.ts';
+import { compartmentConstraint } from '../../src/fhir/search/compartment.ts';
 import { loadSynthea } from '../fhir/search-synthea.ts';
 
 /**
@@ -605,6 +606,31 @@ export function searchConformance(makeStore: () => Promise<Store>): void {
         seen.push(...page.matches.map((m) => time(JSON.parse(m.json!) as Resource)));
       }
       assert.deepEqual(seen, expected);
+    });
+
+    test('Observation?component-code-value-quantity= (blood pressure components)', async () => {
+      const n = await expect('Observation', 'component-code-value-quantity=http://loinc.org|8480-6$gt120', (r) =>
+        fp(r, "Observation.component.where(code.coding.where(system = 'http://loinc.org' and code = '8480-6').exists() and value.ofType(Quantity).value > 120).exists()")[0] === true);
+      assert.ok(n > 0);
+    });
+
+    test('Patient?_has:Observation:subject:code=', async () => {
+      const subjects = (code: string) => new Set(byType('Observation')
+        .filter((o) => (fp(o, 'Observation.code.coding.code') as string[]).includes(code))
+        .map((o) => fp(o, 'Observation.subject.reference')[0] as string));
+      for (const code of ['8302-2', '72166-2']) {
+        const refs = subjects(code);
+        assert.ok((await expect('Patient', `_has:Observation:subject:code=${code}`, (p) => refs.has(`Patient/${p.id}`))) > 0);
+      }
+    });
+
+    test('Patient/X/Encounter (compartment)', async () => {
+      const request: SearchRequest = { ...parse('Encounter', '_count=1000') };
+      request.constraints = [compartmentConstraint('Patient', patient.id!, ['Encounter'])];
+      const actual = (await store.search(request)).matches.map((m) => m.id).sort();
+      const expected = byType('Encounter').filter((e) => fp(e, 'Encounter.subject.reference')[0] === `Patient/${patient.id}`).map((e) => e.id!).sort();
+      assert.ok(expected.length > 0);
+      assert.deepEqual(actual, expected);
     });
   });
 }
