@@ -33,8 +33,8 @@ export interface SearchSql {
  * the caller knows whether another page follows; with a cursor running backwards ('p') it reads
  * in reverse order, and the caller turns the rows round.
  */
-export function buildSearchSql(request: SearchRequest, cursor?: Cursor): SearchSql {
-  const where = whereClause(request);
+export function buildSearchSql(request: SearchRequest, cursor?: Cursor, probed: ReadonlySet<SearchCriterion> = new Set()): SearchSql {
+  const where = whereClause(request, probed);
   const sort = sortKeys(request);
   const backward = cursor?.d === 'p';
   const order = (prefix: string) => [
@@ -74,15 +74,16 @@ function reversed(dir: string): string {
   return dir.startsWith('DESC') ? 'ASC NULLS FIRST' : 'DESC NULLS FIRST';
 }
 
-function whereClause(request: SearchRequest): Frag {
+function whereClause(request: SearchRequest, probed: ReadonlySet<SearchCriterion>): Frag {
   const types = request.resourceTypes;
   const parts: Frag[] = [frag('r.deleted = 0')];
   // When a criterion can drive the query from its index rows (rid IN ...), the unary + keeps the
-  // planner from scanning every resource of the type instead and probing each one.
-  const type = request.criteria.some(drivesFromIndex) ? '+r.type' : 'r.type';
+  // planner from scanning every resource of the type instead and probing each one. When every
+  // such criterion is too common to list (probed), scanning the type in rid order is the plan.
+  const type = request.criteria.some((c) => drivesFromIndex(c) && !probed.has(c)) ? '+r.type' : 'r.type';
   if (types.length === 1) parts.push(frag(`${type} = ?`, types[0]));
   else if (types.length > 1) parts.push(frag(`${type} IN (${placeholders(types.length)})`, ...types));
-  for (const c of request.criteria) parts.push(criterionSql(c, types));
+  for (const c of request.criteria) parts.push(criterionIn(c, { types, alias: 'r', depth: 0, probe: probed.has(c) }));
   parts.push(...constraintsSql(request.constraints, types, 'r'));
   return and(parts);
 }
@@ -110,13 +111,54 @@ const tableOf: Partial<Record<SearchParamType, string>> = {
   uri: 'search_uri',
 };
 
-/** `alias.rid [NOT] IN (rows of the parameter in `table` matching `match`)`. */
+/** Index rows a criterion selects: rows of `keys` in `table` satisfying `match`. */
+interface Lookup {
+  table: string;
+  keys: number[];
+  match: Frag | undefined;
+}
+
+/**
+ * `alias.rid [NOT] IN (the rows' rids)`: the index drives. With `scope.probe`, a correlated
+ * EXISTS through the (rid, pid) index instead, for a criterion too common to be worth listing
+ * (see searchResources: the rows of the resource table then drive, in order, and stop at a page).
+ */
+function lookupSql(scope: Scope, l: Lookup, negate = false): Frag {
+  if (l.keys.length === 0) return negate ? always : never;
+  const pid = l.keys.length === 1 ? frag('pid = ?', l.keys[0]) : frag(`pid IN (${placeholders(l.keys.length)})`, ...l.keys);
+  const cond = l.match ? and([pid, l.match]) : pid;
+  if (scope.probe && !negate) return join([frag(`EXISTS (SELECT 1 FROM ${l.table} WHERE rid = ${scope.alias}.rid AND `), cond, frag(')')], '');
+  return join([frag(`${scope.alias}.rid ${negate ? 'NOT IN' : 'IN'} (SELECT rid FROM ${l.table} WHERE `), cond, frag(')')], '');
+}
+
 function indexed(scope: Scope, code: string, table: string, match: Frag | undefined, negate = false): Frag {
-  const keys = paramKeys(scope.types, code);
-  if (keys.length === 0) return negate ? always : never;
-  const pid = keys.length === 1 ? frag('pid = ?', keys[0]) : frag(`pid IN (${placeholders(keys.length)})`, ...keys);
-  const cond = match ? and([pid, match]) : pid;
-  return join([frag(`${scope.alias}.rid ${negate ? 'NOT IN' : 'IN'} (SELECT rid FROM ${table} WHERE `), cond, frag(')')], '');
+  return lookupSql(scope, { table, keys: paramKeys(scope.types, code), match }, negate);
+}
+
+/**
+ * The index rows of a plain positive criterion (no chain, no negation), or undefined: the part of
+ * a criterion whose number of matches can be probed cheaply before choosing a plan.
+ */
+export function lookupOf(c: SearchCriterion, types: readonly string[]): Lookup | undefined {
+  const keys = (code: string) => paramKeys(types, code);
+  switch (c.kind) {
+    case 'string': return { table: 'search_string', keys: keys(c.code), match: or(c.values.map((v) => stringMatch(c.match, v))) };
+    case 'token': return c.code === '_id' || c.negate ? undefined : { table: 'search_token', keys: keys(c.code), match: or(c.values.map(tokenMatch)) };
+    case 'token-text': return { table: 'search_token', keys: keys(c.code), match: or(c.values.map((v) => frag('text >= ? AND text < ?', v, v + prefixEnd))) };
+    case 'reference': return { table: 'search_reference', keys: keys(c.code), match: or(c.values.map(referenceMatch)) };
+    case 'reference-identifier': return { table: 'search_token', keys: keys(c.code), match: or(c.values.map(tokenMatch)) };
+    case 'date': return c.code === '_lastUpdated' ? undefined : { table: 'search_date', keys: keys(c.code), match: or(c.values.map((v) => dateMatch(v, indexColumns))) };
+    case 'number': return { table: 'search_number', keys: keys(c.code), match: or(c.values.map(numberMatch)) };
+    case 'quantity': return { table: 'search_quantity', keys: keys(c.code), match: or(c.values.map(quantityMatch)) };
+    case 'uri': return { table: 'search_uri', keys: keys(c.code), match: or(c.values.map((v) => uriMatch(c.match, v))) };
+    default: return undefined;
+  }
+}
+
+/** `SELECT count(*) AS n` of a lookup's rows, counting no further than `cap`. */
+export function cappedCountSql(l: Lookup, cap: number): Frag {
+  const pid = frag(`pid IN (${placeholders(l.keys.length)})`, ...l.keys);
+  return join([frag(`SELECT count(*) AS n FROM (SELECT 1 FROM ${l.table} WHERE `), l.match ? and([pid, l.match]) : pid, frag(' LIMIT ?)', cap)], '');
 }
 
 /** The resources a criterion is about: their possible types, and the SQL alias of their resources row. */
@@ -124,6 +166,8 @@ interface Scope {
   types: readonly string[];
   alias: string;
   depth: number;
+  /** Test each row of `alias` rather than list the matching rows (top-level criteria only). */
+  probe?: boolean;
 }
 
 /** `types`: the types `alias` may be (empty: any). */
@@ -133,9 +177,9 @@ export function criterionSql(c: SearchCriterion, types: readonly string[], alias
 
 function criterionIn(c: SearchCriterion, scope: Scope): Frag {
   const { alias } = scope;
+  const lookup = lookupOf(c, scope.types);
+  if (lookup) return lookupSql(scope, lookup);
   switch (c.kind) {
-    case 'string':
-      return indexed(scope, c.code, 'search_string', or(c.values.map((v) => stringMatch(c.match, v))));
     case 'token':
       if (c.code === '_id') {
         const ids = c.values.map((v) => v.code ?? '');
@@ -144,27 +188,13 @@ function criterionIn(c: SearchCriterion, scope: Scope): Frag {
       return indexed(scope, c.code, 'search_token', or(c.values.map(tokenMatch)), c.negate);
     case 'token-of-type': {
       const keys = ofTypeKeys(scope.types, c.code);
-      if (keys.length === 0) return never;
       const match = or(c.values.map((v) => v.typeSystem !== undefined
         ? frag('(code = ? AND system = ?)', v.value, `${v.typeSystem}|${v.typeCode}`)
         : frag('(code = ? AND substr(system, -length(?) - 1) = ?)', v.value, v.typeCode, `|${v.typeCode}`)));
-      return join([frag(`${alias}.rid IN (SELECT rid FROM search_token WHERE pid IN (${placeholders(keys.length)}) AND `, ...keys), match, frag(')')], '');
+      return lookupSql(scope, { table: 'search_token', keys, match });
     }
-    case 'token-text':
-      return indexed(scope, c.code, 'search_token', or(c.values.map((v) => frag('text >= ? AND text < ?', v, v + prefixEnd))));
-    case 'reference':
-      return indexed(scope, c.code, 'search_reference', or(c.values.map(referenceMatch)));
-    case 'reference-identifier':
-      return indexed(scope, c.code, 'search_token', or(c.values.map(tokenMatch)));
     case 'date':
-      if (c.code === '_lastUpdated') return or(c.values.map((v) => dateMatch(v, lastUpdatedColumns(alias))));
-      return indexed(scope, c.code, 'search_date', or(c.values.map((v) => dateMatch(v, indexColumns))));
-    case 'number':
-      return indexed(scope, c.code, 'search_number', or(c.values.map(numberMatch)));
-    case 'quantity':
-      return indexed(scope, c.code, 'search_quantity', or(c.values.map(quantityMatch)));
-    case 'uri':
-      return indexed(scope, c.code, 'search_uri', or(c.values.map((v) => uriMatch(c.match, v))));
+      return or(c.values.map((v) => dateMatch(v, lastUpdatedColumns(alias))));
     case 'missing': {
       if (c.code === '_id' || c.code === '_lastUpdated') return c.missing ? never : always;
       const table = tableOf[c.paramType];
@@ -188,6 +218,9 @@ function criterionIn(c: SearchCriterion, scope: Scope): Frag {
       if (types.length === 0) return never;
       return wrap(and([frag(`${alias}.type IN (${placeholders(types.length)})`, ...types), criterionIn(c.criterion, { ...scope, types })]));
     }
+    default:
+      // Plain lookups (string, token, reference, ...) were answered above.
+      throw new Error(`no SQL for a ${c.kind} criterion here`);
   }
 }
 

@@ -1,10 +1,10 @@
 import type { Db } from './open.ts';
 import type { Statement } from './statements.ts';
 import type { Resource } from '../../fhir/types.ts';
-import type { SearchRequest } from '../../fhir/search/types.ts';
+import type { SearchCriterion, SearchRequest } from '../../fhir/search/types.ts';
 import type { SearchResult, StoredResource } from '../store.ts';
 import { writeIndexRows } from './search-index.ts';
-import { buildSearchSql, sortKeyCount, type Frag } from './search-sql.ts';
+import { buildSearchSql, cappedCountSql, lookupOf, sortKeyCount, type Frag } from './search-sql.ts';
 import { decodeCursor, encodeCursor } from './search-cursor.ts';
 import { findIncluded, type ResourceRow } from './search-include.ts';
 
@@ -19,8 +19,8 @@ export function indexResource(db: Db, rid: number, resource: Resource | undefine
 
 export function searchResources(db: Db, request: SearchRequest): SearchResult {
   const cursor = request.cursor === undefined ? undefined : decodeCursor(request.cursor, sortKeyCount(request));
-  const { page, count, keyCount } = buildSearchSql(request, cursor);
   const run = (f: Frag) => prepare(db, f).all(...f.args) as ResourceRow[];
+  const { page, count, keyCount } = buildSearchSql(request, cursor, commonCriteria(db, request));
   let rows = request.count > 0 ? run(page) : [];
   // One row more than the page was read: it says whether the page has a successor in its direction.
   const more = rows.length > request.count;
@@ -36,6 +36,48 @@ export function searchResources(db: Db, request: SearchRequest): SearchResult {
   // An estimate costs the same as the exact count here, so both get the exact count.
   if (request.total !== 'none') result.total = (prepare(db, count).get(...count.args) as { n: number }).n;
   return result;
+}
+
+/** A criterion matching more index rows than this is "common": listing its matches costs more than testing rows. */
+const commonAt = 2000;
+
+/**
+ * The criteria to test row by row rather than list (search-sql.ts lookupSql). Listing the rids a
+ * criterion matches costs as many steps as it has matches: right for `name=...` (a handful),
+ * wasteful for `gender=male` over a large table when a page of 20 is wanted. Each plain criterion's
+ * matches are counted up to a cap; the common ones are probed per row, so that a selective one
+ * drives, or, when none is selective and the page is in rid order, the type is read in rid order
+ * and stops once the page is full. Only the plan depends on this, never the results.
+ */
+function commonCriteria(db: Db, request: SearchRequest): Set<SearchCriterion> {
+  const common = new Set<SearchCriterion>();
+  if (request.count === 0) return common;
+  for (const c of request.criteria) {
+    const lookup = lookupOf(c, request.resourceTypes);
+    if (!lookup || lookup.keys.length === 0) continue;
+    if (isCommon(db, cappedCountSql(lookup, commonAt))) common.add(c);
+  }
+  // With a sort, every match is read to be ordered anyway: probing only pays when one criterion is selective.
+  const selective = request.criteria.filter((c) => lookupOf(c, request.resourceTypes) !== undefined && !common.has(c));
+  if (request.sort.length > 0 && selective.length === 0) common.clear();
+  return common;
+}
+
+const commonCache = new WeakMap<Db, Map<string, { common: boolean; until: number }>>();
+const commonTtlMs = 30_000;
+
+/** Whether a lookup reaches the cap; remembered for a while, as a value's frequency changes slowly. */
+function isCommon(db: Db, q: Frag): boolean {
+  let known = commonCache.get(db);
+  if (!known) commonCache.set(db, (known = new Map()));
+  const key = `${q.sql}\u0000${JSON.stringify(q.args)}`;
+  const now = Date.now();
+  const hit = known.get(key);
+  if (hit && hit.until > now) return hit.common;
+  const common = (prepare(db, q).get(...q.args) as { n: number }).n >= commonAt;
+  if (known.size >= 1000) known.delete(known.keys().next().value!);
+  known.set(key, { common, until: now + commonTtlMs });
+  return common;
 }
 
 function toStored(row: ResourceRow): StoredResource {
