@@ -48,7 +48,7 @@ test('result parameters are passed back to the caller', () => {
 });
 
 test('features not built yet are refused clearly, even when lenient', () => {
-  for (const [type, q] of [['Observation', 'code:in=http://vs'], ['Patient', '_text=x']]) {
+  for (const [type, q] of [['Observation', 'code:in=http://vs'], ['Patient', '_query=x']]) {
     rejects(() => parse(type, q, { lenient: true }), 400, /not supported yet/);
   }
 });

@@ -405,6 +405,50 @@ export function searchConformance(makeStore: () => Promise<Store>): void {
     });
   });
 
+  describe('search: _text and _content', () => {
+    let store: Store;
+    const narrative = (html: string) => ({ status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml">${html}</div>` });
+    before(async () => {
+      store = await makeStore();
+      await store.transaction(async (tx) => {
+        await tx.create({ resourceType: 'Condition', id: 'c1', subject: { reference: 'Patient/x' }, text: narrative('<p>Type&#160;2 <b>diabetes</b> mellitus, well controlled</p>'), code: { text: 'Diabetes' }, note: [{ text: 'Reviewed by Dr Müller' }] });
+        await tx.create({ resourceType: 'Condition', id: 'c2', subject: { reference: 'Patient/x' }, text: narrative('<p>Hypertension</p>'), code: { coding: [{ system: 'http://snomed.info/sct', code: '38341003', display: 'Hypertensive disorder' }] } });
+        await tx.create({ resourceType: 'Condition', id: 'c3', subject: { reference: 'Patient/x' }, code: { text: 'Asthma, diabetic neighbour' } });
+      });
+    });
+    after(() => store.close());
+    const q = (query: string) => ids(store, 'Condition', query);
+
+    test('_text: words of the narrative, as words or their beginnings, all of them', async () => {
+      assert.deepEqual(await q('_text=diabetes'), ['c1']);
+      assert.deepEqual(await q('_text=DIAB'), ['c1'], 'prefix, any case');
+      assert.deepEqual(await q('_text=diabetes controlled'), ['c1']);
+      assert.deepEqual(await q('_text=diabetes asthma'), []);
+      assert.deepEqual(await q('_text=diabetes,hypertension'), ['c1', 'c2'], 'OR by comma');
+      assert.deepEqual(await q('_text="type 2 diabetes"'), ['c1'], 'a quoted phrase');
+      assert.deepEqual(await q('_text="diabetes type"'), []);
+      assert.deepEqual(await q('_text=asthma'), [], 'c3 has no narrative');
+    });
+
+    test('_content: all of the text, narrative included; markup and machine strings are not text', async () => {
+      assert.deepEqual(await q('_content=diabet'), ['c1', 'c3']);
+      assert.deepEqual(await q('_content=mueller,muller'), ['c1'], 'accents folded');
+      assert.deepEqual(await q('_content=hypertensive'), ['c2'], 'a display');
+      assert.deepEqual(await q('_content=snomed'), [], 'system URLs are not content');
+      assert.deepEqual(await q('_content=xhtml'), [], 'markup is not content');
+      assert.deepEqual(await q('_content=diabetes&_text=controlled'), ['c1']);
+    });
+
+    test('the text index follows updates and deletes; query syntax in a value is only text', async () => {
+      await store.transaction((tx) => tx.update({ resourceType: 'Condition', id: 'c3', subject: { reference: 'Patient/x' }, code: { text: 'Asthma' } }));
+      assert.deepEqual(await q('_content=diabet'), ['c1']);
+      await store.transaction((tx) => tx.delete('Condition', 'c1'));
+      assert.deepEqual(await q('_content=diabet'), []);
+      assert.deepEqual(await q('_content=asthma OR NOT'), [], 'OR and NOT are words here');
+      assert.deepEqual(await q('_content=asthma*'), ['c3']);
+    });
+  });
+
   describe('search: paging by continuation tokens', () => {
     let store: Store;
     // 12 Patients; some without a birthDate (they sort last either way), some sharing one.

@@ -1,6 +1,7 @@
 import { badRequest, notSupported } from '../outcome.ts';
 import { commonSearchParams, componentsOf, isResourceTypeName, searchParam, searchParamsOf, type SearchParam } from './params.ts';
 import { normalizeText } from './normalize.ts';
+import { fullTextQuery } from './text.ts';
 import {
   parseDateValue, parseNumberValue, parseQuantityValue, parseReferenceValue, parseTokenValue, splitUnescaped, unescapeValue,
 } from './parse-values.ts';
@@ -26,7 +27,7 @@ export interface ParsedSearch {
 }
 
 const resultParamNames = new Set(['_summary', '_elements', '_format', '_pretty']);
-const notYet = new Set(['_text', '_content', '_query', '_filter', '_contained', '_containedType', '_score']);
+const notYet = new Set(['_query', '_filter', '_contained', '_containedType', '_score']);
 /** Modifiers FHIR defines that this server does not implement yet: refused even when lenient, as ignoring them would change the results. */
 const modifiersNotYet = new Set(['in', 'not-in', 'below', 'above', 'iterate', 'code-text', 'text-advanced']);
 
@@ -97,6 +98,12 @@ type Filter = SearchCriterion | { unknown: string } | undefined;
 
 function parseFilter(types: readonly string[], name: string, value: string, now: number, baseUrl: string | undefined): Filter {
   if (name === '_has' || name.startsWith('_has:')) return parseHas(types, name, value, now, baseUrl);
+  if (name === '_text' || name === '_content') {
+    if (value === '') return undefined;
+    const queries = splitUnescaped(value, ',').map((v) => fullTextQuery(unescapeValue(v)));
+    if (queries.some((q) => q === undefined)) throw badRequest(`${name} needs words to search for, not '${value}'`);
+    return { kind: 'text', code: name, values: queries as string[] };
+  }
   if (name === '_list') {
     if (value === '') return undefined;
     const lists = splitUnescaped(value, ',').map(unescapeValue);

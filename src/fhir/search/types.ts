@@ -55,6 +55,7 @@ export type SearchCriterion =
   | ChainCriterion
   | HasCriterion
   | NearCriterion
+  | TextCriterion
   | ListCriterion
   | CompositeCriterion
   | ForTypesCriterion;
@@ -203,6 +204,13 @@ export interface NearCriterion {
   kind: 'near';
   code: string;
   values: { latitude: number; longitude: number; km: number }[];
+}
+
+/** `_text` (narrative) and `_content` (all text): full-text queries (text.ts fullTextQuery), ORed. */
+export interface TextCriterion {
+  kind: 'text';
+  code: '_text' | '_content';
+  values: string[];
 }
 
 /** `_list=id`: the resources List/id has as entries. */

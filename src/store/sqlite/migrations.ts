@@ -82,6 +82,11 @@ export const migrations: string[] = [
   ALTER TABLE search_quantity ADD COLUMN grp INTEGER;
   ALTER TABLE search_uri ADD COLUMN grp INTEGER;
   `,
+  // 4: full text for _text (the narrative) and _content (all of a resource's text). Contentless:
+  // the index holds tokens, not a second copy of the text; rowid is the resource's rid.
+  `
+  CREATE VIRTUAL TABLE search_text USING fts5(narrative, content, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2');
+  `,
 ];
 
 /** Brings the file to the current schema; returns the version it was at before. */

@@ -2,11 +2,14 @@ import type { Db } from './open.ts';
 import type { Statement } from './statements.ts';
 import type { Resource } from '../../fhir/types.ts';
 import { extractIndexRows } from '../../fhir/search/extract.ts';
+import { contentText, narrativeText } from '../../fhir/search/text.ts';
 
 const tables = ['search_string', 'search_token', 'search_reference', 'search_date', 'search_number', 'search_quantity', 'search_uri'];
 
 interface IndexStatements {
   deletes: Statement[];
+  deleteText: Statement;
+  text: Statement;
   string: Statement;
   token: Statement;
   reference: Statement;
@@ -23,6 +26,8 @@ function statements(db: Db): IndexStatements {
   if (!s) {
     s = {
       deletes: tables.map((t) => db.prepare(`DELETE FROM ${t} WHERE rid = ?`)),
+      deleteText: db.prepare('DELETE FROM search_text WHERE rowid = ?'),
+      text: db.prepare('INSERT INTO search_text (rowid, narrative, content) VALUES (?, ?, ?)'),
       string: db.prepare('INSERT INTO search_string (rid, pid, norm, exact, grp) VALUES (?, ?, ?, ?, ?)'),
       token: db.prepare('INSERT INTO search_token (rid, pid, system, code, text, grp) VALUES (?, ?, ?, ?, ?, ?)'),
       reference: db.prepare('INSERT INTO search_reference (rid, pid, target_type, target_id, ref, grp) VALUES (?, ?, ?, ?, ?, ?)'),
@@ -42,8 +47,14 @@ function statements(db: Db): IndexStatements {
  */
 export function writeIndexRows(db: Db, rid: number, resource: Resource | undefined, isNew = false): void {
   const s = statements(db);
-  if (!isNew) for (const del of s.deletes) del.run(rid);
+  if (!isNew) {
+    for (const del of s.deletes) del.run(rid);
+    s.deleteText.run(rid);
+  }
   if (!resource) return;
+  const narrative = narrativeText(resource);
+  const content = contentText(resource);
+  if (narrative || content) s.text.run(rid, narrative, content);
   const rows = extractIndexRows(resource);
   for (const r of rows.string) s.string.run(rid, r.key, r.norm, r.exact, r.grp ?? null);
   for (const r of rows.token) s.token.run(rid, r.key, r.system, r.code, r.text, r.grp ?? null);
@@ -67,6 +78,7 @@ export function rebuildSearchIndex(db: Db, batch = 500): number {
   let n = 0;
   db.transaction(() => {
     for (const t of tables) db.exec(`DELETE FROM ${t}`);
+    db.exec(`INSERT INTO search_text (search_text) VALUES ('delete-all')`);
     for (let after = 0; ;) {
       const rows = next.all(after, batch);
       if (rows.length === 0) break;

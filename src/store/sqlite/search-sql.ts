@@ -209,6 +209,11 @@ function criterionIn(c: SearchCriterion, scope: Scope): Frag {
       return or(c.values.map((v) => nearSql(c.code, v, scope)));
     case 'list':
       return listSql(c.values, scope);
+    case 'text': {
+      // _text looks in the narrative column only; _content in every column.
+      const query = c.values.map((q) => (c.code === '_text' ? `narrative : (${q})` : `(${q})`)).join(' OR ');
+      return frag(`${alias}.rid IN (SELECT rowid FROM search_text WHERE search_text MATCH ?)`, query);
+    }
     case 'composite': {
       const codes = compositeCodes(c.code, scope.types);
       return or(c.values.flatMap((tuple) => codes.map((code) => compositeSql(code, tuple, scope))));
