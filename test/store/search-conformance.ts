@@ -38,6 +38,13 @@ export function searchConformance(makeStore: () => Promise<Store>): void {
       assert.deepEqual(await q('Practitioner', 'name=doc'), ['dr1']);
     });
 
+    test('phonetic: names that sound alike (Soundex)', async () => {
+      assert.deepEqual(await q('Patient', 'phonetic=Bea'), ['p1'], 'Bee');
+      assert.deepEqual(await q('Patient', 'phonetic=Alvares'), ['p2'], 'Álvarez');
+      assert.deepEqual(await q('Patient', 'phonetic=Jose,Ana'), ['p1', 'p2']);
+      assert.deepEqual(await q('Patient', 'phonetic=Zebra'), []);
+    });
+
     test('string: OR by comma, AND by repetition', async () => {
       assert.deepEqual(await q('Patient', 'name=bee,alvarez'), ['p1', 'p2']);
       assert.deepEqual(await q('Patient', 'name=ann&name=bee'), ['p1']);

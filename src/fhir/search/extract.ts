@@ -2,6 +2,7 @@ import type { Resource } from '../types.ts';
 import { compositeEvaluatorFor, evaluatorFor, type CompositeEvaluator, type Evaluator } from './evaluate.ts';
 import { componentKey, componentsOf, compositeUnionOf, ofTypeKey, paramKey, searchParamsOf, type CompositeComponent, type SearchParam } from './params.ts';
 import type { SearchParamType } from './types.ts';
+import { soundexWords } from './phonetic.ts';
 import type { TypedValue } from './path.ts';
 import {
   dateValues, identifierTypeValues, numberValues, quantityValues, referenceValues, stringValues, tokenValues, uriValues,
@@ -78,6 +79,10 @@ export function extractIndexRows(
       addPositions(param, values, rows, add);
       continue;
     }
+    if (param.code === 'phonetic' && param.type === 'string') {
+      addPhonetic(key, values, rows, add);
+      continue;
+    }
     addValues(param.type, key, values, rows, add);
     if (param.type === 'token') addIdentifierTypes(ofTypeKey(param.base, param.code), values, rows, add);
   }
@@ -114,6 +119,13 @@ function addPositions(param: SearchParam, values: TypedValue[], rows: IndexRows,
     add(rows.number, 'n', { key: latKey, grp, lo: p.latitude, hi: p.latitude }, String(p.latitude));
     add(rows.number, 'n', { key: lonKey, grp, lo: p.longitude, hi: p.longitude }, String(p.longitude));
   });
+}
+
+/** `phonetic`: the Soundex code of each word of each name part, stored as its exact value. */
+function addPhonetic(key: number, values: TypedValue[], rows: IndexRows, add: Add): void {
+  const parts: StringValue[] = [];
+  for (const v of values) stringValues(v, parts);
+  for (const code of new Set(parts.flatMap((p) => soundexWords(p.exact)))) add(rows.string, 's', { key, norm: code.toLowerCase(), exact: code }, code);
 }
 
 function addIdentifierTypes(key: number, values: TypedValue[], rows: IndexRows, add: Add): void {

@@ -2,6 +2,7 @@ import { badRequest, notSupported } from '../outcome.ts';
 import { commonSearchParams, componentsOf, isResourceTypeName, searchParam, searchParamsOf, type SearchParam } from './params.ts';
 import { normalizeText } from './normalize.ts';
 import { fullTextQuery } from './text.ts';
+import { soundexWords } from './phonetic.ts';
 import {
   parseDateValue, parseNumberValue, parseQuantityValue, parseReferenceValue, parseTokenValue, splitUnescaped, unescapeValue,
 } from './parse-values.ts';
@@ -343,6 +344,13 @@ function parseCriterion(
   const plain = (): string[] => pieces.map(unescapeValue);
   switch (param.type) {
     case 'string':
+      if (code === 'phonetic') {
+        // Soundex codes of the words searched for; a name matches when it has any one of them.
+        if (modifier !== undefined) return undefined;
+        const sounds = plain().flatMap(soundexWords);
+        if (sounds.length === 0) throw badRequest(`phonetic needs a name to compare, not '${value}'`);
+        return { kind: 'string', code, match: 'exact', values: [...new Set(sounds)] };
+      }
       if (modifier === undefined || modifier === 'contains') {
         return { kind: 'string', code, match: modifier === 'contains' ? 'contains' : 'prefix', values: plain().map(normalizeText) };
       }

@@ -6,7 +6,7 @@ import type {
 import { conflict, preconditionFailed } from '../../fhir/outcome.ts';
 import { MonotonicClock } from '../clock.ts';
 import { openEncrypted, type Db } from './open.ts';
-import { migrate } from './migrations.ts';
+import { migrate, reindexBelow } from './migrations.ts';
 import { prepareStatements, type CurrentRow, type Statements } from './statements.ts';
 import { queryHistory } from './history.ts';
 import { WriteQueue } from './write-queue.ts';
@@ -52,9 +52,10 @@ export class SqliteStore implements Store {
     // After a checkpoint the WAL restarts from its beginning; this caps the file it leaves behind.
     this.writer.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
     const from = migrate(this.writer);
-    // Schema 2 added the search index tables, 3 composite parameters, 4 full text: a file from
-    // before any of them is indexed again once, so its resources are found as new ones would be.
-    if (from >= 1 && from < 4) rebuildSearchIndex(this.writer);
+    // The index tables came with schema 2, composite parameters with 3, full text with 4, Soundex
+    // phonetic with 5: a file from before is indexed again once, so its resources are found as
+    // new ones would be.
+    if (from >= 1 && from < reindexBelow) rebuildSearchIndex(this.writer);
     // The audit log has a file of its own, appended by a worker thread, so auditing neither
     // contends for the store's write lock nor runs on the request thread.
     const auditPath = options.auditPath ?? options.path.replace(/(\.db)?$/, '-audit.db');
