@@ -79,6 +79,25 @@ test('an older schema is migrated in place and its resources become searchable',
   check.close();
 });
 
+test('a re-index cut short is done again on the next open', async () => {
+  const path = join(dir, 'cut.db');
+  const key = crypto.randomBytes(32);
+  let store = new SqliteStore({ path, key });
+  await store.transaction(async (tx) => {
+    for (let i = 0; i < 5; i++) await tx.create({ resourceType: 'Patient', id: `c${i}`, gender: 'female' });
+  });
+  await store.close();
+  // What a rebuild leaves when killed after its first transaction: no rows, no version.
+  const db = openEncrypted(path, key);
+  db.exec(`DELETE FROM store_meta; DELETE FROM search_token;`);
+  db.close();
+  store = new SqliteStore({ path, key });
+  const { parseSearch } = await import('../../src/fhir/search/parse.ts');
+  const result = await store.search(parseSearch('Patient', [['gender', 'female']], { maxCount: 10, defaultCount: 10, lenient: false }).request);
+  assert.equal(result.matches.length, 5);
+  await store.close();
+});
+
 test('a file from a newer Bastion is refused rather than damaged', async () => {
   const path = join(dir, 'newer.db');
   const key = crypto.randomBytes(32);

@@ -87,14 +87,12 @@ export const migrations: string[] = [
   `
   CREATE VIRTUAL TABLE search_text USING fts5(narrative, content, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2');
   `,
-  // 5: no new tables; \`phonetic\` is indexed as Soundex codes now, so older files are re-indexed.
+  // 5: facts about the file itself; index_version says which rows the search index holds
+  // (search-index.ts ensureSearchIndex), so a file indexed the old way is re-indexed on open.
   `
-  SELECT 1;
+  CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
   `,
 ];
-
-/** Files from before this schema version are re-indexed on open: what their index rows hold changed since. */
-export const reindexBelow = 5;
 
 /** Brings the file to the current schema; returns the version it was at before. */
 export function migrate(db: Db, steps: string[] = migrations, what = 'store file'): number {

@@ -66,26 +66,56 @@ export function writeIndexRows(db: Db, rid: number, resource: Resource | undefin
 }
 
 /**
- * Rebuilds the index rows of every current resource, in one transaction. For files whose
- * resources were written before the index existed (schema 1), or after a change in what is
- * indexed. Reads in batches (a connection cannot write while it iterates), so memory stays flat.
+ * What the index rows hold changes now and then (composite parameters, full text, Soundex): files
+ * indexed before the current version are indexed again. Recorded in store_meta, and only once a
+ * rebuild has finished, so a rebuild cut short (a crash, a kill) is started again on next open.
  */
-export function rebuildSearchIndex(db: Db, batch = 500): number {
+export const indexVersion = 5;
+
+export function ensureSearchIndex(db: Db): number | undefined {
+  const row = db.prepare(`SELECT value FROM store_meta WHERE key = 'index_version'`).get() as { value: string } | undefined;
+  if (row && Number(row.value) >= indexVersion) return undefined;
+  const empty = db.prepare('SELECT 1 FROM resources LIMIT 1').get() === undefined;
+  if (empty) {
+    setIndexVersion(db);
+    return undefined;
+  }
+  return rebuildSearchIndex(db);
+}
+
+function setIndexVersion(db: Db): void {
+  db.prepare(`INSERT OR REPLACE INTO store_meta (key, value) VALUES ('index_version', ?)`).run(String(indexVersion));
+}
+
+/**
+ * Rebuilds the index rows of every current resource from its content, in transactions of `batch`
+ * resources, so a large store neither holds one giant transaction nor grows its WAL without
+ * bound (it is checkpointed as the rebuild goes). Nothing else may write meanwhile (the caller
+ * runs it before serving, or from `bastion reindex` on a stopped server); searches in between
+ * would see a partial index, which is why the version is recorded last.
+ */
+export function rebuildSearchIndex(db: Db, batch = 2000): number {
   const next = db.prepare<[number, number], { rid: number; content: string }>(
     `SELECT r.rid, v.content FROM resources r JOIN resource_versions v ON v.seq = r.seq
       WHERE r.deleted = 0 AND r.rid > ? ORDER BY r.rid LIMIT ?`,
   );
-  let n = 0;
   db.transaction(() => {
+    db.prepare(`DELETE FROM store_meta WHERE key = 'index_version'`).run();
     for (const t of tables) db.exec(`DELETE FROM ${t}`);
     db.exec(`INSERT INTO search_text (search_text) VALUES ('delete-all')`);
-    for (let after = 0; ;) {
-      const rows = next.all(after, batch);
-      if (rows.length === 0) break;
-      for (const row of rows) writeIndexRows(db, row.rid, JSON.parse(row.content) as Resource);
-      n += rows.length;
-      after = rows[rows.length - 1].rid;
-    }
   })();
+  let n = 0;
+  for (let after = 0, chunk = 0; ; chunk++) {
+    const rows = next.all(after, batch);
+    if (rows.length === 0) break;
+    db.transaction(() => {
+      for (const row of rows) writeIndexRows(db, row.rid, JSON.parse(row.content) as Resource, true);
+    })();
+    n += rows.length;
+    after = rows[rows.length - 1].rid;
+    if (chunk % 25 === 24) db.pragma('wal_checkpoint(TRUNCATE)');
+  }
+  db.transaction(() => setIndexVersion(db))();
+  db.pragma('wal_checkpoint(TRUNCATE)');
   return n;
 }

@@ -6,7 +6,7 @@ import type {
 import { conflict, preconditionFailed } from '../../fhir/outcome.ts';
 import { MonotonicClock } from '../clock.ts';
 import { openEncrypted, type Db } from './open.ts';
-import { migrate, reindexBelow } from './migrations.ts';
+import { migrate } from './migrations.ts';
 import { prepareStatements, type CurrentRow, type Statements } from './statements.ts';
 import { queryHistory } from './history.ts';
 import { WriteQueue } from './write-queue.ts';
@@ -16,7 +16,7 @@ import { AuditWriter } from './audit-writer.ts';
 import { adoptLegacyAudit, migrateAudit } from './audit-schema.ts';
 import { CurrentCache } from './current-cache.ts';
 import { indexResource, searchResources } from './search.ts';
-import { rebuildSearchIndex } from './search-index.ts';
+import { ensureSearchIndex, rebuildSearchIndex } from './search-index.ts';
 
 export interface SqliteStoreOptions {
   path: string;
@@ -51,11 +51,9 @@ export class SqliteStore implements Store {
     this.writer.pragma('wal_autocheckpoint = 0');
     // After a checkpoint the WAL restarts from its beginning; this caps the file it leaves behind.
     this.writer.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
-    const from = migrate(this.writer);
-    // The index tables came with schema 2, composite parameters with 3, full text with 4, Soundex
-    // phonetic with 5: a file from before is indexed again once, so its resources are found as
-    // new ones would be.
-    if (from >= 1 && from < reindexBelow) rebuildSearchIndex(this.writer);
+    migrate(this.writer);
+    // A file indexed the way of an older Bastion is indexed again, before anything is served.
+    ensureSearchIndex(this.writer);
     // The audit log has a file of its own, appended by a worker thread, so auditing neither
     // contends for the store's write lock nor runs on the request thread.
     const auditPath = options.auditPath ?? options.path.replace(/(\.db)?$/, '-audit.db');
@@ -101,8 +99,13 @@ export class SqliteStore implements Store {
     return this.queue.run(() => work(this.tx));
   }
 
-  reindex(): Promise<number> {
-    return this.queue.run(async () => rebuildSearchIndex(this.writer));
+  async reindex(): Promise<number> {
+    // In chunks of its own transactions: wait until queued writes are in, then nothing else runs
+    // until it is done (it is synchronous).
+    await this.queue.run(async () => undefined);
+    const n = rebuildSearchIndex(this.writer);
+    this.cache.invalidate();
+    return n;
   }
 
   appendAudit(records: AuditRecord[]): Promise<void> {
