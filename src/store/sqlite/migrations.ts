@@ -92,6 +92,20 @@ export const migrations: string[] = [
   `
   CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
   `,
+  // 6: the value indexes end with rid, so listing a criterion's matches reads the index alone
+  // instead of fetching every row of the table for its rid.
+  `
+  DROP INDEX search_string_value; CREATE INDEX search_string_value ON search_string (pid, norm, rid);
+  DROP INDEX search_token_value; CREATE INDEX search_token_value ON search_token (pid, code, system, rid);
+  DROP INDEX search_token_text; CREATE INDEX search_token_text ON search_token (pid, text, rid) WHERE text IS NOT NULL;
+  DROP INDEX search_reference_target; CREATE INDEX search_reference_target ON search_reference (pid, target_id, target_type, rid);
+  DROP INDEX search_reference_ref; CREATE INDEX search_reference_ref ON search_reference (pid, ref, rid) WHERE ref IS NOT NULL;
+  DROP INDEX search_date_lo; CREATE INDEX search_date_lo ON search_date (pid, lo, rid);
+  DROP INDEX search_date_hi; CREATE INDEX search_date_hi ON search_date (pid, hi, rid);
+  DROP INDEX search_number_lo; CREATE INDEX search_number_lo ON search_number (pid, lo, rid);
+  DROP INDEX search_quantity_lo; CREATE INDEX search_quantity_lo ON search_quantity (pid, lo, rid);
+  DROP INDEX search_uri_value; CREATE INDEX search_uri_value ON search_uri (pid, uri, rid);
+  `,
 ];
 
 /** Brings the file to the current schema; returns the version it was at before. */

@@ -127,7 +127,9 @@ function lookupSql(scope: Scope, l: Lookup, negate = false): Frag {
   if (l.keys.length === 0) return negate ? always : never;
   const pid = l.keys.length === 1 ? frag('pid = ?', l.keys[0]) : frag(`pid IN (${placeholders(l.keys.length)})`, ...l.keys);
   const cond = l.match ? and([pid, l.match]) : pid;
-  if (scope.probe && !negate) return join([frag(`EXISTS (SELECT 1 FROM ${l.table} WHERE rid = ${scope.alias}.rid AND `), cond, frag(')')], '');
+  // INDEXED BY: through the resource's own rows; left alone, the planner may walk a value index
+  // for a range or an OR once per resource instead.
+  if (scope.probe && !negate) return join([frag(`EXISTS (SELECT 1 FROM ${l.table} INDEXED BY ${l.table}_rid WHERE rid = ${scope.alias}.rid AND `), cond, frag(')')], '');
   return join([frag(`${scope.alias}.rid ${negate ? 'NOT IN' : 'IN'} (SELECT rid FROM ${l.table} WHERE `), cond, frag(')')], '');
 }
 
