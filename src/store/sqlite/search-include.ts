@@ -59,7 +59,7 @@ function includeSql(spec: IncludeSpec, frontier: ResourceRow[], request: SearchR
   const targetTypes = spec.targetType ? [spec.targetType] : [...param.targets];
   const parts: Frag[] = [
     frag(
-      `t.rid IN (SELECT t2.rid FROM search_reference c JOIN resources t2 ON t2.type = c.target_type AND t2.id = c.target_id` +
+      `t.rid IN (SELECT t2.rid FROM search_reference c INDEXED BY search_reference_rid JOIN resources t2 ON t2.type = c.target_type AND t2.id = c.target_id` +
         ` WHERE c.rid IN (SELECT value FROM json_each(?)) AND c.pid = ?${spec.targetType ? ' AND c.target_type = ?' : ''})`,
       JSON.stringify(sources), paramKey(param.base, spec.code), ...(spec.targetType ? [spec.targetType] : []),
     ),

@@ -271,7 +271,7 @@ function hasSql(c: HasCriterion, scope: Scope): Frag {
   return join([
     frag(
       `${scope.alias}.rid IN (SELECT ${target}.rid FROM resources ${source}` +
-        ` CROSS JOIN search_reference ${ref} ON ${ref}.rid = ${source}.rid AND ${ref}.pid IN (${placeholders(keys.length)})` +
+        ` CROSS JOIN search_reference ${ref} INDEXED BY search_reference_rid ON ${ref}.rid = ${source}.rid AND ${ref}.pid IN (${placeholders(keys.length)})` +
         ` CROSS JOIN resources ${target} ON ${target}.type = ${ref}.target_type AND ${target}.id = ${ref}.target_id` +
         ` WHERE ${source}.deleted = 0 AND ${typeColumn} = ? AND `,
       ...keys, c.sourceType,
@@ -326,7 +326,7 @@ function nearSql(code: string, v: { latitude: number; longitude: number; km: num
 /** `_list`: the live resources the named Lists have as entries (List.entry.item, its `item` parameter). */
 function listSql(listIds: string[], scope: Scope): Frag {
   return frag(
-    `${scope.alias}.rid IN (SELECT lt.rid FROM resources ll JOIN search_reference lc ON lc.rid = ll.rid AND lc.pid = ?` +
+    `${scope.alias}.rid IN (SELECT lt.rid FROM resources ll JOIN search_reference lc INDEXED BY search_reference_rid ON lc.rid = ll.rid AND lc.pid = ?` +
       ` JOIN resources lt ON lt.type = lc.target_type AND lt.id = lc.target_id WHERE ll.type = 'List' AND ll.deleted = 0 AND ll.id IN (${placeholders(listIds.length)}))`,
     paramKey('List', 'item'), ...listIds,
   );
@@ -523,7 +523,7 @@ function sortExpr(key: SortKey, types: readonly string[]): Frag {
   if (!column || keys.length === 0) return frag('NULL');
   const [table, asc, desc] = column;
   const agg = key.descending ? `max(${desc})` : `min(${asc})`;
-  // +pid: look the resource's rows up by (rid, pid); left alone, the planner may walk the whole
-  // (pid, value) index for min/max instead.
-  return frag(`(SELECT ${agg} FROM ${table} WHERE rid = r.rid AND +pid IN (${placeholders(keys.length)}))`, ...keys);
+  // INDEXED BY: look the resource's rows up by (rid, pid); left alone, the planner may walk the
+  // whole (pid, value) index for min/max instead.
+  return frag(`(SELECT ${agg} FROM ${table} INDEXED BY ${table}_rid WHERE rid = r.rid AND pid IN (${placeholders(keys.length)}))`, ...keys);
 }
