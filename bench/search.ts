@@ -50,59 +50,23 @@
  *   BENCH_SERVER_NODE_ARGS          extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
  *   BENCH_JSON=file                 also write the results as JSON to this file
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { EventEmitter } from 'node:events';
 import { openStore } from '../src/main.ts';
+import { cpuSeconds, machineBusySeconds, memory, onExit, startChild as start, stopChild, type Child } from './harness.ts';
+import { autocannon, numberFromEnv, type AcRequest } from './harness.ts';
 
-// ---------------------------------------------------------------------------------------------
-// autocannon (CommonJS, untyped): the part of its API used here.
-
-interface AcRequest {
-  method?: string;
-  path?: string;
-  headers?: Record<string, string>;
-  body?: string | Buffer;
-  setupRequest?: (request: AcRequest, context: object) => AcRequest;
-}
-
-interface AcOptions {
-  url: string;
-  connections: number;
-  pipelining: number;
-  duration: number;
-  timeout?: number;
-  requests: AcRequest[];
-}
-
-interface AcResult {
-  duration: number;
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  statusCodeStats: Record<string, { count: number }>;
-}
-
-type AcInstance = EventEmitter & PromiseLike<AcResult>;
-const autocannon = createRequire(import.meta.url)('autocannon') as (options: AcOptions) => AcInstance;
 
 // ---------------------------------------------------------------------------------------------
 // Settings
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const env = process.env;
-const num = (name: string, fallback: number): number => {
-  const v = env[name];
-  if (v === undefined || v === '') return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number (got "${v}")`);
-  return n;
-};
+const num = (name: string, fallback: number): number => numberFromEnv(env, name, fallback);
 const sizes = (env.BENCH_SEARCH_SIZES ?? '1000,100000').split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
   const n = Number(s);
   if (!Number.isInteger(n) || n < 8) throw new Error(`BENCH_SEARCH_SIZES: "${s}" is not a number of Patients >= 8`);
@@ -133,95 +97,11 @@ const targets = { name: 5, include: 10 } as const;
 // ---------------------------------------------------------------------------------------------
 // Children: start, parse the address they print, stop; CPU and memory from /proc.
 
-const children = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
-process.on('exit', () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+onExit(() => {
   if (!env.BENCH_KEEP_DATA) for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
 });
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
-    process.exit(130);
-  });
-}
-
-interface Child {
-  proc: ChildProcess;
-  url: string;
-}
-
-function startChild(label: string, args: string[], pattern: RegExp, extraEnv: Record<string, string> = {}): Promise<Child> {
-  const proc = spawn(process.execPath, args, {
-    cwd: root,
-    env: { ...process.env, ...extraEnv },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  children.add(proc);
-  proc.once('exit', () => children.delete(proc));
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    let found = false;
-    const timer = setTimeout(() => fail(new Error(`${label} did not report its address within 600 s`)), 600_000);
-    const fail = (err: Error) => {
-      clearTimeout(timer);
-      if (proc.exitCode === null) proc.kill('SIGKILL');
-      reject(err);
-    };
-    proc.once('exit', (code, signal) => {
-      if (!found) fail(new Error(`${label} exited (${signal ?? code}) before reporting its address:\n${buffered}`));
-    });
-    proc.stdout!.setEncoding('utf8');
-    proc.stdout!.on('data', (chunk: string) => {
-      if (found) {
-        for (const line of chunk.split('\n')) if (line.trim()) process.stdout.write(`[${label}] ${line}\n`);
-        return;
-      }
-      buffered += chunk;
-      const m = pattern.exec(buffered);
-      if (m) {
-        found = true;
-        clearTimeout(timer);
-        resolve({ proc, url: m[1] });
-      }
-    });
-  });
-}
-
-async function stopChild(child: Child): Promise<void> {
-  if (child.proc.exitCode !== null || child.proc.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.proc.once('exit', () => resolve()));
-  child.proc.kill('SIGTERM');
-  const timeout = setTimeout(() => child.proc.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timeout);
-}
-
-/**
- * user + system CPU seconds of a process (all its threads), or of its main thread (the event loop)
- * with `mainThread`, from /proc (Linux; undefined elsewhere).
- */
-function cpuSeconds(pid: number | undefined, mainThread = false): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Busy CPU seconds of the whole machine (all cores), from /proc/stat. */
-function machineBusySeconds(): number | undefined {
-  try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
-    const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
-    return (user + nice + system + irq + softirq + (steal || 0)) / 100;
-  } catch {
-    return undefined;
-  }
-}
+const startChild = (label: string, args: string[], pattern: RegExp, extraEnv: Record<string, string> = {}) => start(root, label, args, pattern, extraEnv, 600);
 
 /**
  * Waits until the server has (nearly) stopped using CPU. A search the load generator gave up on
@@ -251,19 +131,6 @@ function diskReadBytes(pid: number | undefined): number | undefined {
   }
 }
 
-function memory(pid: number | undefined): { rss?: number; hwm?: number } {
-  if (pid === undefined) return {};
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (key: string) => {
-      const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status);
-      return m ? Number(m[1]) * 1024 : undefined;
-    };
-    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
-  } catch {
-    return {};
-  }
-}
 
 function fileSize(path: string): number {
   try {
