@@ -67,3 +67,41 @@ test('criteria too common to list are tested row by row, with the same results',
   assert.equal(seen.size, 2600);
   await store.close();
 });
+
+test('updates change only the index rows that differ, and leave exactly what a rebuild would', async () => {
+  const path = join(dir, 'diff.db');
+  const key = crypto.randomBytes(32);
+  const store = new SqliteStore({ path, key });
+  const loinc = (code: string) => ({ coding: [{ system: 'http://loinc.org', code }] });
+  const bp = (sys: number, dia: number, extra: Record<string, unknown> = {}) => ({
+    resourceType: 'Observation', id: 'bp', status: 'final', code: loinc('85354-9'), subject: { reference: 'Patient/a' },
+    component: [{ code: loinc('8480-6'), valueQuantity: { value: sys, unit: 'mmHg' } }, { code: loinc('8462-4'), valueQuantity: { value: dia, unit: 'mmHg' } }],
+    text: { status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml">BP ${sys}/${dia}</div>` }, ...extra,
+  });
+  await store.transaction((tx) => tx.create({ resourceType: 'Patient', id: 'a', name: [{ family: 'Before', given: ['Same'] }], gender: 'male' }));
+  await store.transaction((tx) => tx.create(bp(120, 80)));
+  await store.transaction((tx) => tx.update({ resourceType: 'Patient', id: 'a', name: [{ family: 'After', given: ['Same'] }], gender: 'male', active: true }));
+  await store.transaction((tx) => tx.update(bp(80, 120, { subject: { reference: 'Patient/b' } })));
+  await store.transaction((tx) => tx.update(bp(80, 120, { subject: { reference: 'Patient/b' }, note: [{ text: 'rechecked' }] })));
+  await store.transaction((tx) => tx.delete('Patient', 'a'));
+  await store.transaction((tx) => tx.update({ resourceType: 'Patient', id: 'a', name: [{ family: 'Again' }] }));
+  await store.close();
+
+  const db = openEncrypted(path, key);
+  const dump = () => {
+    const rows: string[] = [];
+    for (const table of ['search_string', 'search_token', 'search_reference', 'search_date', 'search_number', 'search_quantity', 'search_uri']) {
+      for (const r of db.prepare(`SELECT * FROM ${table}`).all()) rows.push(`${table} ${JSON.stringify(r)}`);
+    }
+    const match = db.prepare('SELECT rowid FROM search_text WHERE search_text MATCH ? ORDER BY rowid');
+    const text = ['rechecked', 'again', 'before', 'after', 'same'].map((w) => `${w}: ${JSON.stringify(match.all(`"${w}"`))}`);
+    return [...rows.sort(), ...text];
+  };
+  try {
+    const incremental = dump();
+    rebuildSearchIndex(db);
+    assert.deepEqual(incremental, dump());
+  } finally {
+    db.close();
+  }
+});

@@ -1,22 +1,33 @@
 import type { Db } from './open.ts';
 import type { Statement } from './statements.ts';
 import type { Resource } from '../../fhir/types.ts';
-import { extractIndexRows } from '../../fhir/search/extract.ts';
+import { extractIndexRows, type IndexRows } from '../../fhir/search/extract.ts';
 import { contentText, narrativeText } from '../../fhir/search/text.ts';
 
-const tables = ['search_string', 'search_token', 'search_reference', 'search_date', 'search_number', 'search_quantity', 'search_uri'];
+
+type RowKind = keyof IndexRows;
+type Row = IndexRows[RowKind][number];
+type SqlValue = string | number | null;
+
+/** Each index table: its value columns, and a row's values for them (after rid and pid, before grp). */
+const layouts: Record<RowKind, { table: string; columns: string[]; values: (row: never) => SqlValue[] }> = {
+  string: { table: 'search_string', columns: ['norm', 'exact'], values: (r: IndexRows['string'][number]) => [r.norm, r.exact] },
+  token: { table: 'search_token', columns: ['system', 'code', 'text'], values: (r: IndexRows['token'][number]) => [r.system, r.code, r.text] },
+  reference: { table: 'search_reference', columns: ['target_type', 'target_id', 'ref'], values: (r: IndexRows['reference'][number]) => [r.type, r.id, r.ref] },
+  date: { table: 'search_date', columns: ['lo', 'hi'], values: (r: IndexRows['date'][number]) => [r.lo, r.hi] },
+  number: { table: 'search_number', columns: ['lo', 'hi'], values: (r: IndexRows['number'][number]) => [r.lo, r.hi] },
+  quantity: { table: 'search_quantity', columns: ['system', 'code', 'unit', 'lo', 'hi'], values: (r: IndexRows['quantity'][number]) => [r.system, r.code, r.unit, r.lo, r.hi] },
+  uri: { table: 'search_uri', columns: ['uri'], values: (r: IndexRows['uri'][number]) => [r.uri] },
+};
+const kinds = Object.keys(layouts) as RowKind[];
+const tables = kinds.map((k) => layouts[k].table);
 
 interface IndexStatements {
-  deletes: Statement[];
+  deleteAll: Statement[];
   deleteText: Statement;
   text: Statement;
-  string: Statement;
-  token: Statement;
-  reference: Statement;
-  date: Statement;
-  number: Statement;
-  quantity: Statement;
-  uri: Statement;
+  insert: Record<RowKind, Statement>;
+  deleteOne: Record<RowKind, Statement>;
 }
 
 const prepared = new WeakMap<Db, IndexStatements>();
@@ -24,17 +35,20 @@ const prepared = new WeakMap<Db, IndexStatements>();
 function statements(db: Db): IndexStatements {
   let s = prepared.get(db);
   if (!s) {
+    const insert = {} as Record<RowKind, Statement>;
+    const deleteOne = {} as Record<RowKind, Statement>;
+    for (const kind of kinds) {
+      const { table, columns } = layouts[kind];
+      insert[kind] = db.prepare(`INSERT INTO ${table} (rid, pid, ${columns.join(', ')}, grp) VALUES (?, ?, ${columns.map(() => '?').join(', ')}, ?)`);
+      // IS compares NULLs as equal; rows of one resource are unique (extract.ts removes duplicates).
+      deleteOne[kind] = db.prepare(`DELETE FROM ${table} INDEXED BY ${table}_rid WHERE rid = ? AND pid = ? AND ${columns.map((c) => `${c} IS ?`).join(' AND ')} AND grp IS ?`);
+    }
     s = {
-      deletes: tables.map((t) => db.prepare(`DELETE FROM ${t} WHERE rid = ?`)),
+      deleteAll: tables.map((t) => db.prepare(`DELETE FROM ${t} WHERE rid = ?`)),
       deleteText: db.prepare('DELETE FROM search_text WHERE rowid = ?'),
       text: db.prepare('INSERT INTO search_text (rowid, narrative, content) VALUES (?, ?, ?)'),
-      string: db.prepare('INSERT INTO search_string (rid, pid, norm, exact, grp) VALUES (?, ?, ?, ?, ?)'),
-      token: db.prepare('INSERT INTO search_token (rid, pid, system, code, text, grp) VALUES (?, ?, ?, ?, ?, ?)'),
-      reference: db.prepare('INSERT INTO search_reference (rid, pid, target_type, target_id, ref, grp) VALUES (?, ?, ?, ?, ?, ?)'),
-      date: db.prepare('INSERT INTO search_date (rid, pid, lo, hi, grp) VALUES (?, ?, ?, ?, ?)'),
-      number: db.prepare('INSERT INTO search_number (rid, pid, lo, hi, grp) VALUES (?, ?, ?, ?, ?)'),
-      quantity: db.prepare('INSERT INTO search_quantity (rid, pid, system, code, unit, lo, hi, grp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
-      uri: db.prepare('INSERT INTO search_uri (rid, pid, uri, grp) VALUES (?, ?, ?, ?)'),
+      insert,
+      deleteOne,
     };
     prepared.set(db, s);
   }
@@ -42,13 +56,26 @@ function statements(db: Db): IndexStatements {
 }
 
 /**
- * Replaces the index rows of resource `rid` with those of its new current version (none when it
- * was deleted). Runs inside the caller's write transaction, so index and content never disagree.
+ * Brings the index rows of resource `rid` to those of its new current version (none when it was
+ * deleted). Runs inside the caller's write transaction, so index and content never disagree.
+ * `previous`: the version it replaces, when one is live. Only the rows that differ between the two
+ * are deleted and inserted: an update usually changes a few values, and every row written dirties
+ * an index page the commit must encrypt. `isNew`: the resource has no rows yet.
  */
-export function writeIndexRows(db: Db, rid: number, resource: Resource | undefined, isNew = false): void {
+export function writeIndexRows(db: Db, rid: number, resource: Resource | undefined, isNew = false, previous?: Resource): void {
   const s = statements(db);
+  if (previous && resource) {
+    replaceChangedRows(s, rid, extractIndexRows(previous), extractIndexRows(resource));
+    const [oldNarrative, oldContent] = [narrativeText(previous), contentText(previous)];
+    const [narrative, content] = [narrativeText(resource), contentText(resource)];
+    if (narrative !== oldNarrative || content !== oldContent) {
+      s.deleteText.run(rid);
+      if (narrative || content) s.text.run(rid, narrative, content);
+    }
+    return;
+  }
   if (!isNew) {
-    for (const del of s.deletes) del.run(rid);
+    for (const del of s.deleteAll) del.run(rid);
     s.deleteText.run(rid);
   }
   if (!resource) return;
@@ -56,13 +83,24 @@ export function writeIndexRows(db: Db, rid: number, resource: Resource | undefin
   const content = contentText(resource);
   if (narrative || content) s.text.run(rid, narrative, content);
   const rows = extractIndexRows(resource);
-  for (const r of rows.string) s.string.run(rid, r.key, r.norm, r.exact, r.grp ?? null);
-  for (const r of rows.token) s.token.run(rid, r.key, r.system, r.code, r.text, r.grp ?? null);
-  for (const r of rows.reference) s.reference.run(rid, r.key, r.type, r.id, r.ref, r.grp ?? null);
-  for (const r of rows.date) s.date.run(rid, r.key, r.lo, r.hi, r.grp ?? null);
-  for (const r of rows.number) s.number.run(rid, r.key, r.lo, r.hi, r.grp ?? null);
-  for (const r of rows.quantity) s.quantity.run(rid, r.key, r.system, r.code, r.unit, r.lo, r.hi, r.grp ?? null);
-  for (const r of rows.uri) s.uri.run(rid, r.key, r.uri, r.grp ?? null);
+  for (const kind of kinds) for (const r of rows[kind] as Row[]) s.insert[kind].run(rid, r.key, ...values(kind, r), r.grp ?? null);
+}
+
+function values(kind: RowKind, row: Row): SqlValue[] {
+  return (layouts[kind].values as (r: Row) => SqlValue[])(row);
+}
+
+function replaceChangedRows(s: IndexStatements, rid: number, before: IndexRows, after: IndexRows): void {
+  for (const kind of kinds) {
+    const identity = (r: Row) => JSON.stringify([r.key, r.grp ?? null, ...values(kind, r)]);
+    const old = new Map((before[kind] as Row[]).map((r) => [identity(r), r]));
+    for (const r of after[kind] as Row[]) {
+      const id = identity(r);
+      if (old.has(id)) old.delete(id);
+      else s.insert[kind].run(rid, r.key, ...values(kind, r), r.grp ?? null);
+    }
+    for (const r of old.values()) s.deleteOne[kind].run(rid, r.key, ...values(kind, r), r.grp ?? null);
+  }
 }
 
 /**

@@ -13,8 +13,8 @@ import { findIncluded, type ResourceRow } from './search-include.ts';
  * A resource new to the store has no rows to replace (rids are never reused: rows of
  * `resources` are never deleted).
  */
-export function indexResource(db: Db, rid: number, resource: Resource | undefined, isNew = false): void {
-  writeIndexRows(db, rid, resource, isNew);
+export function indexResource(db: Db, rid: number, resource: Resource | undefined, isNew = false, previous?: Resource): void {
+  writeIndexRows(db, rid, resource, isNew, previous);
 }
 
 export function searchResources(db: Db, request: SearchRequest): SearchResult {

@@ -197,7 +197,9 @@ class SqliteWriter implements StoreWriter {
       rid = Number(this.sql.insertResource.run(resource.resourceType, resource.id, version, seq, lastUpdated, deleted ? 1 : 0).lastInsertRowid);
     }
     this.sql.insertVersion.run(seq, rid, resource.resourceType, version, lastUpdated, method, deleted ? 1 : 0, json);
-    indexResource(this.db, rid, stored, current === undefined);
+    // A deleted current version has no index rows; a live one's rows are updated where they differ.
+    const previous = current && current.deleted === 0 && current.content ? (JSON.parse(current.content) as Resource) : undefined;
+    indexResource(this.db, rid, stored, current === undefined || current.deleted === 1, previous);
     return { resourceType: resource.resourceType, id: resource.id, versionId: String(version), lastUpdated, deleted, json: json ?? undefined };
   }
 }
