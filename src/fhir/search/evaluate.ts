@@ -98,7 +98,7 @@ export function compositeEvaluatorFor(resourceType: string, param: SearchParam, 
 export function compileComposite(expression: string, resourceType: string, parts: readonly string[]): CompositeEvaluator {
   const roots = [resourceType, 'Resource', 'DomainResource'];
   const base = splitUnion(expression).map((part) => parseSimplePath(part, roots));
-  const partSteps = parts.map((part) => splitUnion(part).map((p) => (p.startsWith('%') ? undefined : parseSimplePath(p, []))));
+  const partSteps = parts.map((part) => splitUnion(part).map((p) => parseSimplePath(p, [])));
   if (base.every((s) => s !== undefined) && partSteps.every((union) => union.every((s) => s !== undefined))) {
     return (resource) => {
       const nodes = base.flatMap((steps) => evaluateNodes(steps!, resource, resourceType));

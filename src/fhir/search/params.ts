@@ -137,10 +137,16 @@ export function paramKeys(resourceTypes: readonly string[], code: string): numbe
   if (resourceTypes.length === 0) {
     return commonSearchParams().has(code) ? [paramKey('Resource', code)] : [];
   }
+  return keysAcross(resourceTypes, code, (p) => paramKey(p.base, code));
+}
+
+/** The distinct keys `keyOf` gives `code` on each searched type that has it (undefined: none on that type). */
+function keysAcross(resourceTypes: readonly string[], code: string, keyOf: (p: SearchParam) => number | undefined): number[] {
   const out = new Set<number>();
   for (const type of resourceTypes) {
     const p = searchParam(type, code);
-    if (p) out.add(paramKey(p.base, code));
+    const key = p && keyOf(p);
+    if (key !== undefined) out.add(key);
   }
   return [...out];
 }
@@ -173,12 +179,7 @@ export function componentKey(base: string, code: string, index: number): number 
 
 /** The index keys of part `index` of composite `code` (or of `near`'s latitude, longitude) across the searched types. */
 export function componentKeys(resourceTypes: readonly string[], code: string, index: number): number[] {
-  const out = new Set<number>();
-  for (const type of resourceTypes) {
-    const p = searchParam(type, code);
-    if (p?.type === 'composite' || p?.type === 'special') out.add(componentKey(p.base, code, index));
-  }
-  return [...out];
+  return keysAcross(resourceTypes, code, (p) => (p.type === 'composite' || p.type === 'special' ? componentKey(p.base, code, index) : undefined));
 }
 
 const aliasCache = new Map<string, string[] | null>();
@@ -218,10 +219,5 @@ export function ofTypeKey(base: string, code: string): number {
 }
 
 export function ofTypeKeys(resourceTypes: readonly string[], code: string): number[] {
-  const out = new Set<number>();
-  for (const type of resourceTypes) {
-    const p = searchParam(type, code);
-    if (p?.type === 'token') out.add(ofTypeKey(p.base, code));
-  }
-  return [...out];
+  return keysAcross(resourceTypes, code, (p) => (p.type === 'token' ? ofTypeKey(p.base, code) : undefined));
 }

@@ -4,7 +4,6 @@ import type { Resource } from '../../fhir/types.ts';
 import { extractIndexRows, type IndexRows } from '../../fhir/search/extract.ts';
 import { contentText, narrativeText } from '../../fhir/search/text.ts';
 
-
 type RowKind = keyof IndexRows;
 type Row = IndexRows[RowKind][number];
 type SqlValue = string | number | null;

@@ -25,7 +25,6 @@ const never = frag('0');
 export interface SearchSql {
   page: Frag;
   count: Frag;
-  keyCount: number;
 }
 
 /**
@@ -62,12 +61,7 @@ export function buildSearchSql(request: SearchRequest, cursor?: Cursor, probed: 
     '',
   );
   const count = join([frag('SELECT count(*) AS n FROM resources r WHERE '), where], '');
-  return { page, count, keyCount: sort.length };
-}
-
-/** The sort keys of a search, for decoding its cursors. */
-export function sortKeyCount(request: SearchRequest): number {
-  return request.sort.length;
+  return { page, count };
 }
 
 function reversed(dir: string): string {
@@ -142,17 +136,23 @@ function indexed(scope: Scope, code: string, table: string, match: Frag | undefi
  * a criterion whose number of matches can be probed cheaply before choosing a plan.
  */
 export function lookupOf(c: SearchCriterion, types: readonly string[]): Lookup | undefined {
-  const keys = (code: string) => paramKeys(types, code);
+  if (c.code === '_id' || c.code === '_lastUpdated' || (c.kind === 'token' && c.negate)) return undefined;
+  const rows = rowMatch(c);
+  return rows && { ...rows, keys: paramKeys(types, c.code) };
+}
+
+/** The index table and row condition of a plain criterion's values (composite parts included). */
+function rowMatch(c: SearchCriterion): { table: string; match: Frag } | undefined {
   switch (c.kind) {
-    case 'string': return { table: 'search_string', keys: keys(c.code), match: or(c.values.map((v) => stringMatch(c.match, v))) };
-    case 'token': return c.code === '_id' || c.negate ? undefined : { table: 'search_token', keys: keys(c.code), match: or(c.values.map(tokenMatch)) };
-    case 'token-text': return { table: 'search_token', keys: keys(c.code), match: or(c.values.map((v) => frag('text >= ? AND text < ?', v, v + prefixEnd))) };
-    case 'reference': return { table: 'search_reference', keys: keys(c.code), match: or(c.values.map(referenceMatch)) };
-    case 'reference-identifier': return { table: 'search_token', keys: keys(c.code), match: or(c.values.map(tokenMatch)) };
-    case 'date': return c.code === '_lastUpdated' ? undefined : { table: 'search_date', keys: keys(c.code), match: or(c.values.map((v) => dateMatch(v, indexColumns))) };
-    case 'number': return { table: 'search_number', keys: keys(c.code), match: or(c.values.map(numberMatch)) };
-    case 'quantity': return { table: 'search_quantity', keys: keys(c.code), match: or(c.values.map(quantityMatch)) };
-    case 'uri': return { table: 'search_uri', keys: keys(c.code), match: or(c.values.map((v) => uriMatch(c.match, v))) };
+    case 'string': return { table: 'search_string', match: or(c.values.map((v) => stringMatch(c.match, v))) };
+    case 'token': return { table: 'search_token', match: or(c.values.map(tokenMatch)) };
+    case 'token-text': return { table: 'search_token', match: or(c.values.map((v) => frag('text >= ? AND text < ?', v, v + prefixEnd))) };
+    case 'reference': return { table: 'search_reference', match: or(c.values.map(referenceMatch)) };
+    case 'reference-identifier': return { table: 'search_token', match: or(c.values.map(tokenMatch)) };
+    case 'date': return { table: 'search_date', match: or(c.values.map((v) => dateMatch(v, indexColumns))) };
+    case 'number': return { table: 'search_number', match: or(c.values.map(numberMatch)) };
+    case 'quantity': return { table: 'search_quantity', match: or(c.values.map(quantityMatch)) };
+    case 'uri': return { table: 'search_uri', match: or(c.values.map((v) => uriMatch(c.match, v))) };
     default: return undefined;
   }
 }
@@ -290,7 +290,7 @@ function compositeSql(code: string, tuple: SearchCriterion[], scope: Scope): Fra
   const selects: Frag[] = [];
   for (let i = 0; i < tuple.length; i++) {
     const keys = componentKeys(scope.types, code, i);
-    const part = partMatch(tuple[i]);
+    const part = rowMatch(tuple[i]);
     if (keys.length === 0 || !part) return never;
     selects.push(join([frag(`SELECT rid, grp FROM ${part.table} WHERE pid IN (${placeholders(keys.length)}) AND `, ...keys), part.match], ''));
   }
@@ -341,20 +341,6 @@ function compositeCodes(code: string, types: readonly string[]): string[] {
     for (const c of compositeUnionOf(type, p) ?? [code]) codes.add(c);
   }
   return [...codes];
-}
-
-/** The index table and row condition of one part's criterion (a part value is a plain value of its type). */
-function partMatch(c: SearchCriterion): { table: string; match: Frag } | undefined {
-  switch (c.kind) {
-    case 'string': return { table: 'search_string', match: or(c.values.map((v) => stringMatch(c.match, v))) };
-    case 'token': return { table: 'search_token', match: or(c.values.map(tokenMatch)) };
-    case 'reference': return { table: 'search_reference', match: or(c.values.map(referenceMatch)) };
-    case 'date': return { table: 'search_date', match: or(c.values.map((v) => dateMatch(v, indexColumns))) };
-    case 'number': return { table: 'search_number', match: or(c.values.map(numberMatch)) };
-    case 'quantity': return { table: 'search_quantity', match: or(c.values.map(quantityMatch)) };
-    case 'uri': return { table: 'search_uri', match: or(c.values.map((v) => uriMatch(c.match, v))) };
-    default: return undefined;
-  }
 }
 
 function stringMatch(match: 'prefix' | 'exact' | 'contains', value: string): Frag {

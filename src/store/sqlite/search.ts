@@ -4,7 +4,7 @@ import type { Resource } from '../../fhir/types.ts';
 import type { SearchCriterion, SearchRequest } from '../../fhir/search/types.ts';
 import type { SearchResult, StoredResource } from '../store.ts';
 import { writeIndexRows } from './search-index.ts';
-import { buildSearchSql, cappedCountSql, lookupOf, sortKeyCount, type Frag } from './search-sql.ts';
+import { buildSearchSql, cappedCountSql, lookupOf, type Frag } from './search-sql.ts';
 import { decodeCursor, encodeCursor } from './search-cursor.ts';
 import { findIncluded, type ResourceRow } from './search-include.ts';
 
@@ -18,9 +18,10 @@ export function indexResource(db: Db, rid: number, resource: Resource | undefine
 }
 
 export function searchResources(db: Db, request: SearchRequest): SearchResult {
-  const cursor = request.cursor === undefined ? undefined : decodeCursor(request.cursor, sortKeyCount(request));
+  const keyCount = request.sort.length;
+  const cursor = request.cursor === undefined ? undefined : decodeCursor(request.cursor, keyCount);
   const run = (f: Frag) => prepare(db, f).all(...f.args) as ResourceRow[];
-  const { page, count, keyCount } = buildSearchSql(request, cursor, commonCriteria(db, request));
+  const { page, count } = buildSearchSql(request, cursor, commonCriteria(db, request));
   let rows = request.count > 0 ? run(page) : [];
   // One row more than the page was read: it says whether the page has a successor in its direction.
   const more = rows.length > request.count;
@@ -52,14 +53,15 @@ const commonAt = 2000;
 function commonCriteria(db: Db, request: SearchRequest): Set<SearchCriterion> {
   const common = new Set<SearchCriterion>();
   if (request.count === 0) return common;
+  let selective = 0;
   for (const c of request.criteria) {
     const lookup = lookupOf(c, request.resourceTypes);
-    if (!lookup || lookup.keys.length === 0) continue;
-    if (isCommon(db, cappedCountSql(lookup, commonAt))) common.add(c);
+    if (!lookup) continue;
+    if (lookup.keys.length > 0 && isCommon(db, cappedCountSql(lookup, commonAt))) common.add(c);
+    else selective++;
   }
   // With a sort, every match is read to be ordered anyway: probing only pays when one criterion is selective.
-  const selective = request.criteria.filter((c) => lookupOf(c, request.resourceTypes) !== undefined && !common.has(c));
-  if (request.sort.length > 0 && selective.length === 0) common.clear();
+  if (request.sort.length > 0 && selective === 0) common.clear();
   return common;
 }
 
