@@ -157,3 +157,103 @@ export function memory(pid: number | undefined): { rss?: number; hwm?: number } 
     return {};
   }
 }
+
+/** What one autocannon run measured, with the CPU the server, the client and everything else used meanwhile. */
+export interface Measurement {
+  rate: number;
+  p50: number;
+  p99: number;
+  requests: number;
+  failures: number;
+  statuses: Record<string, number>;
+  /** Share of a core, all of the server's threads / its main thread. */
+  serverCpu?: number;
+  serverMainCpu?: number;
+  clientCpu: number;
+  /** CPU used by everything else on the machine (cores): other load makes the figures unreliable. */
+  otherCpu?: number;
+}
+
+/**
+ * Runs autocannon and, when `record`, measures it: latencies of successful requests only (a
+ * scenario measures successes), server CPU from /proc.
+ */
+export async function measure(options: AcOptions, record: boolean, serverPid: number | undefined): Promise<Measurement | undefined> {
+  const latencies: number[] = [];
+  const cpu0 = cpuSeconds(serverPid);
+  const main0 = cpuSeconds(serverPid, true);
+  const machine0 = machineBusySeconds();
+  const client0 = process.cpuUsage();
+  const t0 = performance.now();
+  const instance = autocannon(options);
+  if (record) {
+    instance.on('response', (_client: unknown, status: number, _bytes: number, responseTime: number) => {
+      if (status >= 200 && status < 300) latencies.push(responseTime);
+    });
+  }
+  const result = await instance;
+  const elapsed = (performance.now() - t0) / 1000;
+  if (!record) return undefined;
+  const cpu1 = cpuSeconds(serverPid);
+  const main1 = cpuSeconds(serverPid, true);
+  const machine1 = machineBusySeconds();
+  const client = process.cpuUsage(client0);
+  const clientSeconds = (client.user + client.system) / 1e6;
+  const sorted = Float64Array.from(latencies).sort();
+  const statuses: Record<string, number> = {};
+  for (const [code, { count }] of Object.entries(result.statusCodeStats)) statuses[code] = count;
+  return {
+    rate: latencies.length / result.duration,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    requests: latencies.length,
+    failures: result.non2xx + result.errors + result.timeouts,
+    statuses,
+    serverCpu: cpu0 !== undefined && cpu1 !== undefined ? (cpu1 - cpu0) / elapsed : undefined,
+    serverMainCpu: main0 !== undefined && main1 !== undefined ? (main1 - main0) / elapsed : undefined,
+    clientCpu: clientSeconds / elapsed,
+    otherCpu: cpu0 !== undefined && cpu1 !== undefined && machine0 !== undefined && machine1 !== undefined
+      ? Math.max(0, (machine1 - machine0 - (cpu1 - cpu0) - clientSeconds) / elapsed)
+      : undefined,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data and output shared by the benchmarks
+
+export interface Resource {
+  resourceType: string;
+  id?: string;
+  [key: string]: unknown;
+}
+
+export interface HumanName {
+  family?: string;
+  given?: string[];
+  [key: string]: unknown;
+}
+
+/** The value at percentile `p` of ascending `sorted` (nearest rank); NaN when empty. */
+export function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+export function fmtInt(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+export function fmtMs(n: number | undefined): string {
+  return n === undefined || Number.isNaN(n) ? '-' : n < 10 ? n.toFixed(2) : n.toFixed(1);
+}
+
+export function table(header: string[], rows: string[][], rightAligned: boolean[]): string {
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const line = (cells: string[]) => cells.map((cell, c) => (rightAligned[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].map((l) => l.trimEnd()).join('\n');
+}
+
+export function mib(bytes: number | undefined): string {
+  return bytes === undefined ? 'n/a' : bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(2)} GiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}

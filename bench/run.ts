@@ -31,8 +31,9 @@
  *   BENCH_JSON=file            also write the results as JSON to this file
  */
 import { spawn } from 'node:child_process';
-import { cpuSeconds, machineBusySeconds, memory, startChild as start, stopChild, track, type Child } from './harness.ts';
-import { autocannon, numberFromEnv, type AcRequest } from './harness.ts';
+import { memory, startChild as start, stopChild, track, type Child } from './harness.ts';
+import { measure, numberFromEnv, type AcRequest, type Measurement } from './harness.ts';
+import { fmtInt, fmtMs, mib, percentile, table, type HumanName, type Resource } from './harness.ts';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -68,18 +69,6 @@ const ceilingTarget = 0.6;
 
 // ---------------------------------------------------------------------------------------------
 // Test data from Synthea
-
-interface Resource {
-  resourceType: string;
-  id?: string;
-  [key: string]: unknown;
-}
-
-interface HumanName {
-  family?: string;
-  given?: string[];
-  [key: string]: unknown;
-}
 
 interface Template {
   patient: Resource;
@@ -199,19 +188,9 @@ interface Scenario {
   smoke: () => Promise<string | undefined>;
 }
 
-interface Measured {
+/** serverMainCpu: at 100 % the server is saturated, whatever its other threads do. */
+interface Measured extends Measurement {
   scenario: Scenario;
-  rate: number;
-  p50: number;
-  p99: number;
-  failures: number;
-  statuses: Record<string, number>;
-  serverCpu?: number;
-  /** Of serverCpu, the main thread's (event loop): at 100% the server is saturated whatever the other threads do. */
-  serverMainCpu?: number;
-  clientCpu: number;
-  /** CPU used by everything else on the machine meanwhile (cores): other load makes the figures unreliable. */
-  otherCpu?: number;
   note?: string;
 }
 
@@ -230,78 +209,9 @@ function rotating(build: (i: number) => AcRequest, n: number): AcRequest {
 
 const startChild = (label: string, args: string[], pattern: RegExp, extraEnv: Record<string, string> = {}) => start(root, label, args, pattern, extraEnv);
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i];
-}
-
 async function load(s: Scenario, seconds: number, record: boolean, serverPid: number | undefined): Promise<Measured | undefined> {
-  const latencies: number[] = [];
-  const cpu0 = cpuSeconds(serverPid);
-  const main0 = cpuSeconds(serverPid, true);
-  const machine0 = machineBusySeconds();
-  const client0 = process.cpuUsage();
-  const t0 = performance.now();
-  const instance = autocannon({
-    url: s.url,
-    connections: s.connections,
-    pipelining: 1,
-    duration: seconds,
-    timeout: 30,
-    requests: [s.request],
-  });
-  if (record) {
-    instance.on('response', (_client: unknown, status: number, _bytes: number, responseTime: number) => {
-      if (status >= 200 && status < 300) latencies.push(responseTime);
-    });
-  }
-  const result = await instance;
-  const elapsed = (performance.now() - t0) / 1000;
-  if (!record) return undefined;
-  const cpu1 = cpuSeconds(serverPid);
-  const main1 = cpuSeconds(serverPid, true);
-  const machine1 = machineBusySeconds();
-  const client = process.cpuUsage(client0);
-  const clientSeconds = (client.user + client.system) / 1e6;
-  const sorted = Float64Array.from(latencies).sort();
-  const statuses: Record<string, number> = {};
-  for (const [code, { count }] of Object.entries(result.statusCodeStats)) statuses[code] = count;
-  return {
-    scenario: s,
-    rate: latencies.length / result.duration,
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
-    failures: result.non2xx + result.errors + result.timeouts,
-    statuses,
-    serverCpu: cpu0 !== undefined && cpu1 !== undefined ? (cpu1 - cpu0) / elapsed : undefined,
-    serverMainCpu: main0 !== undefined && main1 !== undefined ? (main1 - main0) / elapsed : undefined,
-    clientCpu: clientSeconds / elapsed,
-    otherCpu: cpu0 !== undefined && cpu1 !== undefined && machine0 !== undefined && machine1 !== undefined
-      ? Math.max(0, (machine1 - machine0 - (cpu1 - cpu0) - clientSeconds) / elapsed)
-      : undefined,
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Output
-
-function fmtInt(n: number): string {
-  return Math.round(n).toLocaleString('en-US');
-}
-
-function fmtMs(n: number): string {
-  return Number.isNaN(n) ? '-' : n < 10 ? n.toFixed(2) : n.toFixed(1);
-}
-
-function table(header: string[], rows: string[][], rightAligned: boolean[]): string {
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
-  const line = (cells: string[]) => cells.map((cell, c) => (rightAligned[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ');
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].map((l) => l.trimEnd()).join('\n');
-}
-
-function mib(bytes: number | undefined): string {
-  return bytes === undefined ? 'n/a' : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  const m = await measure({ url: s.url, connections: s.connections, pipelining: 1, duration: seconds, timeout: 30, requests: [s.request] }, record, serverPid);
+  return m && { ...m, scenario: s };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -57,8 +57,9 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openStore } from '../src/main.ts';
-import { cpuSeconds, machineBusySeconds, memory, onExit, startChild as start, stopChild, type Child } from './harness.ts';
-import { autocannon, numberFromEnv, type AcRequest } from './harness.ts';
+import { cpuSeconds, memory, onExit, startChild as start, stopChild, type Child } from './harness.ts';
+import { measure, numberFromEnv, type AcRequest, type Measurement } from './harness.ts';
+import { fmtInt, fmtMs, mib, percentile, table, type HumanName, type Resource } from './harness.ts';
 
 
 // ---------------------------------------------------------------------------------------------
@@ -142,18 +143,6 @@ function fileSize(path: string): number {
 
 // ---------------------------------------------------------------------------------------------
 // Test data: Synthea, replicated with new ids
-
-interface Resource {
-  resourceType: string;
-  id?: string;
-  [key: string]: unknown;
-}
-
-interface HumanName {
-  family?: string;
-  given?: string[];
-  [key: string]: unknown;
-}
 
 interface Templates {
   patients: Resource[];
@@ -459,24 +448,13 @@ interface Scenario {
   smoke: () => Promise<string>;
 }
 
-interface Run {
-  rate: number;
-  p50: number;
-  p99: number;
-  requests: number;
-  failures: number;
-  statuses: Record<string, number>;
-  serverCpu?: number;
-  /** Of serverCpu, the main thread's (event loop): at 100% the server is saturated whatever the other threads do. */
-  serverMainCpu?: number;
+/** A measurement; `sequential`: by fetch, one request after another (the 1-connection run completed too few), so without CPU figures. */
+type Run = Omit<Measurement, 'clientCpu'> & {
   clientCpu?: number;
   /** Bytes the server read from storage (page-cache misses) per request. */
   diskPerRequest?: number;
-  /** CPU (cores) used by everything but the server and this process meanwhile: other load makes the figures unreliable. */
-  otherCpu?: number;
-  /** Measured by fetch, one request after another: the 1-connection run completed too few. */
   sequential?: boolean;
-}
+};
 
 interface Measured {
   scenario: Name;
@@ -526,53 +504,11 @@ function rotating(s: Scenario): AcRequest {
   };
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i];
-}
-
 async function load(origin: string, s: Scenario, conns: number, seconds: number, record: boolean, serverPid: number | undefined): Promise<Run | undefined> {
-  const latencies: number[] = [];
-  const cpu0 = cpuSeconds(serverPid);
-  const main0 = cpuSeconds(serverPid, true);
   const disk0 = diskReadBytes(serverPid);
-  const machine0 = machineBusySeconds();
-  const client0 = process.cpuUsage();
-  const t0 = performance.now();
-  const instance = autocannon({ url: origin, connections: conns, pipelining: 1, duration: seconds, timeout: 60, requests: [rotating(s)] });
-  if (record) {
-    instance.on('response', (_client: unknown, status: number, _bytes: number, responseTime: number) => {
-      if (status >= 200 && status < 300) latencies.push(responseTime);
-    });
-  }
-  const result = await instance;
-  const elapsed = (performance.now() - t0) / 1000;
-  if (!record) return undefined;
-  const cpu1 = cpuSeconds(serverPid);
-  const main1 = cpuSeconds(serverPid, true);
+  const m = await measure({ url: origin, connections: conns, pipelining: 1, duration: seconds, timeout: 60, requests: [rotating(s)] }, record, serverPid);
   const disk1 = diskReadBytes(serverPid);
-  const machine1 = machineBusySeconds();
-  const client = process.cpuUsage(client0);
-  const clientSeconds = (client.user + client.system) / 1e6;
-  const sorted = Float64Array.from(latencies).sort();
-  const statuses: Record<string, number> = {};
-  for (const [code, { count }] of Object.entries(result.statusCodeStats)) statuses[code] = count;
-  return {
-    rate: latencies.length / result.duration,
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
-    requests: latencies.length,
-    failures: result.non2xx + result.errors + result.timeouts,
-    statuses,
-    serverCpu: cpu0 !== undefined && cpu1 !== undefined ? (cpu1 - cpu0) / elapsed : undefined,
-    serverMainCpu: main0 !== undefined && main1 !== undefined ? (main1 - main0) / elapsed : undefined,
-    clientCpu: clientSeconds / elapsed,
-    diskPerRequest: disk0 !== undefined && disk1 !== undefined && latencies.length > 0 ? (disk1 - disk0) / latencies.length : undefined,
-    otherCpu: cpu0 !== undefined && cpu1 !== undefined && machine0 !== undefined && machine1 !== undefined
-      ? Math.max(0, (machine1 - machine0 - (cpu1 - cpu0) - clientSeconds) / elapsed)
-      : undefined,
-  };
+  return m && { ...m, diskPerRequest: disk0 !== undefined && disk1 !== undefined && m.requests > 0 ? (disk1 - disk0) / m.requests : undefined };
 }
 
 /** For a query too slow for the 1-connection run to complete a few: up to `most` requests one after another, by fetch. */
@@ -737,24 +673,6 @@ function buildScenarios(base: string, t: Templates, n: number): Scenario[] {
 
 // ---------------------------------------------------------------------------------------------
 // Output
-
-function fmtInt(n: number): string {
-  return Math.round(n).toLocaleString('en-US');
-}
-
-function fmtMs(n: number | undefined): string {
-  return n === undefined || Number.isNaN(n) ? '-' : n < 10 ? n.toFixed(2) : n.toFixed(1);
-}
-
-function table(header: string[], rows: string[][], rightAligned: boolean[]): string {
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
-  const line = (cells: string[]) => cells.map((cell, c) => (rightAligned[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ');
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].map((l) => l.trimEnd()).join('\n');
-}
-
-function mib(bytes: number | undefined): string {
-  return bytes === undefined ? 'n/a' : bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(2)} GiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-}
 
 const sizeLabel = (n: number) => `${fmtInt(n)} Patients / ${fmtInt(n * obsPerPatient)} Observations`;
 
