@@ -1,13 +1,8 @@
-import type { AuditQuery, Store, StoredAuditRecord } from '../store/store.ts';
+import type { StoredAuditRecord } from '../store/store.ts';
 import type { AuditRecordFacts } from './audit-record.ts';
 import { renderAuditEvent } from './audit-event.ts';
 
 /** A stored audit record as the FHIR AuditEvent it stands for; its id is its position in the log. */
 export function auditEventOf(record: StoredAuditRecord): Record<string, unknown> {
   return renderAuditEvent(JSON.parse(record.json) as AuditRecordFacts, String(record.seq));
-}
-
-/** A page of the audit trail as AuditEvents, oldest first. */
-export async function readAuditEvents(store: Store, query: AuditQuery): Promise<Record<string, unknown>[]> {
-  return (await store.auditRecords(query)).map(auditEventOf);
 }

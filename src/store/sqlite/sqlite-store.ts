@@ -21,10 +21,6 @@ import { ensureSearchIndex, rebuildSearchIndex } from './search-index.ts';
 export interface SqliteStoreOptions {
   path: string;
   key: Buffer;
-  /** The audit log's file; default: beside the store file, `<name>-audit.db`. */
-  auditPath?: string;
-  /** JSON bytes of recently read current versions kept in memory (0: none). */
-  cacheBytes?: number;
   /** Told of checkpoint failures (an error code, never data); the WAL keeps the data meanwhile. */
   onBackgroundError?: (code: string) => void;
 }
@@ -56,14 +52,15 @@ export class SqliteStore implements Store {
     ensureSearchIndex(this.writer);
     // The audit log has a file of its own, appended by a worker thread, so auditing neither
     // contends for the store's write lock nor runs on the request thread.
-    const auditPath = options.auditPath ?? options.path.replace(/(\.db)?$/, '-audit.db');
+    // Beside the store file: `bastion.db` has `bastion-audit.db`.
+    const auditPath = options.path.replace(/(\.db)?$/, '-audit.db');
     this.auditReader = openEncrypted(auditPath, options.key);
     migrateAudit(this.auditReader);
     adoptLegacyAudit(this.writer, this.auditReader);
     this.auditWriter = new AuditWriter(auditPath, options.key);
     this.reader = openEncrypted(options.path, options.key);
     this.readerSql = prepareStatements(this.reader);
-    this.cache = new CurrentCache(this.reader.prepare('PRAGMA data_version').pluck(), options.cacheBytes ?? 32 * 1024 * 1024);
+    this.cache = new CurrentCache(this.reader.prepare('PRAGMA data_version').pluck(), 32 * 1024 * 1024);
     this.walSync = new WalSync(options.path);
     // Called as each commit lands: the cache forgets, then the commit is made durable.
     this.queue = new WriteQueue(this.writer, () => {
