@@ -21,7 +21,10 @@ import { ensureSearchIndex, rebuildSearchIndex } from './search-index.ts';
 export interface SqliteStoreOptions {
   path: string;
   key: Buffer;
-  /** Told of checkpoint failures (an error code, never data); the WAL keeps the data meanwhile. */
+  /**
+   * Told of checkpoint failures (an error code, never data); the WAL keeps the data meanwhile.
+   * By default a process warning, so a failing checkpoint is never silent.
+   */
   onBackgroundError?: (code: string) => void;
 }
 
@@ -67,7 +70,7 @@ export class SqliteStore implements Store {
       this.cache.invalidate();
       return this.walSync.sync();
     });
-    this.checkpointer = new Checkpointer(options.path, options.key, options.onBackgroundError ?? (() => undefined));
+    this.checkpointer = new Checkpointer(options.path, options.key, options.onBackgroundError ?? ((code) => process.emitWarning(`store checkpoint failed: ${code}`)));
     this.tx = new SqliteWriter(this.writer);
   }
 
