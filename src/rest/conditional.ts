@@ -2,6 +2,7 @@ import type { StoreReader, StoredResource } from '../store/store.ts';
 import type { Config } from '../config/config.ts';
 import { parseSearch } from '../fhir/search/parse.ts';
 import { badRequest } from '../fhir/outcome.ts';
+import { resolveTerminology } from './search-terminology.ts';
 
 /**
  * The resources a conditional create/update/delete or a conditional reference selects. Only
@@ -14,6 +15,7 @@ export async function findMatches(reader: StoreReader, config: Config, resourceT
   request.count = 2;
   request.offset = 0;
   request.total = 'none';
+  await resolveTerminology(request, reader);
   const result = await reader.search(request);
   return result.matches;
 }

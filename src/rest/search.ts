@@ -8,6 +8,7 @@ import { compartmentMemberTypes, isKnownCompartment } from '../fhir/compartments
 import { compartmentConstraint } from '../fhir/search/compartment.ts';
 import { lenientHandling } from './headers.ts';
 import { shapeFrom, shapeJson } from './result-shape.ts';
+import { resolveTerminology } from './search-terminology.ts';
 
 /** search on one type (http.html#search), by GET or by POST to _search with a form body. */
 export function searchType(ctx: RestContext, req: FhirRequest, resourceType: string): Promise<FhirResponse> {
@@ -50,6 +51,7 @@ async function search(
     baseUrl: ctx.config.baseUrl,
   });
   constrain?.(request);
+  await resolveTerminology(request, ctx.reader);
   const shape = shapeFrom(resultParams);
   if (shape.summary === 'count') {
     request.count = 0;

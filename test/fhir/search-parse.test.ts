@@ -48,9 +48,19 @@ test('result parameters are passed back to the caller', () => {
 });
 
 test('features not built yet are refused clearly, even when lenient', () => {
-  for (const [type, q] of [['Observation', 'code:in=http://vs'], ['Patient', '_query=x']]) {
+  for (const [type, q] of [['Observation', 'code:code-text=x'], ['Patient', '_query=x']]) {
     rejects(() => parse(type, q, { lenient: true }), 400, /not supported yet/);
   }
+});
+
+test('token :in/:not-in name value sets, :below/:above a system|code; malformed values are refused', () => {
+  const c = (type: string, q: string) => parse(type, q).request.criteria[0];
+  assert.deepEqual(c('Observation', 'code:in=http://vs/a,ValueSet/x1'), { kind: 'token-in', code: 'code', negate: false, valueSets: ['http://vs/a', 'ValueSet/x1'] });
+  assert.deepEqual(c('Observation', 'code:not-in=urn:vs'), { kind: 'token-in', code: 'code', negate: true, valueSets: ['urn:vs'] });
+  assert.deepEqual(c('Observation', 'code:below=http://s|a\\,b,http://s|c'), {
+    kind: 'token-subsumes', code: 'code', direction: 'below', values: [{ system: 'http://s', code: 'a,b' }, { system: 'http://s', code: 'c' }],
+  });
+  for (const q of ['code:in=relative/thing', 'code:above=|x', 'code:below=x', 'code:below=http://s|']) rejects(() => parse('Observation', q), 400, /takes/);
 });
 
 test('_has: reverse chaining, nested, with modifiers; malformed forms are refused', () => {

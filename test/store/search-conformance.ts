@@ -81,6 +81,14 @@ export function searchConformance(makeStore: () => Promise<Store>): void {
       assert.deepEqual(await q('Observation', 'status=final'), ['o1', 'o2', 'o4']);
     });
 
+    test('token: many values at once (as an expanded value set brings), with and without systems', async () => {
+      assert.deepEqual(await q('Patient', 'identifier=mrn|001,mrn|002,mrn|003,|001,urn:none|x'), ['p1', 'p2', 'p4']);
+      assert.deepEqual(await q('Patient', 'identifier=mrn|001,mrn|003,|001,urn:none|x'), ['p1', 'p4']);
+      assert.deepEqual(await q('Patient', 'gender=male,female,other,unknown,x'), ['p1', 'p2']);
+      assert.deepEqual(await q('Patient', 'gender:not=male,female,other,unknown'), ['p3', 'p4']);
+      assert.deepEqual(await q('Observation', 'code=http://loinc.org|8302-2,http://loinc.org|1-1,http://loinc.org|2-2,http://snomed.info/sct|8302-2'), ['o1', 'o3', 'o5']);
+    });
+
     test('token: :not includes resources without a value; :text matches display and text', async () => {
       assert.deepEqual(await q('Patient', 'gender:not=male'), ['p1', 'p3', 'p4']);
       assert.deepEqual(await q('Patient', 'gender:not=male,female'), ['p3', 'p4']);

@@ -30,7 +30,7 @@ export interface ParsedSearch {
 const resultParamNames = new Set(['_summary', '_elements', '_format', '_pretty']);
 const notYet = new Set(['_query', '_filter', '_contained', '_containedType', '_score']);
 /** Modifiers FHIR defines that this server does not implement yet: refused even when lenient, as ignoring them would change the results. */
-const modifiersNotYet = new Set(['in', 'not-in', 'below', 'above', 'iterate', 'code-text', 'text-advanced']);
+const modifiersNotYet = new Set(['iterate', 'code-text', 'text-advanced']);
 
 /** Parses the query parameters of a search into a store-independent SearchRequest. */
 export function parseSearch(resourceType: string | undefined, params: [string, string][], options: ParseOptions): ParsedSearch {
@@ -360,6 +360,12 @@ function parseCriterion(
       if (code === '_id' && modifier !== undefined && modifier !== 'not') return undefined;
       if (modifier === 'text') return { kind: 'token-text', code, values: plain().map(normalizeText) };
       if (modifier === 'of-type') return { kind: 'token-of-type', code, values: pieces.map((p) => parseOfType(code, p)) };
+      if (modifier === 'in' || modifier === 'not-in') {
+        return { kind: 'token-in', code, negate: modifier === 'not-in', valueSets: plain().map((v) => valueSetReference(code, v)) };
+      }
+      if (modifier === 'below' || modifier === 'above') {
+        return { kind: 'token-subsumes', code, direction: modifier, values: pieces.map((p) => subsumptionConcept(code, modifier, p)) };
+      }
       if (modifier !== undefined && modifier !== 'not') return undefined;
       if (code === '_id') return { kind: 'token', code, negate: modifier === 'not', values: plain().map((id) => ({ code: id })) };
       return { kind: 'token', code, negate: modifier === 'not', values: pieces.map((p) => parseTokenValue(code, p)) };
@@ -388,4 +394,17 @@ function parseCriterion(
     default:
       return undefined;
   }
+}
+
+/** A value set to search in: an absolute canonical URL or a `ValueSet/<id>` reference on this server. */
+function valueSetReference(code: string, value: string): string {
+  if (/^ValueSet\/[A-Za-z0-9\-.]{1,64}$/.test(value) || /^(https?|urn):\S+$/.test(value)) return value;
+  throw badRequest(`${code}:in takes a value set's canonical URL or ValueSet/<id>, not '${value}'`);
+}
+
+/** Subsumption is defined within one code system: the value must name it (`system|code`). */
+function subsumptionConcept(code: string, modifier: string, piece: string): { system: string; code: string } {
+  const v = parseTokenValue(code, piece);
+  if (!v.system || v.code === undefined) throw badRequest(`${code}:${modifier} takes system|code, not '${unescapeValue(piece)}'`);
+  return { system: v.system, code: v.code };
 }

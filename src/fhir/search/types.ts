@@ -45,6 +45,8 @@ export type SearchCriterion =
   | TokenCriterion
   | TokenTextCriterion
   | TokenOfTypeCriterion
+  | TokenInCriterion
+  | TokenSubsumesCriterion
   | ReferenceCriterion
   | ReferenceIdentifierCriterion
   | DateCriterion
@@ -88,6 +90,29 @@ export interface TokenTextCriterion {
   kind: 'token-text';
   code: string;
   values: string[];
+}
+
+/**
+ * `code:in=<value set>` / `code:not-in=`: a code of (none of) the value sets. Terminology resolves it
+ * into a plain token criterion with the expanded codes before the store sees the request.
+ */
+export interface TokenInCriterion {
+  kind: 'token-in';
+  code: string;
+  negate: boolean;
+  /** Canonical URLs or `ValueSet/<id>` references. */
+  valueSets: string[];
+}
+
+/**
+ * `code:below=system|code` (the concept and those it subsumes) / `code:above=` (the concept and
+ * those that subsume it), by the code system's hierarchy; resolved like TokenInCriterion.
+ */
+export interface TokenSubsumesCriterion {
+  kind: 'token-subsumes';
+  code: string;
+  direction: 'below' | 'above';
+  values: { system: string; code: string }[];
 }
 
 /** `identifier:of-type=system|code|value`: an Identifier of that type with that value. */

@@ -145,7 +145,7 @@ export function lookupOf(c: SearchCriterion, types: readonly string[]): Lookup |
 function rowMatch(c: SearchCriterion): { table: string; match: Frag } | undefined {
   switch (c.kind) {
     case 'string': return { table: 'search_string', match: or(c.values.map((v) => stringMatch(c.match, v))) };
-    case 'token': return { table: 'search_token', match: or(c.values.map(tokenMatch)) };
+    case 'token': return { table: 'search_token', match: tokensMatch(c.values) };
     case 'token-text': return { table: 'search_token', match: or(c.values.map((v) => frag('text >= ? AND text < ?', v, v + prefixEnd))) };
     case 'reference': return { table: 'search_reference', match: or(c.values.map(referenceMatch)) };
     case 'reference-identifier': return { table: 'search_token', match: or(c.values.map(tokenMatch)) };
@@ -187,7 +187,7 @@ function criterionIn(c: SearchCriterion, scope: Scope): Frag {
         const ids = c.values.map((v) => v.code ?? '');
         return frag(`${alias}.id ${c.negate ? 'NOT IN' : 'IN'} (${placeholders(ids.length)})`, ...ids);
       }
-      return indexed(scope, c.code, 'search_token', or(c.values.map(tokenMatch)), c.negate);
+      return indexed(scope, c.code, 'search_token', tokensMatch(c.values), c.negate);
     case 'token-of-type': {
       const keys = ofTypeKeys(scope.types, c.code);
       const match = or(c.values.map((v) => v.typeSystem !== undefined
@@ -353,6 +353,30 @@ function stringMatch(match: 'prefix' | 'exact' | 'contains', value: string): Fra
     case 'contains':
       return frag('instr(norm, ?) > 0', value);
   }
+}
+
+/**
+ * Values with a system and a code are grouped by system into `code IN (...)`: an expanded value set
+ * brings hundreds, and one IN per system lets the (pid, code) index take them in one pass.
+ */
+function tokensMatch(values: TokenValue[]): Frag {
+  if (values.length === 0) return never;
+  if (values.length < 4) return or(values.map(tokenMatch));
+  const bySystem = new Map<string | null, string[]>();
+  const other: Frag[] = [];
+  for (const v of values) {
+    if (v.code === undefined || v.system === undefined) other.push(tokenMatch(v));
+    else {
+      let codes = bySystem.get(v.system);
+      if (!codes) bySystem.set(v.system, (codes = []));
+      codes.push(v.code);
+    }
+  }
+  for (const [system, codes] of bySystem) {
+    const inCodes = frag(`code IN (${placeholders(codes.length)})`, ...codes);
+    other.push(wrap(and([inCodes, system === null ? frag('system IS NULL') : frag('system = ?', system)])));
+  }
+  return or(other);
 }
 
 function tokenMatch(v: TokenValue): Frag {
