@@ -1,21 +1,37 @@
 import type { Principal } from '../auth/principal.ts';
 import type { Interaction } from './interaction.ts';
+import { smartScopeRule } from './smart-scope-rule.ts';
 
 export interface Decision {
   permit: boolean;
   reasons: string[];
-  /** Obligations the filter stage applies to what leaves (masking, label stripping); none yet. */
-  obligations: { mask: string[] };
+  obligations: Obligations;
+}
+
+export interface Obligations {
+  /** Element masks the filter stage applies to what leaves; none yet. */
+  mask: string[];
+  /** Confine the interaction to this Patient's compartment (reads, searches, includes, writes). */
+  compartmentPatient?: string;
+  /** The resource must match one of these searches (granular scopes); empty: no such limit. */
+  anyOfQueries: [string, string][][];
 }
 
 /**
- * The Policy Decision Point: a pure function of who asks and what for. Today there is one kind of
- * principal, the local anonymous one on a loopback-only server, and it may do everything; any
- * other principal is denied until the rules that could permit it exist.
+ * The Policy Decision Point: a pure function of who asks and what for. The local principal exists
+ * only on a loopback-only server with authorization switched off (development, tests); every other
+ * principal came with a verified token and passes the rules below in turn.
  */
 export function decide(principal: Principal, interaction: Interaction): Decision {
   if (principal.kind === 'anonymous-local') {
-    return { permit: true, reasons: ['local principal on a loopback-only server'], obligations: { mask: [] } };
+    return { permit: true, reasons: ['local principal on a loopback-only server without authorization'], obligations: { mask: [], anyOfQueries: [] } };
   }
-  return { permit: false, reasons: [`no rule permits ${interaction.kind} for ${principal.kind}`], obligations: { mask: [] } };
+  if (principal.kind === 'anonymous') {
+    const permit = interaction.kind === 'capabilities';
+    return { permit, reasons: [permit ? 'the CapabilityStatement is public' : 'no token'], obligations: { mask: [], anyOfQueries: [] } };
+  }
+  const scope = smartScopeRule(principal, interaction);
+  const obligations: Obligations = { mask: [], anyOfQueries: scope.anyOfQueries };
+  if (scope.compartmentPatient) obligations.compartmentPatient = scope.compartmentPatient;
+  return { permit: scope.permit, reasons: [scope.reason], obligations };
 }

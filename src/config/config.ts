@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { ExternalIssuerConfig } from '../auth/access-token.ts';
 
 /** Every setting Bastion reads, validated once at start. Precedence: flag > environment > file > default. */
 export interface Config {
@@ -13,6 +14,22 @@ export interface Config {
   search: { defaultCount: number; maxCount: number };
   history: { defaultCount: number; maxCount: number };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  auth: AuthConfig;
+}
+
+export interface AuthConfig {
+  /**
+   * smart: every FHIR request needs a token (from this server's SMART authorization server or a
+   * trusted external issuer). off: no tokens, every caller is the local principal; only allowed
+   * on a loopback address (development, tests).
+   */
+  mode: 'smart' | 'off';
+  /** The authorization server's issuer URL (default: the server's origin + /auth). */
+  issuer: string;
+  accessTokenTtl: number;
+  refreshTokenTtl: number;
+  /** Trusted external issuers, from the config file only. */
+  externalIssuers: ExternalIssuerConfig[];
 }
 
 export type ConfigInput = Partial<{
@@ -24,6 +41,11 @@ export type ConfigInput = Partial<{
   defaultCount: number | string;
   maxCount: number | string;
   logLevel: string;
+  auth: string;
+  issuer: string;
+  accessTokenTtl: number | string;
+  refreshTokenTtl: number | string;
+  externalIssuers: ExternalIssuerConfig[];
 }>;
 
 /** Environment variable for each setting; the README's reference table is generated from the same list. */
@@ -36,6 +58,11 @@ export const environmentVariables: Record<keyof ConfigInput, string> = {
   defaultCount: 'BASTION_SEARCH_DEFAULT_COUNT',
   maxCount: 'BASTION_SEARCH_MAX_COUNT',
   logLevel: 'BASTION_LOG_LEVEL',
+  auth: 'BASTION_AUTH',
+  issuer: 'BASTION_AUTH_ISSUER',
+  accessTokenTtl: 'BASTION_ACCESS_TOKEN_TTL',
+  refreshTokenTtl: 'BASTION_REFRESH_TOKEN_TTL',
+  externalIssuers: 'BASTION_EXTERNAL_ISSUERS',
 };
 
 const defaults = {
@@ -46,6 +73,9 @@ const defaults = {
   defaultCount: 20,
   maxCount: 1000,
   logLevel: 'info',
+  auth: 'smart',
+  accessTokenTtl: 15 * 60,
+  refreshTokenTtl: 30 * 24 * 3600,
 };
 
 export class ConfigError extends Error {}
@@ -95,6 +125,10 @@ function validate(input: ConfigInput): Config {
   }
   const baseUrl = (input.baseUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}/fhir`).replace(/\/+$/, '');
   if (!/^https?:\/\/[^/]+(\/.*)?$/.test(baseUrl)) throw new ConfigError(`baseUrl must be an http(s) URL (got "${baseUrl}")`);
+  const auth = input.auth ?? defaults.auth;
+  if (auth !== 'smart' && auth !== 'off') throw new ConfigError(`auth must be smart or off (got "${auth}")`);
+  const issuer = (input.issuer ?? `${new URL(baseUrl).origin}/auth`).replace(/\/+$/, '');
+  if (!/^https?:\/\/[^/]+(\/.*)?$/.test(issuer)) throw new ConfigError(`issuer must be an http(s) URL (got "${issuer}")`);
   return {
     host,
     port,
@@ -104,7 +138,34 @@ function validate(input: ConfigInput): Config {
     search: { defaultCount, maxCount },
     history: { defaultCount, maxCount },
     logLevel: logLevel as Config['logLevel'],
+    auth: {
+      mode: auth,
+      issuer,
+      accessTokenTtl: integer('accessTokenTtl', input.accessTokenTtl ?? defaults.accessTokenTtl, 60, 24 * 3600),
+      refreshTokenTtl: integer('refreshTokenTtl', input.refreshTokenTtl ?? defaults.refreshTokenTtl, 60, 365 * 24 * 3600),
+      externalIssuers: externalIssuers(input.externalIssuers),
+    },
   };
+}
+
+function externalIssuers(value: unknown): ExternalIssuerConfig[] {
+  if (value === undefined) return [];
+  let list: unknown = value;
+  if (typeof value === 'string') {
+    try {
+      list = JSON.parse(value) as unknown;
+    } catch {
+      throw new ConfigError('externalIssuers must be a JSON list');
+    }
+  }
+  if (!Array.isArray(list)) throw new ConfigError('externalIssuers must be a list');
+  return list.map((item, i) => {
+    const e = item as ExternalIssuerConfig;
+    if (typeof e?.issuer !== 'string' || typeof e.jwksUri !== 'string' || !/^https?:\/\//.test(e.jwksUri)) {
+      throw new ConfigError(`externalIssuers[${i}] needs an issuer and an http(s) jwksUri`);
+    }
+    return e;
+  });
 }
 
 function integer(name: string, value: number | string, min: number, max: number): number {
@@ -121,7 +182,7 @@ export function assertLoopback(host: string): void {
   const loopback = host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
   if (!loopback) {
     throw new ConfigError(
-      `Refusing to listen on ${host}: without the authorization server every request is anonymous, so only loopback (127.0.0.1, ::1, localhost) is allowed`,
+      `Refusing to listen on ${host} with auth=off: every request would be anonymous, so only loopback (127.0.0.1, ::1, localhost) is allowed`,
     );
   }
 }

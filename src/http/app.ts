@@ -2,7 +2,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import type { Config } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
 import type { FhirRequest, FhirResponse } from '../rest/context.ts';
-import { authenticate } from '../auth/authenticate.ts';
+import { localAuthenticator, type Authenticator } from '../auth/authenticate.ts';
 import { AuditLog } from '../audit/audit-log.ts';
 import { handle, requestContext } from '../rest/pipeline.ts';
 import { FhirError, badRequest } from '../fhir/outcome.ts';
@@ -12,6 +12,8 @@ import { toFhirError } from './errors.ts';
 export interface AppOptions {
   config: Config;
   store: Store;
+  /** Who is asking, from each request's credentials (default: the local principal, auth=off). */
+  authenticator?: Authenticator;
   /** pino options, or false for no logging (tests). */
   logger?: boolean | Record<string, unknown>;
 }
@@ -22,7 +24,7 @@ export interface App {
 }
 
 /** The HTTP face of the pipeline: turns requests into FhirRequests and FhirResponses into replies. */
-export function buildApp({ config, store, logger = false }: AppOptions): App {
+export function buildApp({ config, store, authenticator = localAuthenticator, logger = false }: AppOptions): App {
   const fastify = Fastify({
     logger,
     bodyLimit: config.maxBodyBytes,
@@ -42,7 +44,9 @@ export function buildApp({ config, store, logger = false }: AppOptions): App {
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     const req = toFhirRequest(request);
     const format = negotiateFor(req, request);
-    const principal = authenticate({ authorization: request.headers.authorization, address: request.ip });
+    const principal = await authenticator.authenticate({
+      authorization: request.headers.authorization, address: request.ip, publicResource: isPublic(req),
+    });
     const response = await handle(requestContext(config, store, audit, principal), req);
     return send(reply, response, format, pretty(req), request.method === 'HEAD');
   };
@@ -112,6 +116,11 @@ function toFhirRequest(request: FastifyRequest): FhirRequest {
     contentType: header(h['content-type']),
     body: request.body,
   };
+}
+
+/** The CapabilityStatement is served to anyone (SMART discovery starts there). */
+function isPublic(req: FhirRequest): boolean {
+  return req.segments.length === 1 && req.segments[0] === 'metadata' && (req.method === 'GET' || req.method === 'HEAD');
 }
 
 function header(value: string | string[] | undefined): string | undefined {

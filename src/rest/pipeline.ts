@@ -9,6 +9,7 @@ import { applyObligations } from '../access/filter.ts';
 import { auditFacts } from '../audit/audit-record.ts';
 import { FhirError } from '../fhir/outcome.ts';
 import { route } from './router.ts';
+import { Confinement } from './confinement.ts';
 
 /** The context of one request from outside (HTTP, CLI import): its own transactions on the store. */
 export function requestContext(config: Config, store: Store, audit: AuditLog, principal: Principal): RestContext {
@@ -27,7 +28,8 @@ export async function handle(ctx: RestContext, req: FhirRequest): Promise<FhirRe
     interaction = r.interaction;
     const decision = decide(ctx.principal, interaction);
     if (!decision.permit) throw new FhirError(403, `Access denied: ${decision.reasons.join('; ')}`, 'forbidden');
-    const response = await r.execute(ctx, req);
+    const confinement = Confinement.of(decision.obligations, interaction.resourceType);
+    const response = await r.execute(confinement ? confined(ctx, confinement) : ctx, req);
     if (response.resource) response.resource = applyObligations(decision, response.resource);
     if (response.json) response.json = applyObligations(decision, response.json);
     record(ctx, audit, interaction, response.status, response.entities ?? []);
@@ -36,6 +38,11 @@ export async function handle(ctx: RestContext, req: FhirRequest): Promise<FhirRe
     record(ctx, audit, interaction, err instanceof FhirError ? err.status : 500, targetOf(interaction));
     throw err;
   }
+}
+
+/** The context of one interaction held to a confinement: its reads and writes see only what the decision allows. */
+function confined(ctx: RestContext, confinement: Confinement): RestContext {
+  return { ...ctx, reader: confinement.reader(ctx.reader), write: (work) => ctx.write((tx) => work(confinement.writer(tx))) };
 }
 
 function record(ctx: RestContext, audit: AuditLog, interaction: Interaction, status: number, entities: string[]): void {

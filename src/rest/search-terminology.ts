@@ -17,15 +17,18 @@ export const maxExpandedCodes = 5000;
  * refused: a partial expansion would quietly miss resources.
  */
 export async function resolveTerminology(request: SearchRequest, reader: StoreReader): Promise<void> {
-  if (!request.criteria.some(needsTerminology)) return;
+  const constraints = request.constraints ?? [];
+  if (!request.criteria.some(needsTerminology) && !constraints.some((k) => k.anyOf.some(needsTerminology))) return;
   const stored = new StoredTerminology(reader);
   // Each round finds which definitions the expansion asks for; those not yet looked up in the
   // store are fetched and the round repeats (value sets include value sets).
   for (let round = 0; round < 10; round++) {
     const expander = new ValueSetExpander(stored);
     const criteria = request.criteria.map((c) => resolve(c, expander, stored));
+    const resolvedConstraints = constraints.map((k) => ({ anyOf: k.anyOf.map((c) => resolve(c, expander, stored)) }));
     if (stored.wanted.size === 0) {
       request.criteria = criteria;
+      if (request.constraints) request.constraints = resolvedConstraints;
       return;
     }
     await stored.fetchWanted();
@@ -38,6 +41,7 @@ function needsTerminology(c: SearchCriterion): boolean {
     case 'token-in': case 'token-subsumes': return true;
     case 'chain': case 'has': case 'for-types': return needsTerminology(c.criterion);
     case 'composite': return c.values.some((tuple) => tuple.some(needsTerminology));
+    case 'all-of': return c.criteria.some(needsTerminology);
     default: return false;
   }
 }
@@ -52,6 +56,8 @@ function resolve(c: SearchCriterion, expander: ValueSetExpander, source: StoredT
       return { ...c, criterion: resolve(c.criterion, expander, source) };
     case 'composite':
       return { ...c, values: c.values.map((tuple) => tuple.map((part) => resolve(part, expander, source))) };
+    case 'all-of':
+      return { ...c, criteria: c.criteria.map((part) => resolve(part, expander, source)) };
     default:
       return c;
   }

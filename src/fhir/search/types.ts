@@ -60,7 +60,8 @@ export type SearchCriterion =
   | TextCriterion
   | ListCriterion
   | CompositeCriterion
-  | ForTypesCriterion;
+  | ForTypesCriterion
+  | AllOfCriterion;
 
 export interface StringCriterion {
   kind: 'string';
@@ -284,4 +285,11 @@ export interface IncludeSpec {
   code: string;
   targetType?: string;
   iterate: boolean;
+}
+
+/** Every one of `criteria` holds. Not a client parameter: access constraints use it for a granular scope's several parameters. */
+export interface AllOfCriterion {
+  kind: 'all-of';
+  code: string;
+  criteria: SearchCriterion[];
 }

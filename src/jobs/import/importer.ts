@@ -2,7 +2,7 @@ import type { Config } from '../../config/config.ts';
 import type { Store } from '../../store/store.ts';
 import type { RestContext } from '../../rest/context.ts';
 import type { Bundle, BundleEntry, OperationOutcome, Resource } from '../../fhir/types.ts';
-import { authenticate } from '../../auth/authenticate.ts';
+import { consolePrincipal } from '../../auth/authenticate.ts';
 import { AuditLog } from '../../audit/audit-log.ts';
 import { requestContext } from '../../rest/pipeline.ts';
 import { splitConditional } from '../../rest/conditional.ts';
@@ -91,7 +91,7 @@ class Importer {
     const { store, config } = options;
     this.skipUnchanged = options.skipUnchanged ?? true;
     this.audit = new AuditLog(store, (err) => this.auditErrors.push(err));
-    this.ctx = requestContext(config, store, this.audit, authenticate({ address: 'local-cli' }));
+    this.ctx = requestContext(config, store, this.audit, consolePrincipal());
     this.resolver = new ConditionalResolver(store, config);
     this.writer = new BatchWriter({
       ctx: this.ctx,

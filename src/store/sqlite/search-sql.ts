@@ -220,6 +220,8 @@ function criterionIn(c: SearchCriterion, scope: Scope): Frag {
       const codes = compositeCodes(c.code, scope.types);
       return or(c.values.flatMap((tuple) => codes.map((code) => compositeSql(code, tuple, scope))));
     }
+    case 'all-of':
+      return c.criteria.length === 0 ? always : wrap(and(c.criteria.map((part) => criterionIn(part, scope))));
     case 'for-types': {
       const types = scope.types.length === 0 ? c.resourceTypes : c.resourceTypes.filter((t) => scope.types.includes(t));
       if (types.length === 0) return never;

@@ -1,0 +1,165 @@
+import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JWK, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { parseScopes } from '../access/smart-scopes.ts';
+import { roles, type Role } from '../store/auth-store.ts';
+import type { Principal } from './principal.ts';
+
+/** Signature algorithms accepted on access tokens: asymmetric only (no `none`, no HS* keyed with a public key). */
+export const accessTokenAlgorithms = ['ES256', 'ES384', 'RS256', 'RS384', 'PS256', 'PS384'];
+
+/** An issuer whose access tokens the FHIR API accepts. */
+export interface TrustedIssuer {
+  issuer: string;
+  keys: JWTVerifyGetKey;
+  /** The audience its tokens must name: this server's FHIR base URL. */
+  audience: string;
+  /** Claims -> who. For this server's own tokens the claims are its own; external issuers are mapped by configuration. */
+  toPrincipal(claims: JWTPayload): Omit<Principal, 'address' | 'resourceScopes'>;
+}
+
+export class InvalidTokenError extends Error {}
+
+/** This server's own tokens: verified against its own public keys, claims as it writes them. */
+export function ownIssuer(issuer: string, audience: string, publicJwks: { keys: JWK[] }): TrustedIssuer {
+  return { issuer, keys: createLocalJWKSet(publicJwks), audience, toPrincipal: ownClaims };
+}
+
+export interface ExternalIssuerConfig {
+  issuer: string;
+  jwksUri: string;
+  /** Claim holding the role (default `role`), and an optional map from its values to Bastion roles. */
+  roleClaim?: string;
+  roleMap?: Record<string, Role>;
+  /** Role when the claim is absent (otherwise such tokens are refused). */
+  defaultRole?: Role;
+  patientClaim?: string;
+  fhirUserClaim?: string;
+}
+
+/** A trusted external issuer (an EHR's or a company IdP's), its keys fetched from its JWKS and cached by jose. */
+export function externalIssuer(config: ExternalIssuerConfig, audience: string): TrustedIssuer {
+  const keys = createRemoteJWKSet(new URL(config.jwksUri), { cooldownDuration: 30_000, timeoutDuration: 5_000 });
+  return {
+    issuer: config.issuer,
+    keys,
+    audience,
+    toPrincipal(claims) {
+      const raw = claims[config.roleClaim ?? 'role'];
+      const mapped = typeof raw === 'string' ? (config.roleMap?.[raw] ?? raw) : config.defaultRole;
+      if (!mapped || !roles.includes(mapped as Role)) throw new InvalidTokenError('The token carries no role this server recognises');
+      return {
+        ...common(claims),
+        role: mapped as Role,
+        patient: stringClaim(claims[config.patientClaim ?? 'patient']),
+        fhirUser: stringClaim(claims[config.fhirUserClaim ?? 'fhirUser']),
+      };
+    },
+  };
+}
+
+function ownClaims(claims: JWTPayload): Omit<Principal, 'address' | 'resourceScopes'> {
+  const role = claims.role;
+  if (typeof role !== 'string' || !roles.includes(role as Role)) throw new InvalidTokenError('The token carries no role');
+  return {
+    ...common(claims),
+    role: role as Role,
+    patient: stringClaim(claims.patient),
+    encounter: stringClaim(claims.encounter),
+    fhirUser: stringClaim(claims.fhirUser),
+  };
+}
+
+function common(claims: JWTPayload): Pick<Principal, 'kind' | 'id' | 'scopes' | 'clientId' | 'issuer' | 'tokenId'> {
+  const clientId = stringClaim(claims.client_id) ?? stringClaim(claims.azp);
+  const sub = claims.sub ?? clientId;
+  if (!sub) throw new InvalidTokenError('The token names no subject');
+  const scope = typeof claims.scope === 'string' ? claims.scope : Array.isArray(claims.scp) ? claims.scp.join(' ') : '';
+  return {
+    // A token whose subject is the client itself is a backend service acting on its own behalf.
+    kind: clientId !== undefined && sub === clientId ? 'client' : 'user',
+    id: sub,
+    scopes: scope.split(' ').filter(Boolean),
+    clientId,
+    issuer: claims.iss,
+    tokenId: claims.jti,
+  };
+}
+
+function stringClaim(v: unknown): string | undefined {
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+interface Cached {
+  principal: Omit<Principal, 'address'>;
+  /** Epoch ms after which the token is expired. */
+  expires: number;
+}
+
+/**
+ * Bearer token -> Principal, on every FHIR request. A verified token is remembered until it
+ * expires (bounded), so a client's next request costs a map lookup rather than a signature check;
+ * revocation is consulted on every use, cached or not.
+ */
+export class TokenVerifier {
+  private readonly issuers: Map<string, TrustedIssuer>;
+  private readonly cache = new Map<string, Cached>();
+  private readonly isRevoked: (jti: string) => boolean;
+  private readonly maxCached: number;
+
+  constructor(issuers: TrustedIssuer[], isRevoked: (jti: string) => boolean = () => false, maxCached = 10_000) {
+    this.issuers = new Map(issuers.map((i) => [i.issuer, i]));
+    this.isRevoked = isRevoked;
+    this.maxCached = maxCached;
+  }
+
+  async verify(token: string, address: string): Promise<Principal> {
+    const now = Date.now();
+    let entry = this.cache.get(token);
+    if (entry && entry.expires <= now) {
+      this.cache.delete(token);
+      entry = undefined;
+    }
+    if (!entry) {
+      entry = await this.check(token);
+      if (this.cache.size >= this.maxCached) this.cache.delete(this.cache.keys().next().value!);
+      this.cache.set(token, entry);
+    }
+    if (entry.principal.tokenId && this.isRevoked(entry.principal.tokenId)) throw new InvalidTokenError('The token has been revoked');
+    return { ...entry.principal, address };
+  }
+
+  private async check(token: string): Promise<Cached> {
+    const issuer = this.issuers.get(unverifiedIssuer(token));
+    if (!issuer) throw new InvalidTokenError('The token is not from an issuer this server trusts');
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, issuer.keys, {
+        issuer: issuer.issuer, audience: issuer.audience, algorithms: accessTokenAlgorithms, clockTolerance: 30, requiredClaims: ['exp'],
+      }));
+    } catch (err) {
+      throw new InvalidTokenError(reason(err));
+    }
+    const principal = issuer.toPrincipal(payload);
+    return { principal: { ...principal, resourceScopes: parseScopes(principal.scopes.join(' ')).resource }, expires: payload.exp! * 1000 };
+  }
+}
+
+/** The `iss` claim before verification, only to pick the keys to verify with. */
+function unverifiedIssuer(token: string): string {
+  const parts = token.split('.');
+  if (parts.length !== 3) throw new InvalidTokenError('The token is not a JWT');
+  try {
+    const claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8')) as { iss?: unknown };
+    if (typeof claims.iss !== 'string') throw new Error();
+    return claims.iss;
+  } catch {
+    throw new InvalidTokenError('The token is not a JWT');
+  }
+}
+
+function reason(err: unknown): string {
+  if (err instanceof errors.JWTExpired) return 'The token has expired';
+  if (err instanceof errors.JWTClaimValidationFailed) return `The token's ${err.claim} claim is not acceptable`;
+  if (err instanceof errors.JOSEAlgNotAllowed) return 'The token is signed with an algorithm this server does not accept';
+  if (err instanceof errors.JWSSignatureVerificationFailed) return 'The token signature does not verify';
+  return 'The token is not valid';
+}
