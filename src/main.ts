@@ -6,6 +6,9 @@ import { loadOrCreateStoreKey } from './crypto/store-key.ts';
 import { SqliteStore } from './store/sqlite/sqlite-store.ts';
 import { buildApp, type App } from './http/app.ts';
 import type { Store } from './store/store.ts';
+import { bearerAuthenticator, localAuthenticator, type Authenticator } from './auth/authenticate.ts';
+import { TokenVerifier, externalIssuer, ownIssuer } from './auth/access-token.ts';
+import { loadOrCreateSigningKeys } from './auth/signing-keys.ts';
 
 export interface Server {
   app: App;
@@ -27,9 +30,10 @@ export function openStore(dataDir: string): Store {
 
 /** The composition root: config -> store -> HTTP app -> listening server. */
 export async function startServer(config: Config, options: { logger?: boolean | Record<string, unknown> } = {}): Promise<Server> {
-  assertLoopback(config.host);
+  if (config.auth.mode === 'off') assertLoopback(config.host);
   const store = openStore(config.dataDir);
-  const app = buildApp({ config, store, logger: options.logger ?? false });
+  const authenticator = await authenticatorFor(config);
+  const app = buildApp({ config, store, authenticator, logger: options.logger ?? false });
   let url: string;
   try {
     url = await app.fastify.listen({ host: config.host, port: config.port });
@@ -39,7 +43,10 @@ export async function startServer(config: Config, options: { logger?: boolean | 
   }
   const port = Number(new URL(url).port);
   const baseUrl = config.port === 0 ? config.baseUrl.replace(/:0\/fhir$/, `:${port}/fhir`) : config.baseUrl;
-  if (baseUrl !== config.baseUrl) (config as { baseUrl: string }).baseUrl = baseUrl;
+  if (baseUrl !== config.baseUrl) {
+    (config as { baseUrl: string }).baseUrl = baseUrl;
+    config.auth.issuer = config.auth.issuer.replace(/:0(?=\/|$)/, `:${port}`);
+  }
   return {
     app,
     store,
@@ -50,4 +57,15 @@ export async function startServer(config: Config, options: { logger?: boolean | 
       await store.close();
     },
   };
+}
+
+/** auth=smart: tokens of this server's authorization server and of the configured external issuers. */
+async function authenticatorFor(config: Config): Promise<Authenticator> {
+  if (config.auth.mode === 'off') return localAuthenticator;
+  const keys = await loadOrCreateSigningKeys(join(config.dataDir, 'signing-keys.json'));
+  const issuers = [
+    ownIssuer(config, keys.publicJwks),
+    ...config.auth.externalIssuers.map((e) => externalIssuer(e, config)),
+  ];
+  return bearerAuthenticator(new TokenVerifier(issuers), config.baseUrl);
 }

@@ -18,9 +18,17 @@ export interface TrustedIssuer {
 
 export class InvalidTokenError extends Error {}
 
-/** This server's own tokens: verified against its own public keys, claims as it writes them. */
-export function ownIssuer(issuer: string, audience: string, publicJwks: { keys: JWK[] }): TrustedIssuer {
-  return { issuer, keys: createLocalJWKSet(publicJwks), audience, toPrincipal: ownClaims };
+/**
+ * This server's own tokens: verified against its own public keys, claims as it writes them. The
+ * issuer and audience are read from the config when used (a server on port 0 learns its URLs on listen).
+ */
+export function ownIssuer(config: { baseUrl: string; auth: { issuer: string } }, publicJwks: { keys: JWK[] }): TrustedIssuer {
+  return {
+    get issuer() { return config.auth.issuer; },
+    get audience() { return config.baseUrl; },
+    keys: createLocalJWKSet(publicJwks),
+    toPrincipal: ownClaims,
+  };
 }
 
 export interface ExternalIssuerConfig {
@@ -36,12 +44,12 @@ export interface ExternalIssuerConfig {
 }
 
 /** A trusted external issuer (an EHR's or a company IdP's), its keys fetched from its JWKS and cached by jose. */
-export function externalIssuer(config: ExternalIssuerConfig, audience: string): TrustedIssuer {
+export function externalIssuer(config: ExternalIssuerConfig, server: { baseUrl: string }): TrustedIssuer {
   const keys = createRemoteJWKSet(new URL(config.jwksUri), { cooldownDuration: 30_000, timeoutDuration: 5_000 });
   return {
     issuer: config.issuer,
     keys,
-    audience,
+    get audience() { return server.baseUrl; },
     toPrincipal(claims) {
       const raw = claims[config.roleClaim ?? 'role'];
       const mapped = typeof raw === 'string' ? (config.roleMap?.[raw] ?? raw) : config.defaultRole;
@@ -100,13 +108,13 @@ interface Cached {
  * revocation is consulted on every use, cached or not.
  */
 export class TokenVerifier {
-  private readonly issuers: Map<string, TrustedIssuer>;
+  private readonly issuers: TrustedIssuer[];
   private readonly cache = new Map<string, Cached>();
   private readonly isRevoked: (jti: string) => boolean;
   private readonly maxCached: number;
 
   constructor(issuers: TrustedIssuer[], isRevoked: (jti: string) => boolean = () => false, maxCached = 10_000) {
-    this.issuers = new Map(issuers.map((i) => [i.issuer, i]));
+    this.issuers = issuers;
     this.isRevoked = isRevoked;
     this.maxCached = maxCached;
   }
@@ -128,7 +136,8 @@ export class TokenVerifier {
   }
 
   private async check(token: string): Promise<Cached> {
-    const issuer = this.issuers.get(unverifiedIssuer(token));
+    const iss = unverifiedIssuer(token);
+    const issuer = this.issuers.find((i) => i.issuer === iss);
     if (!issuer) throw new InvalidTokenError('The token is not from an issuer this server trusts');
     let payload: JWTPayload;
     try {
