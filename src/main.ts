@@ -6,13 +6,14 @@ import { loadOrCreateStoreKey } from './crypto/store-key.ts';
 import { SqliteStore } from './store/sqlite/sqlite-store.ts';
 import { buildApp, type App } from './http/app.ts';
 import type { Store } from './store/store.ts';
-import { bearerAuthenticator, localAuthenticator, type Authenticator } from './auth/authenticate.ts';
-import { TokenVerifier, externalIssuer, ownIssuer } from './auth/access-token.ts';
-import { loadOrCreateSigningKeys } from './auth/signing-keys.ts';
+import { openAuthServer } from './auth/auth-server.ts';
+import type { AuthStore } from './store/auth-store.ts';
 
 export interface Server {
   app: App;
   store: Store;
+  /** The authorization server's users, clients and protocol state (auth=smart). */
+  authStore?: AuthStore;
   /** The address actually bound (port 0 picks a free one). */
   url: string;
   baseUrl: string;
@@ -24,20 +25,32 @@ export function openStore(dataDir: string): Store {
   // The store file, its WAL and the key file hold PHI or secrets: owner-only, whoever creates them.
   process.umask(0o077);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const key = loadOrCreateStoreKey(join(dataDir, 'store.key'));
-  return new SqliteStore({ path: join(dataDir, 'bastion.db'), key });
+  return new SqliteStore({ path: join(dataDir, 'bastion.db'), key: storeKeyOf(dataDir) });
+}
+
+/** The data dir's store key (created with the data dir): it also encrypts the auth file and derives the cookie secret. */
+export function storeKeyOf(dataDir: string): Buffer {
+  return loadOrCreateStoreKey(join(dataDir, 'store.key'));
 }
 
 /** The composition root: config -> store -> HTTP app -> listening server. */
 export async function startServer(config: Config, options: { logger?: boolean | Record<string, unknown> } = {}): Promise<Server> {
   if (config.auth.mode === 'off') assertLoopback(config.host);
   const store = openStore(config.dataDir);
-  const authenticator = await authenticatorFor(config);
-  const app = buildApp({ config, store, authenticator, logger: options.logger ?? false });
+  let auth;
+  try {
+    auth = await openAuthServer(config, storeKeyOf(config.dataDir));
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const app = buildApp({ config, store, authenticator: auth.authenticator, logger: options.logger ?? false });
+  auth.register(app.fastify);
   let url: string;
   try {
     url = await app.fastify.listen({ host: config.host, port: config.port });
   } catch (err) {
+    await auth.close();
     await store.close();
     throw err;
   }
@@ -50,22 +63,14 @@ export async function startServer(config: Config, options: { logger?: boolean | 
   return {
     app,
     store,
+    authStore: auth.store,
     url,
     baseUrl,
     async close() {
       await app.fastify.close();
+      await auth.close();
       await store.close();
     },
   };
 }
 
-/** auth=smart: tokens of this server's authorization server and of the configured external issuers. */
-async function authenticatorFor(config: Config): Promise<Authenticator> {
-  if (config.auth.mode === 'off') return localAuthenticator;
-  const keys = await loadOrCreateSigningKeys(join(config.dataDir, 'signing-keys.json'));
-  const issuers = [
-    ownIssuer(config, keys.publicJwks),
-    ...config.auth.externalIssuers.map((e) => externalIssuer(e, config)),
-  ];
-  return bearerAuthenticator(new TokenVerifier(issuers), config.baseUrl);
-}

@@ -79,37 +79,18 @@ export function covers(granted: ResourceScope, requested: ResourceScope): boolea
 
 /**
  * What may be granted of `requested` given what is `allowed` (the client's registration, the
- * user's role): each requested resource scope intersected with the allowed ones (so
- * `patient/*.rs` asked with only `patient/Observation.rs` allowed grants `patient/Observation.rs`);
- * a requested scope wholly covered keeps the form it was asked in. Scopes that are not resource
- * scopes pass only if `allowed` lists them as they are.
+ * user's role): each requested scope that some allowed scope covers, as it was asked. A scope
+ * asking for more than is allowed is not granted at all rather than rewritten: OAuth grants the
+ * scope strings the client asked for (oidc-provider matches them exactly), and a client learns
+ * what it got from the token response's `scope`. Scopes that are not resource scopes pass only if
+ * `allowed` lists them as they are.
  */
 export function narrowScopes(requested: string, allowed: string): string[] {
   const want = parseScopes(requested);
   const may = parseScopes(allowed);
   const otherAllowed = new Set(may.other);
   const out = new Set<string>();
-  for (const r of want.resource) {
-    if (may.resource.some((a) => covers(a, r))) {
-      out.add(r.text);
-      continue;
-    }
-    for (const a of may.resource) {
-      const both = intersect(r, a);
-      if (both) out.add(both);
-    }
-  }
+  for (const r of want.resource) if (may.resource.some((a) => covers(a, r))) out.add(r.text);
   for (const o of want.other) if (otherAllowed.has(o)) out.add(o);
   return [...out];
-}
-
-/** The v2 scope permitting what both permit, or undefined when that is nothing. */
-function intersect(a: ResourceScope, b: ResourceScope): string | undefined {
-  if (a.context !== b.context) return undefined;
-  const type = a.resourceType === '*' ? b.resourceType : b.resourceType === '*' || b.resourceType === a.resourceType ? a.resourceType : undefined;
-  if (!type) return undefined;
-  const letters = [...order].filter((p) => a.permissions.has(p as Permission) && b.permissions.has(p as Permission)).join('');
-  if (!letters) return undefined;
-  const query = [...(a.query ?? []), ...(b.query ?? [])];
-  return `${a.context}/${type}.${letters}${query.length > 0 ? `?${new URLSearchParams(query)}` : ''}`;
 }

@@ -76,7 +76,7 @@ function ownClaims(claims: JWTPayload): Omit<Principal, 'address' | 'resourceSco
   };
 }
 
-function common(claims: JWTPayload): Pick<Principal, 'kind' | 'id' | 'scopes' | 'clientId' | 'issuer' | 'tokenId'> {
+function common(claims: JWTPayload): Pick<Principal, 'kind' | 'id' | 'scopes' | 'clientId' | 'issuer' | 'tokenId' | 'grantId'> {
   const clientId = stringClaim(claims.client_id) ?? stringClaim(claims.azp);
   const sub = claims.sub ?? clientId;
   if (!sub) throw new InvalidTokenError('The token names no subject');
@@ -89,6 +89,7 @@ function common(claims: JWTPayload): Pick<Principal, 'kind' | 'id' | 'scopes' | 
     clientId,
     issuer: claims.iss,
     tokenId: claims.jti,
+    grantId: stringClaim(claims.grant_id),
   };
 }
 
@@ -110,13 +111,21 @@ interface Cached {
 export class TokenVerifier {
   private readonly issuers: TrustedIssuer[];
   private readonly cache = new Map<string, Cached>();
-  private readonly isRevoked: (jti: string) => boolean;
+  private readonly isRevoked: (jti: string | undefined, grantId: string | undefined) => boolean;
   private readonly maxCached: number;
 
-  constructor(issuers: TrustedIssuer[], isRevoked: (jti: string) => boolean = () => false, maxCached = 10_000) {
+  constructor(issuers: TrustedIssuer[], isRevoked: (jti: string | undefined, grantId: string | undefined) => boolean = () => false, maxCached = 10_000) {
     this.issuers = issuers;
     this.isRevoked = isRevoked;
     this.maxCached = maxCached;
+  }
+
+  /** The token's verified claims, for introspection (throws InvalidTokenError as verify does). */
+  async claims(token: string): Promise<JWTPayload> {
+    const iss = unverifiedIssuer(token);
+    const issuer = this.issuers.find((i) => i.issuer === iss);
+    if (!issuer) throw new InvalidTokenError('The token is not from an issuer this server trusts');
+    return verifyWith(token, issuer);
   }
 
   async verify(token: string, address: string): Promise<Principal> {
@@ -131,7 +140,7 @@ export class TokenVerifier {
       if (this.cache.size >= this.maxCached) this.cache.delete(this.cache.keys().next().value!);
       this.cache.set(token, entry);
     }
-    if (entry.principal.tokenId && this.isRevoked(entry.principal.tokenId)) throw new InvalidTokenError('The token has been revoked');
+    if (this.isRevoked(entry.principal.tokenId, entry.principal.grantId)) throw new InvalidTokenError('The token has been revoked');
     return { ...entry.principal, address };
   }
 
@@ -139,16 +148,20 @@ export class TokenVerifier {
     const iss = unverifiedIssuer(token);
     const issuer = this.issuers.find((i) => i.issuer === iss);
     if (!issuer) throw new InvalidTokenError('The token is not from an issuer this server trusts');
-    let payload: JWTPayload;
-    try {
-      ({ payload } = await jwtVerify(token, issuer.keys, {
-        issuer: issuer.issuer, audience: issuer.audience, algorithms: accessTokenAlgorithms, clockTolerance: 30, requiredClaims: ['exp'],
-      }));
-    } catch (err) {
-      throw new InvalidTokenError(reason(err));
-    }
+    const payload = await verifyWith(token, issuer);
     const principal = issuer.toPrincipal(payload);
     return { principal: { ...principal, resourceScopes: parseScopes(principal.scopes.join(' ')).resource }, expires: payload.exp! * 1000 };
+  }
+}
+
+async function verifyWith(token: string, issuer: TrustedIssuer): Promise<JWTPayload> {
+  try {
+    const { payload } = await jwtVerify(token, issuer.keys, {
+      issuer: issuer.issuer, audience: issuer.audience, algorithms: accessTokenAlgorithms, clockTolerance: 30, requiredClaims: ['exp'],
+    });
+    return payload;
+  } catch (err) {
+    throw new InvalidTokenError(reason(err));
   }
 }
 

@@ -21,6 +21,8 @@ export interface Principal {
   issuer?: string;
   /** The access token's id, for revocation and the audit. */
   tokenId?: string;
+  /** The authorization (grant) the token came from: revoking it revokes the token. */
+  grantId?: string;
   /** Launch context: the patient in context (`patient/` scopes are confined to its compartment). */
   patient?: string;
   encounter?: string;

@@ -1,21 +1,26 @@
 import type { FhirResponse, RestContext } from './context.ts';
 import { resourceTypes } from '../fhir/definitions.ts';
 import { searchParamsOf } from '../fhir/search/params.ts';
+import { capabilitySecurity } from '../auth/smart-configuration.ts';
+import type { Config } from '../config/config.ts';
 
-let cached: { baseUrl: string; json: string } | undefined;
+let cached: { key: string; json: string } | undefined;
 
 /**
  * The CapabilityStatement, generated from what this server really does: every R4 type with the
  * same interactions, and the search parameters the search engine indexes for it.
  */
 export async function capabilities(ctx: RestContext): Promise<FhirResponse> {
-  if (cached?.baseUrl !== ctx.config.baseUrl) cached = { baseUrl: ctx.config.baseUrl, json: JSON.stringify(build(ctx.config.baseUrl)) };
+  const key = `${ctx.config.baseUrl} ${ctx.config.auth.mode} ${ctx.config.auth.issuer}`;
+  if (cached?.key !== key) cached = { key, json: JSON.stringify(build(ctx.config)) };
   return { status: 200, headers: {}, json: cached.json };
 }
 
 const typeInteractions = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'];
 
-function build(baseUrl: string): Record<string, unknown> {
+function build(config: Config): Record<string, unknown> {
+  const baseUrl = config.baseUrl;
+  const security = capabilitySecurity(config);
   const resource = [...resourceTypes()].sort().map((type) => ({
     type,
     profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
@@ -48,6 +53,7 @@ function build(baseUrl: string): Record<string, unknown> {
         resource,
         interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'search-system' }, { code: 'history-system' }],
         compartment: ['http://hl7.org/fhir/CompartmentDefinition/patient'],
+        ...(security ? { security } : {}),
       },
     ],
   };

@@ -56,6 +56,8 @@ export interface AuthStore {
   oauthConsume(model: string, id: string): Promise<boolean>;
   oauthDestroy(model: string, id: string): Promise<void>;
   oauthRevokeByGrantId(grantId: string): Promise<void>;
+  /** Every live record of a model (for the few small models read whole at start, e.g. revocations). */
+  oauthList(model: string): Promise<OAuthRecord[]>;
 
   close(): Promise<void>;
 }

@@ -35,12 +35,13 @@ describe('SMART scopes', () => {
     assert.ok(!c('patient/Observation.rs?category=lab', 'patient/Observation.rs'));
   });
 
-  test('narrowScopes: requested ∩ allowed; escalation is cut down, never granted', () => {
+  test('narrowScopes: the requested scopes that are allowed; a scope asking for more is not granted', () => {
     assert.deepEqual(narrowScopes('patient/Observation.read openid fhirUser', 'patient/*.read openid'), ['patient/Observation.read', 'openid']);
-    assert.deepEqual(narrowScopes('patient/*.rs', 'patient/Observation.rs patient/Condition.r'), ['patient/Observation.rs', 'patient/Condition.r']);
-    assert.deepEqual(narrowScopes('patient/*.cruds', 'patient/*.rs'), ['patient/*.rs']);
+    assert.deepEqual(narrowScopes('patient/*.rs patient/Condition.r', 'patient/Observation.rs patient/Condition.rs'), ['patient/Condition.r']);
+    assert.deepEqual(narrowScopes('patient/*.cruds', 'patient/*.rs'), []);
     assert.deepEqual(narrowScopes('system/*.read', 'patient/*.read'), []);
-    assert.deepEqual(narrowScopes('patient/Observation.rs', 'patient/Observation.rs?category=lab'), ['patient/Observation.rs?category=lab']);
+    assert.deepEqual(narrowScopes('patient/Observation.rs', 'patient/Observation.rs?category=lab'), []);
+    assert.deepEqual(narrowScopes('patient/Observation.rs?category=lab', 'patient/Observation.rs'), ['patient/Observation.rs?category=lab']);
     assert.deepEqual(narrowScopes('offline_access launch', 'online_access'), []);
   });
 });

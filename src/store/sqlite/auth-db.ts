@@ -114,6 +114,10 @@ export class SqliteAuthStore implements AuthStore {
     this.stmts.revokeGrant.run(grantId);
   }
 
+  async oauthList(model: string): Promise<OAuthRecord[]> {
+    return (this.stmts.list.all(model, nowSeconds()) as Row[]).map((row) => live(row)!);
+  }
+
   async close(): Promise<void> {
     this.db.close();
   }
@@ -148,6 +152,7 @@ function prepare(db: Db) {
     consume: db.prepare('UPDATE oauth SET consumed = ? WHERE model = ? AND key = ? AND consumed IS NULL'),
     destroy: db.prepare('DELETE FROM oauth WHERE model = ? AND key = ?'),
     revokeGrant: db.prepare('DELETE FROM oauth WHERE grant_id = ?'),
+    list: db.prepare('SELECT payload, expires_at, consumed FROM oauth WHERE model = ? AND (expires_at IS NULL OR expires_at >= ?)'),
     sweep: db.prepare('DELETE FROM oauth WHERE expires_at IS NOT NULL AND expires_at < ?'),
   };
 }

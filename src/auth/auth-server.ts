@@ -1,0 +1,63 @@
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type Provider from 'oidc-provider';
+import type { Config } from '../config/config.ts';
+import type { AuthStore } from '../store/auth-store.ts';
+import { SqliteAuthStore } from '../store/sqlite/auth-db.ts';
+import { bearerAuthenticator, localAuthenticator, type Authenticator } from './authenticate.ts';
+import { TokenVerifier, externalIssuer, ownIssuer } from './access-token.ts';
+import { loadOrCreateSigningKeys, type SigningKeys } from './signing-keys.ts';
+import { Revocations } from './revocations.ts';
+import { cookieSecretFrom, createProvider } from './server/provider.ts';
+import { useSmartMiddleware } from './server/smart-middleware.ts';
+import { mountProvider } from './server/mount.ts';
+import { smartConfiguration } from './smart-configuration.ts';
+
+/** The authorization side of a server: who may call the FHIR API, and (auth=smart) the SMART authorization server. */
+export interface AuthServer {
+  authenticator: Authenticator;
+  store?: AuthStore;
+  /** Registers the authorization server's routes (before the server listens). */
+  register(fastify: FastifyInstance): void;
+  close(): Promise<void>;
+}
+
+export async function openAuthServer(config: Config, storeKey: Buffer): Promise<AuthServer> {
+  if (config.auth.mode === 'off') return { authenticator: localAuthenticator, register: () => {}, close: async () => {} };
+  const store = new SqliteAuthStore(join(config.dataDir, 'bastion-auth.db'), storeKey);
+  try {
+    const revocations = new Revocations(store, config.auth.accessTokenTtl);
+    await revocations.load();
+    const keys = await loadOrCreateSigningKeys(join(config.dataDir, 'signing-keys.json'));
+    const verifier = new TokenVerifier(
+      [ownIssuer(config, keys.publicJwks), ...config.auth.externalIssuers.map((e) => externalIssuer(e, config))],
+      (jti, grantId) => revocations.isRevoked(jti, grantId),
+    );
+    const cookieSecret = cookieSecretFrom(storeKey);
+    let provider: Provider | undefined;
+    const providerNow = () => {
+      if (!provider) {
+        provider = createProvider({ config, store, signingJwks: keys.privateJwks, cookieSecret, revocations });
+        useSmartMiddleware(provider, store, verifier, revocations);
+      }
+      return { provider, issuer: config.auth.issuer };
+    };
+    return {
+      authenticator: bearerAuthenticator(verifier, config.baseUrl),
+      store,
+      register(fastify) {
+        mountProvider(fastify, new URL(config.auth.issuer).pathname.replace(/\/+$/, ''), ['/interaction', '/launch'], providerNow);
+        fastify.get('/fhir/.well-known/smart-configuration', async (_request, reply) => {
+          reply.header('cache-control', 'no-store');
+          return smartConfiguration(config);
+        });
+      },
+      close: () => store.close(),
+    };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
+
+export type { SigningKeys };

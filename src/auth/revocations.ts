@@ -1,0 +1,53 @@
+import type { AuthStore } from '../store/auth-store.ts';
+
+const tokenModel = 'RevokedAccessToken';
+const grantModel = 'RevokedGrant';
+
+/**
+ * Access tokens are JWTs checked without a lookup, so revoking one (RFC 7009), or the grant it
+ * came from (refresh token reuse, authorization code reuse, a revoked refresh token), is recorded
+ * here until the tokens would have expired anyway: kept in memory for the per-request check and
+ * in the auth store so a restart does not forget it.
+ */
+export class Revocations {
+  private readonly tokens = new Map<string, number>();
+  private readonly grants = new Map<string, number>();
+  private readonly store: AuthStore;
+  /** Seconds a revoked grant is remembered: an access token issued just before lives this long. */
+  private readonly accessTokenTtl: number;
+
+  constructor(store: AuthStore, accessTokenTtl: number) {
+    this.store = store;
+    this.accessTokenTtl = accessTokenTtl;
+  }
+
+  async load(): Promise<void> {
+    const now = Date.now();
+    for (const r of await this.store.oauthList(tokenModel)) if (r.expiresAt) this.tokens.set(String(r.payload.jti), r.expiresAt * 1000);
+    for (const r of await this.store.oauthList(grantModel)) if (r.expiresAt) this.grants.set(String(r.payload.revokedGrant), r.expiresAt * 1000);
+    this.sweep(now);
+  }
+
+  /** Revokes one access token until `expiresAt` (epoch seconds). */
+  async revokeToken(jti: string, expiresAt: number): Promise<void> {
+    this.tokens.set(jti, expiresAt * 1000);
+    await this.store.oauthUpsert(tokenModel, jti, { jti }, Math.max(1, expiresAt - Math.floor(Date.now() / 1000)));
+  }
+
+  async revokeGrant(grantId: string): Promise<void> {
+    this.grants.set(grantId, Date.now() + this.accessTokenTtl * 1000);
+    await this.store.oauthUpsert(grantModel, `grant:${grantId}`, { revokedGrant: grantId }, this.accessTokenTtl);
+  }
+
+  isRevoked(jti: string | undefined, grantId: string | undefined): boolean {
+    if (this.tokens.size === 0 && this.grants.size === 0) return false;
+    const now = Date.now();
+    if (jti !== undefined && (this.tokens.get(jti) ?? 0) > now) return true;
+    return grantId !== undefined && (this.grants.get(grantId) ?? 0) > now;
+  }
+
+  private sweep(now: number): void {
+    for (const [k, exp] of this.tokens) if (exp <= now) this.tokens.delete(k);
+    for (const [k, exp] of this.grants) if (exp <= now) this.grants.delete(k);
+  }
+}

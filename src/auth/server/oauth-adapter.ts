@@ -1,0 +1,87 @@
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import type { AuthStore } from '../../store/auth-store.ts';
+import { clientMetadata } from '../clients.ts';
+
+/**
+ * oidc-provider's storage, on the auth store. Clients come from the registry of clients
+ * (`bastion clients add`), read-only here. Codes and refresh tokens are consumed with a
+ * compare-and-set, so two concurrent redemptions of one code cannot both succeed (oidc-provider
+ * itself finds, then consumes).
+ */
+export function adapterFactory(store: AuthStore): (model: string) => Adapter {
+  return (model) => (model === 'Client' ? new ClientAdapter(store) : new StoreAdapter(store, model));
+}
+
+class StoreAdapter implements Adapter {
+  private readonly store: AuthStore;
+  private readonly model: string;
+
+  constructor(store: AuthStore, model: string) {
+    this.store = store;
+    this.model = model;
+  }
+
+  async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+    await this.store.oauthUpsert(this.model, id, payload as Record<string, unknown>, expiresIn);
+  }
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    return payloadOf(await this.store.oauthFind(this.model, id));
+  }
+
+  async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    return payloadOf(await this.store.oauthFindBy(this.model, 'uid', uid));
+  }
+
+  async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    return payloadOf(await this.store.oauthFindBy(this.model, 'user_code', userCode));
+  }
+
+  async consume(id: string): Promise<void> {
+    if (!(await this.store.oauthConsume(this.model, id))) throw new errors.InvalidGrant(`${this.model} already used`);
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.store.oauthDestroy(this.model, id);
+  }
+
+  async revokeByGrantId(grantId: string): Promise<void> {
+    await this.store.oauthRevokeByGrantId(grantId);
+  }
+}
+
+function payloadOf(record: { payload: Record<string, unknown>; consumed?: number } | undefined): AdapterPayload | undefined {
+  if (!record) return undefined;
+  return (record.consumed !== undefined ? { ...record.payload, consumed: record.consumed } : record.payload) as AdapterPayload;
+}
+
+class ClientAdapter implements Adapter {
+  private readonly store: AuthStore;
+
+  constructor(store: AuthStore) {
+    this.store = store;
+  }
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    const client = await this.store.client(id);
+    return client ? (clientMetadata(client) as AdapterPayload) : undefined;
+  }
+
+  async upsert(): Promise<void> {
+    throw new Error('Clients are registered through bastion clients add');
+  }
+
+  async findByUid(): Promise<undefined> {
+    return undefined;
+  }
+
+  async findByUserCode(): Promise<undefined> {
+    return undefined;
+  }
+
+  async consume(): Promise<void> {}
+
+  async destroy(): Promise<void> {}
+
+  async revokeByGrantId(): Promise<void> {}
+}

@@ -1,0 +1,179 @@
+import { hkdfSync } from 'node:crypto';
+import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { JWK } from 'jose';
+import type { Config } from '../../config/config.ts';
+import type { AuthStore, Role } from '../../store/auth-store.ts';
+import { narrowScopes, parseScopes } from '../../access/smart-scopes.ts';
+import { roleScopeCeiling } from '../../access/role-scope-ceiling.ts';
+import { clientScope } from '../clients.ts';
+import { adapterFactory } from './oauth-adapter.ts';
+import { ehrLaunchModel, launchContextOf } from './launch-context.ts';
+import type { Revocations } from '../revocations.ts';
+
+/** OpenID Connect and SMART launch scopes: everything not a resource scope that a client may ask for. */
+export const launchScopes = ['openid', 'fhirUser', 'profile', 'offline_access', 'online_access', 'launch', 'launch/patient', 'launch/encounter'];
+
+export interface ProviderDeps {
+  config: Config;
+  store: AuthStore;
+  signingJwks: { keys: JWK[] };
+  /** Secret the session cookies are signed with (derived from the store key). */
+  cookieSecret: Buffer;
+  revocations: Revocations;
+}
+
+/**
+ * oidc-provider, configured as a SMART on FHIR authorization server: authorization code with
+ * PKCE (S256, required for public clients), refresh tokens rotated on each use with reuse
+ * detection, client_credentials with private_key_jwt for backend services, introspection and
+ * revocation; access tokens are JWTs for the FHIR base URL carrying the SMART launch context.
+ */
+export function createProvider({ config, store, signingJwks, cookieSecret, revocations }: ProviderDeps): Provider {
+  const fhirBase = () => config.baseUrl;
+  const configuration: Configuration = {
+    adapter: adapterFactory(store),
+    jwks: { keys: signingJwks.keys as NonNullable<Configuration['jwks']>['keys'] },
+    routes: { authorization: '/authorize' },
+    responseTypes: ['code'],
+    scopes: launchScopes,
+    claims: { fhirUser: ['fhirUser'], profile: ['preferred_username'] },
+    extraClientMetadata: {
+      properties: ['smart_scope'],
+      validator(_ctx, key, value) {
+        if (key === 'smart_scope' && value !== undefined && typeof value !== 'string') throw new errors.InvalidClientMetadata('smart_scope must be a string');
+      },
+    },
+    extraParams: {
+      aud(_ctx, value) {
+        if (value === undefined) throw new errors.InvalidRequest('aud is required: the FHIR base URL the app wants to access');
+        if (String(value).replace(/\/+$/, '') !== fhirBase()) throw new errors.InvalidRequest(`aud must be this server's FHIR base URL (${fhirBase()})`);
+      },
+      async launch(_ctx, value) {
+        if (value === undefined) return;
+        if (!(await store.oauthFind(ehrLaunchModel, String(value)))) throw new errors.InvalidRequest('launch is not a launch this server created, or it has expired');
+      },
+    },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
+      revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
+      userinfo: { enabled: false },
+      rpInitiatedLogout: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => fhirBase(),
+        useGrantedResource: () => true,
+        getResourceServerInfo: async (ctx, indicator, client) => {
+          if (indicator.replace(/\/+$/, '') !== fhirBase()) throw new errors.InvalidTarget('The only resource served here is the FHIR base URL');
+          return { scope: grantableScope(ctx, client), audience: fhirBase(), accessTokenFormat: 'jwt', accessTokenTTL: config.auth.accessTokenTtl, jwt: { sign: { alg: 'RS256' } } };
+        },
+      },
+    },
+    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+    enabledJWA: { clientAuthSigningAlgValues: ['RS384', 'ES384', 'RS256', 'ES256'] },
+    async assertJwtClientAuthClaimsAndHeader(_ctx, claims) {
+      // SMART Backend Services: an assertion lives at most five minutes.
+      if (typeof claims.exp !== 'number' || claims.exp - Math.floor(Date.now() / 1000) > 300) {
+        throw new errors.InvalidClientAuth('client assertion exp must be no more than 5 minutes in the future');
+      }
+    },
+    pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
+    ttl: {
+      AccessToken: config.auth.accessTokenTtl,
+      ClientCredentials: config.auth.accessTokenTtl,
+      AuthorizationCode: 60,
+      IdToken: 3600,
+      RefreshToken: config.auth.refreshTokenTtl,
+      Grant: config.auth.refreshTokenTtl,
+      Interaction: 3600,
+      Session: 12 * 3600,
+    },
+    rotateRefreshToken: true,
+    issueRefreshToken: async (_ctx, client, code) =>
+      client.grantTypeAllowed('refresh_token') && (code.scopes.has('offline_access') || code.scopes.has('online_access')),
+    async extraTokenClaims(_ctx, token) {
+      if (token.kind === 'ClientCredentials') return { role: 'system' };
+      const accountId = (token as { accountId?: string }).accountId;
+      const user = accountId ? await store.userById(accountId) : undefined;
+      if (!user) return undefined;
+      const grantId = (token as { grantId?: string }).grantId;
+      const launch = await launchContextOf(store, grantId);
+      return {
+        role: user.role,
+        ...(user.fhirUser ? { fhirUser: user.fhirUser } : {}),
+        ...(launch?.patient ? { patient: launch.patient } : {}),
+        ...(launch?.encounter ? { encounter: launch.encounter } : {}),
+        ...(grantId ? { grant_id: grantId } : {}),
+      };
+    },
+    async loadExistingGrant(ctx) {
+      // Each authorization gets its own grant (and launch context): nothing is silently re-approved.
+      const grantId = ctx.oidc.result?.consent?.grantId;
+      return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
+    },
+    async findAccount(_ctx, sub) {
+      const user = await store.userById(sub);
+      if (!user || user.disabled) return undefined;
+      return {
+        accountId: user.id,
+        claims: async () => ({
+          sub: user.id,
+          preferred_username: user.username,
+          ...(user.fhirUser ? { fhirUser: `${fhirBase()}/${user.fhirUser}` } : {}),
+        }),
+      };
+    },
+    interactions: { url: (_ctx, interaction) => `${new URL(config.auth.issuer).pathname}/interaction/${interaction.uid}` },
+    cookies: {
+      keys: [cookieSecret.toString('base64url')],
+      long: { signed: true, httpOnly: true, sameSite: 'lax' },
+      short: { signed: true, httpOnly: true, sameSite: 'lax' },
+    },
+    clientBasedCORS: (_ctx, origin, client) => client.redirectUris?.some((u) => new URL(u).origin === origin) ?? false,
+    renderError: (ctx, out) => {
+      ctx.type = 'html';
+      ctx.body = errorPage(String(out.error ?? 'error'), String(out.error_description ?? ''));
+    },
+    conformIdTokenClaims: false,
+  };
+  const provider = new Provider(config.auth.issuer, configuration);
+  provider.on('grant.revoked', (_ctx: KoaContextWithOIDC, grantId: string) => revocations.revokeGrant(grantId));
+  return provider;
+}
+
+/**
+ * The scopes the resource server lets through for this request: the SMART scopes asked for (or
+ * held by the code / refresh token being redeemed), within what the client is registered for.
+ * The user's role ceiling is applied when the user approves (interactions), where the user is known.
+ */
+function grantableScope(ctx: KoaContextWithOIDC, client: { [key: string]: unknown }): string {
+  const asked = [
+    ctx.oidc.params?.scope, ctx.oidc.entities.AuthorizationCode?.scope, ctx.oidc.entities.RefreshToken?.scope,
+  ].filter((s): s is string => typeof s === 'string').join(' ');
+  const registered = clientScope(client as { smart_scope?: unknown });
+  const granted = narrowScopes(asked, `${registered} ${launchScopes.join(' ')}`);
+  if (ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials' && parseScopes(granted.join(' ')).resource.length === 0) {
+    throw new errors.InvalidScope('None of the requested scopes is registered for this client', String(ctx.oidc.params?.scope ?? ''));
+  }
+  return granted.join(' ');
+}
+
+/** Scopes a user of `role` may be granted out of those requested. */
+export function scopesForUser(requested: string, role: Role): string[] {
+  return narrowScopes(requested, roleScopeCeiling(role));
+}
+
+/** Cookie-signing secret derived from the store key, so there is no further key file to guard. */
+export function cookieSecretFrom(storeKey: Buffer): Buffer {
+  return Buffer.from(hkdfSync('sha256', storeKey, Buffer.alloc(0), 'bastion session cookie signing', 32));
+}
+
+export function errorPage(error: string, description: string): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Authorization error</title></head>` +
+    `<body><h1>Authorization error</h1><p><strong>${escapeHtml(error)}</strong></p><p>${escapeHtml(description)}</p></body></html>`;
+}
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

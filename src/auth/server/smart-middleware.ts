@@ -1,0 +1,74 @@
+import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { AuthStore } from '../../store/auth-store.ts';
+import type { Revocations } from '../revocations.ts';
+import { InvalidTokenError, type TokenVerifier } from '../access-token.ts';
+import { launchContextOf } from './launch-context.ts';
+
+/**
+ * The SMART parts oidc-provider has no option for, as Koa middleware around its routes:
+ * - `offline_access` survives without `prompt=consent` (OpenID Connect drops it otherwise; SMART
+ *   apps do not send that prompt, and every authorization here asks for approval anyway);
+ * - token responses carry the launch context (patient, encounter, need_patient_banner, ...);
+ * - this server's JWT access tokens can be introspected (RFC 7662) and revoked (RFC 7009), by the
+ *   client they were issued to, which oidc-provider refuses for structured tokens.
+ */
+export function useSmartMiddleware(provider: Provider, store: AuthStore, verifier: TokenVerifier, revocations: Revocations): void {
+  provider.use(async (ctx, next) => {
+    if (ctx.path === '/authorize' && ctx.method === 'GET') keepOfflineAccess(ctx);
+    await next();
+    const oidc = (ctx as KoaContextWithOIDC).oidc;
+    if (!oidc) return;
+    if (oidc.route === 'token' && ctx.status === 200) await addLaunchContext(ctx as KoaContextWithOIDC, store);
+    else if ((oidc.route === 'introspection' || oidc.route === 'revocation') && isStructuredTokenRefusal(ctx)) {
+      await handleJwt(ctx as KoaContextWithOIDC, verifier, revocations);
+    }
+  });
+}
+
+function keepOfflineAccess(ctx: { query: Record<string, unknown> }): void {
+  const { scope, prompt } = ctx.query;
+  if (typeof scope === 'string' && scope.split(' ').includes('offline_access') && prompt === undefined) {
+    ctx.query = { ...ctx.query, prompt: 'consent' };
+  }
+}
+
+async function addLaunchContext(ctx: KoaContextWithOIDC, store: AuthStore): Promise<void> {
+  const body = ctx.body as Record<string, unknown> | undefined;
+  if (!body?.access_token) return;
+  const context = await launchContextOf(store, ctx.oidc.entities.Grant?.jti);
+  if (!context) return;
+  for (const [k, v] of Object.entries(context)) if (!(k in body) && v !== undefined) body[k] = v;
+}
+
+function isStructuredTokenRefusal(ctx: { status: number; body: unknown }): boolean {
+  return ctx.status === 400 && (ctx.body as { error?: string } | undefined)?.error === 'unsupported_token_type';
+}
+
+async function handleJwt(ctx: KoaContextWithOIDC, verifier: TokenVerifier, revocations: Revocations): Promise<void> {
+  const token = String(ctx.oidc.params?.token ?? '');
+  const client = ctx.oidc.client;
+  let claims: Record<string, unknown> | undefined;
+  try {
+    claims = await verifier.claims(token);
+  } catch (err) {
+    if (!(err instanceof InvalidTokenError)) throw err;
+  }
+  const mine = claims !== undefined && client !== undefined && claims.client_id === client.clientId;
+  if (ctx.oidc.route === 'revocation') {
+    // RFC 7009 2.2: an invalid token, or one not the caller's to revoke, still gets a 200.
+    if (mine && typeof claims!.jti === 'string' && typeof claims!.exp === 'number') await revocations.revokeToken(claims!.jti, claims!.exp);
+    ctx.status = 200;
+    ctx.body = '';
+    return;
+  }
+  const active = mine && !revocations.isRevoked(claims!.jti as string | undefined, claims!.grant_id as string | undefined);
+  ctx.status = 200;
+  ctx.body = active
+    ? { active: true, token_type: 'Bearer', ...pick(claims!, ['scope', 'client_id', 'sub', 'exp', 'iat', 'iss', 'aud', 'jti', 'patient', 'encounter', 'fhirUser']) }
+    : { active: false };
+}
+
+function pick(o: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]]));
+}
