@@ -45,7 +45,7 @@ export async function startServer(config: Config, options: { logger?: boolean | 
     throw err;
   }
   const app = buildApp({ config, store, authenticator: auth.authenticator, logger: options.logger ?? false });
-  auth.register(app.fastify);
+  auth.register(app.fastify, store, app.audit);
   let url: string;
   try {
     url = await app.fastify.listen({ host: config.host, port: config.port });

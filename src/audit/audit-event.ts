@@ -9,6 +9,7 @@ const queryRole = { system: 'http://terminology.hl7.org/CodeSystem/object-role',
  * reference and never copies clinical content; the query travels base64-encoded, as R4 defines.
  */
 export function renderAuditEvent(facts: AuditRecordFacts, id?: string): Record<string, unknown> {
+  if (facts.do === 'authn') return renderAuthEvent(facts, id);
   const entity: Record<string, unknown>[] = (facts.what ?? []).map((reference) => ({ what: { reference }, type: systemObject }));
   if (facts.op) entity.push({ type: systemObject, detail: [{ type: 'operation', valueString: `$${facts.op}` }] });
   if (facts.q) entity.push({ type: systemObject, role: queryRole, query: Buffer.from(facts.q).toString('base64') });
@@ -31,6 +32,28 @@ export function renderAuditEvent(facts: AuditRecordFacts, id?: string): Record<s
     ],
     source: { observer: { display: 'Bastion' }, type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4' }] },
     ...(entity.length > 0 ? { entity } : {}),
+  };
+}
+
+const dcm = 'http://dicom.nema.org/resources/ontology/DCM';
+
+/** A sign-in, second factor, lockout, approval or token event: DICOM "User Authentication" (110114). */
+function renderAuthEvent(facts: AuditRecordFacts, id?: string): Record<string, unknown> {
+  const logout = facts.ev === 'logout';
+  const agent: Record<string, unknown>[] = [{ who: { identifier: { value: facts.who } }, requestor: true, network: { address: facts.ip, type: '2' } }];
+  if (facts.app) agent.push({ who: { identifier: { value: facts.app } }, requestor: false, type: { coding: [{ system: dcm, code: '110150', display: 'Application' }] } });
+  return {
+    resourceType: 'AuditEvent',
+    ...(id ? { id } : {}),
+    type: { system: dcm, code: '110114', display: 'User Authentication' },
+    subtype: [logout ? { system: dcm, code: '110123', display: 'Logout' } : { system: dcm, code: '110122', display: 'Login' }],
+    action: 'E',
+    recorded: facts.at,
+    outcome: outcomeCode(facts.st),
+    ...(facts.why ? { outcomeDesc: facts.why } : {}),
+    agent,
+    source: { observer: { display: 'Bastion' }, type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4' }] },
+    entity: [{ type: systemObject, detail: [{ type: 'event', valueString: facts.ev ?? 'login' }] }],
   };
 }
 

@@ -10,8 +10,12 @@ import type { Interaction, InteractionKind } from '../access/interaction.ts';
 export interface AuditRecordFacts {
   /** When (FHIR instant). */
   at: string;
-  /** The interaction kind. */
-  do: InteractionKind;
+  /** The interaction kind, or `authn` for an authentication / authorization server event (see `ev`). */
+  do: InteractionKind | 'authn';
+  /** For `authn`: what happened (login, login-failed, mfa-failed, locked-out, mfa-enrolled, consent, token, ...). */
+  ev?: string;
+  /** For `authn`: the client application involved. */
+  app?: string;
   /** The operation name, for kind 'operation'. */
   op?: string;
   /** The HTTP status the interaction ended with. */

@@ -12,13 +12,17 @@ import { cookieSecretFrom, createProvider } from './server/provider.ts';
 import { useSmartMiddleware } from './server/smart-middleware.ts';
 import { mountProvider } from './server/mount.ts';
 import { smartConfiguration } from './smart-configuration.ts';
+import { registerInteractions } from './server/interactions.ts';
+import { authEventEmitter } from './auth-events.ts';
+import type { StoreReader } from '../store/store.ts';
+import type { AuditLog } from '../audit/audit-log.ts';
 
 /** The authorization side of a server: who may call the FHIR API, and (auth=smart) the SMART authorization server. */
 export interface AuthServer {
   authenticator: Authenticator;
   store?: AuthStore;
   /** Registers the authorization server's routes (before the server listens). */
-  register(fastify: FastifyInstance): void;
+  register(fastify: FastifyInstance, fhir: StoreReader, audit: AuditLog): void;
   close(): Promise<void>;
 }
 
@@ -45,8 +49,14 @@ export async function openAuthServer(config: Config, storeKey: Buffer): Promise<
     return {
       authenticator: bearerAuthenticator(verifier, config.baseUrl),
       store,
-      register(fastify) {
-        mountProvider(fastify, new URL(config.auth.issuer).pathname.replace(/\/+$/, ''), ['/interaction', '/launch'], providerNow);
+      register(fastify, fhir, audit) {
+        const prefix = new URL(config.auth.issuer).pathname.replace(/\/+$/, '');
+        mountProvider(fastify, prefix, ['/interaction', '/launch'], providerNow);
+        registerInteractions(fastify, prefix, {
+          config, store, fhir, cookieSecret, provider: () => providerNow().provider,
+          mfaRoles: ['nurse', 'physician', 'lab-technician', 'billing', 'researcher', 'admin'],
+          emit: authEventEmitter((facts) => audit.record(facts)),
+        });
         fastify.get('/fhir/.well-known/smart-configuration', async (_request, reply) => {
           reply.header('cache-control', 'no-store');
           return smartConfiguration(config);

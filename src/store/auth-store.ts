@@ -15,6 +15,8 @@ export interface UserRecord {
   totpSecret?: string;
   /** SHA-256 of each unused recovery code. */
   recoveryCodes?: string[];
+  /** The TOTP time step last accepted: a code is good once. */
+  lastTotpStep?: number;
   failedLogins: number;
   lockedUntil?: number;
   disabled: boolean;
