@@ -12,6 +12,13 @@
  *   update       PUT Patient/{id}, rotating ids, no If-Match
  *   transaction  POST a transaction Bundle of 100 entries (20 Patients, 80 Observations, urn:uuid refs)
  *
+ * Those run with authorization off. Then the server is restarted on the same data dir with
+ * authorization on (SMART), a backend client is registered with `bastion clients add`, and:
+ *
+ *   read-auth    GET Patient/{id} with a Bearer access token (target: >= 85% of read)
+ *   token        client_credentials token requests, each with a fresh ES384 client assertion
+ *                (signed here, in the load generator: tokens/s and latency)
+ *
  * and prints req/s, p50/p99 latency, failures, the ratio to the ceiling, the server's CPU use and
  * the comparison with published Medplum figures; then the server's RSS; then, when bench/import.ts
  * exists, runs it with its output passed through.
@@ -30,8 +37,9 @@
  *   BENCH_KEEP_DATA=1          keep the data dir afterwards
  *   BENCH_JSON=file            also write the results as JSON to this file
  */
-import { spawn } from 'node:child_process';
-import { memory, startChild as start, stopChild, track, type Child } from './harness.ts';
+import { spawn, spawnSync } from 'node:child_process';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { cpuSeconds, memory, startChild as start, stopChild, track, type Child } from './harness.ts';
 import { measure, numberFromEnv, type AcRequest, type Measurement } from './harness.ts';
 import { fmtInt, fmtMs, mib, percentile, table, type HumanName, type Resource } from './harness.ts';
 import { randomUUID } from 'node:crypto';
@@ -150,10 +158,10 @@ function transactionBundle(templates: Template[]): { body: string; entries: numb
 
 const fhirJson = 'application/fhir+json';
 
-async function call(url: string, init: { method?: string; body?: string | Buffer } = {}): Promise<{ status: number; text: string }> {
+async function call(url: string, init: { method?: string; body?: string | Buffer; headers?: Record<string, string> } = {}): Promise<{ status: number; text: string }> {
   const res = await fetch(url, {
     method: init.method ?? 'GET',
-    headers: { accept: fhirJson, ...(init.body !== undefined ? { 'content-type': fhirJson } : {}) },
+    headers: { accept: fhirJson, ...(init.body !== undefined ? { 'content-type': fhirJson } : {}), ...init.headers },
     body: typeof init.body === 'string' || init.body === undefined ? init.body : init.body.toString('utf8'),
   });
   return { status: res.status, text: await res.text() };
@@ -174,7 +182,7 @@ async function seed(base: string, templates: Template[]): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-type Name = 'ceiling' | 'read' | 'search' | 'create' | 'update' | 'transaction';
+type Name = 'ceiling' | 'read' | 'search' | 'create' | 'update' | 'transaction' | 'read-auth' | 'token';
 
 interface Scenario {
   name: Name;
@@ -215,6 +223,80 @@ async function load(s: Scenario, seconds: number, record: boolean, serverPid: nu
 }
 
 // ---------------------------------------------------------------------------------------------
+// Authorization: a backend client and its tokens
+
+interface BackendClient {
+  clientId: string;
+  key: CryptoKey;
+}
+
+/** Registers a backend client through the CLI (as an operator would), with a fresh ES384 key. */
+async function registerBackendClient(dataDir: string, scratch: string): Promise<BackendClient> {
+  const { privateKey, publicKey } = await generateKeyPair('ES384');
+  const jwksFile = join(scratch, 'bench-client.jwks');
+  writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'bench', alg: 'ES384' }] }));
+  const out = spawnSync(process.execPath, [serverEntry, 'clients', 'add', '--name', 'bench', '--type', 'backend', '--jwks', jwksFile, '--scope', 'system/*.cruds', '--data-dir', dataDir], { encoding: 'utf8' });
+  const m = /client_id: (\S+)/.exec(out.stdout);
+  if (out.status !== 0 || !m) throw new Error(`bastion clients add failed: ${out.stderr}`);
+  return { clientId: m[1], key: privateKey };
+}
+
+async function assertionFor(tokenUrl: string, client: BackendClient): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({}).setProtectedHeader({ alg: 'ES384', kid: 'bench' }).setIssuer(client.clientId).setSubject(client.clientId)
+    .setAudience(tokenUrl).setIssuedAt(now).setExpirationTime(now + 120).setJti(randomUUID()).sign(client.key);
+}
+
+async function requestToken(tokenUrl: string, client: BackendClient): Promise<string> {
+  const res = await fetch(tokenUrl, {
+    method: 'POST',
+    body: new URLSearchParams({
+      grant_type: 'client_credentials', scope: 'system/*.cruds',
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: await assertionFor(tokenUrl, client),
+    }),
+  });
+  const body = (await res.json()) as { access_token?: string; error?: string };
+  if (!body.access_token) throw new Error(`token request failed: HTTP ${res.status} ${body.error ?? ''}`);
+  return body.access_token;
+}
+
+interface TokenRun { rate: number; p50: number; p99: number; failures: number; serverCpu?: number }
+
+/** `inFlight` loops requesting tokens for `seconds`; each request carries a new assertion (a jti is good once). */
+async function tokenLoad(tokenUrl: string, client: BackendClient, seconds: number, inFlight: number, serverPid?: number): Promise<TokenRun> {
+  const latencies: number[] = [];
+  let failures = 0;
+  const cpu0 = cpuSeconds(serverPid);
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    while (performance.now() < end) {
+      const assertion = await assertionFor(tokenUrl, client);
+      const started = performance.now();
+      try {
+        const res = await fetch(tokenUrl, {
+          method: 'POST',
+          body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'system/*.rs', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion }),
+        });
+        await res.arrayBuffer();
+        if (res.status === 200) latencies.push(performance.now() - started);
+        else failures++;
+      } catch {
+        failures++;
+      }
+    }
+  }));
+  const elapsed = (performance.now() - t0) / 1000;
+  const cpu1 = cpuSeconds(serverPid);
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+  return {
+    rate: latencies.length / elapsed, p50: at(0.5), p99: at(0.99), failures,
+    ...(cpu0 !== undefined && cpu1 !== undefined ? { serverCpu: (cpu1 - cpu0) / elapsed } : {}),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Main
 
 async function main(): Promise<number> {
@@ -231,7 +313,7 @@ async function main(): Promise<number> {
   let server: Child | undefined;
   try {
     server = await startChild('bastion', [...serverNodeArgs, serverEntry, 'serve', '--port', '0', '--data-dir', dataDir],
-      /Bastion is serving FHIR R4 at (\S+)/, { BASTION_LOG_LEVEL: 'warn' });
+      /Bastion is serving FHIR R4 at (\S+)/, { BASTION_LOG_LEVEL: 'warn', BASTION_AUTH: 'off' });
     const base = server.url;
     const origin = new URL(base).origin;
     const basePath = new URL(base).pathname;
@@ -351,6 +433,46 @@ async function main(): Promise<number> {
       }
     }
 
+    // ------------------------------------------------------------------ the same server, authorization on
+    let tokenRun: TokenRun | undefined;
+    if (wanted('read-auth') || wanted('token')) {
+      await stopChild(server);
+      server = undefined;
+      server = await startChild('bastion', [...serverNodeArgs, serverEntry, 'serve', '--port', '0', '--data-dir', dataDir],
+        /Bastion is serving FHIR R4 at (\S+)/, { BASTION_LOG_LEVEL: 'warn', BASTION_AUTH: 'smart' });
+      const authBase = server.url;
+      const client = await registerBackendClient(dataDir, scratch);
+      const tokenUrl = `${new URL(authBase).origin}/auth/token`;
+      const token = await requestToken(tokenUrl, client);
+      console.log(`server restarted with authorization on: ${authBase} (pid ${server.proc.pid}); backend client ${client.clientId}`);
+      if (wanted('read-auth')) {
+        const bearer = { accept: fhirJson, authorization: `Bearer ${token}` };
+        const s: Scenario = {
+          name: 'read-auth', label: 'GET Patient/{id} + Bearer token', url: new URL(authBase).origin, connections,
+          request: rotating((i) => ({ method: 'GET', path: `${basePath}/Patient/${seededId(i)}`, headers: bearer }), patientCount),
+          smoke: async () => {
+            ok('read-auth', await call(`${authBase}/Patient/${seededId(1)}`, { headers: { authorization: `Bearer ${token}` } }), 200);
+            const refused = await call(`${authBase}/Patient/${seededId(1)}`);
+            if (refused.status !== 401) throw new Error(`read-auth: without a token the read gave ${refused.status}, not 401`);
+            return 'ES256 JWT, 32 connections sharing one token';
+          },
+        };
+        const note = await s.smoke();
+        process.stdout.write(`running ${s.label.padEnd(34)} `);
+        if (warmup > 0) await load(s, warmup, false, server.proc.pid);
+        const m = (await load(s, duration, true, server.proc.pid))!;
+        m.note = note;
+        results.push(m);
+        console.log(`${fmtInt(m.rate).padStart(7)} req/s  p50 ${fmtMs(m.p50)} ms  p99 ${fmtMs(m.p99)} ms${m.failures ? `  FAILURES ${m.failures}` : ''}`);
+      }
+      if (wanted('token')) {
+        process.stdout.write(`running ${'token (client_credentials)'.padEnd(34)} `);
+        await tokenLoad(tokenUrl, client, Math.min(warmup, 2), 4);
+        tokenRun = await tokenLoad(tokenUrl, client, duration, 4, server.proc.pid);
+        console.log(`${fmtInt(tokenRun.rate).padStart(7)} tokens/s  p50 ${fmtMs(tokenRun.p50)} ms  p99 ${fmtMs(tokenRun.p99)} ms${tokenRun.failures ? `  FAILURES ${tokenRun.failures}` : ''}`);
+      }
+    }
+
     const serverMem = memory(server.proc.pid);
     if (env.BENCH_JSON) {
       writeFileSync(env.BENCH_JSON, JSON.stringify({
@@ -369,14 +491,19 @@ async function main(): Promise<number> {
     const ceilingRate = results.find((r) => r.scenario.name === 'ceiling')?.rate;
     const rows = results.map((r) => {
       const name = r.scenario.name;
-      const mp = name === 'read' || name === 'search' || name === 'create' ? medplum[name] : undefined;
-      const target = name === 'read' || name === 'search' || name === 'create' ? medplumTarget[name] : undefined;
+      const key = name === 'read-auth' ? 'read' : name;
+      const mp = key === 'read' || key === 'search' || key === 'create' ? medplum[key] : undefined;
+      const target = key === 'read' || key === 'search' || key === 'create' ? medplumTarget[key] : undefined;
       let vsMedplum = '';
       if (mp !== undefined && target !== undefined) {
         const x = r.rate / mp;
         vsMedplum = `${x.toFixed(1)}x of ${fmtInt(mp)} (aim ${target}x: ${x >= target ? 'met' : 'MISSED'})`;
       }
       const notes = [r.note];
+      if (name === 'read-auth') {
+        const plain = results.find((x) => x.scenario.name === 'read');
+        if (plain) notes.push(`${((r.rate / plain.rate) * 100).toFixed(0)}% of GET without a token (target >= 85%: ${r.rate / plain.rate >= 0.85 ? 'met' : 'MISSED'})`);
+      }
       if (r.scenario.perRequest) notes.push(`${fmtInt(r.rate * r.scenario.perRequest)} resources/s`);
       if (name === 'ceiling') notes.push(`published bare Fastify ~${fmtInt(fastifyPublished)}/s`);
       return [
@@ -407,7 +534,12 @@ and by everything else on the machine (${cpus().length} cores) meanwhile; µs CP
     if (noisy.length > 0) {
       console.log(`WARNING: other processes used CPU during ${noisy.map((r) => r.scenario.name).join(', ')}; those figures are low and the ratios unreliable. Rerun on a quiet machine.`);
     }
-    console.log('Medplum figures are authenticated; Bastion has no authentication yet.');
+    console.log('Medplum figures are authenticated; of Bastion\'s rows only "+ Bearer token" is (the others run with authorization off).');
+    if (tokenRun) {
+      console.log(`token endpoint: ${fmtInt(tokenRun.rate)} client_credentials tokens/s (4 in flight, each with a fresh ES384 assertion signed by the load generator), ` +
+        `p50 ${fmtMs(tokenRun.p50)} ms, p99 ${fmtMs(tokenRun.p99)} ms, ${tokenRun.failures} failed` +
+        (tokenRun.serverCpu !== undefined ? `; server CPU ${(tokenRun.serverCpu * 100).toFixed(0)}%, ${fmtInt((tokenRun.serverCpu / tokenRun.rate) * 1e6)} µs CPU/token` : ''));
+    }
 
     const read = results.find((r) => r.scenario.name === 'read');
     if (read && ceilingRate) {

@@ -700,7 +700,8 @@ async function runSize(t: Templates, dir: string, n: number): Promise<SizeResult
   const openSeconds = (performance.now() - tOpen) / 1000;
   console.log(`store opened and closed in ${openSeconds.toFixed(1)} s${openSeconds > 5 ? ' (a schema migration re-indexed it?)' : ''}`);
   const server = await startChild('bastion', [...serverNodeArgs, serverEntry, 'serve', '--port', '0', '--data-dir', dir],
-    /Bastion is serving FHIR R4 at (\S+)/, { BASTION_LOG_LEVEL: 'warn' }).catch((err: Error) => {
+    // Search is measured here, not tokens (npm run bench measures those): no authorization.
+    /Bastion is serving FHIR R4 at (\S+)/, { BASTION_LOG_LEVEL: 'warn', BASTION_AUTH: 'off' }).catch((err: Error) => {
     if (loadInfo.reused) err.message += `\n(the server failed on a data dir kept from an earlier run: if its store file is from an incompatible build, delete ${dir} to have it loaded again)`;
     throw err;
   });

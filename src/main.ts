@@ -14,6 +14,8 @@ export interface Server {
   store: Store;
   /** The authorization server's users, clients and protocol state (auth=smart). */
   authStore?: AuthStore;
+  /** First start with auth=smart: the `admin` account's one-time password, for the console only. */
+  setupSecret?: string;
   /** The address actually bound (port 0 picks a free one). */
   url: string;
   baseUrl: string;
@@ -64,6 +66,7 @@ export async function startServer(config: Config, options: { logger?: boolean | 
     app,
     store,
     authStore: auth.store,
+    ...(auth.setupSecret ? { setupSecret: auth.setupSecret } : {}),
     url,
     baseUrl,
     async close() {

@@ -7,7 +7,7 @@ import type { AuditRecordFacts } from '../audit/audit-record.ts';
  * record; nothing here carries a password, code or token.
  */
 export type AuthEventKind =
-  | 'login' | 'login-failed' | 'locked-out' | 'mfa-failed' | 'mfa-enrolled' | 'recovery-code-used'
+  | 'login' | 'login-failed' | 'locked-out' | 'mfa-failed' | 'mfa-enrolled' | 'recovery-code-used' | 'password-changed' | 'user-created' | 'client-registered'
   | 'consent' | 'consent-denied' | 'token' | 'token-failed' | 'grant-revoked' | 'token-revoked' | 'launch-created' | 'logout';
 
 export interface AuthEvent {

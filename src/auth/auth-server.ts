@@ -13,6 +13,9 @@ import { useSmartMiddleware } from './server/smart-middleware.ts';
 import { mountProvider } from './server/mount.ts';
 import { smartConfiguration } from './smart-configuration.ts';
 import { registerInteractions } from './server/interactions.ts';
+import { registerAdminApi } from './server/admin-api.ts';
+import { addUser } from './users.ts';
+import { randomBytes } from 'node:crypto';
 import { authEventEmitter } from './auth-events.ts';
 import type { StoreReader } from '../store/store.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
@@ -21,6 +24,8 @@ import type { AuditLog } from '../audit/audit-log.ts';
 export interface AuthServer {
   authenticator: Authenticator;
   store?: AuthStore;
+  /** Set on the first start: the admin account's one-time password, to show the operator once (never logged). */
+  setupSecret?: string;
   /** Registers the authorization server's routes (before the server listens). */
   register(fastify: FastifyInstance, fhir: StoreReader, audit: AuditLog): void;
   close(): Promise<void>;
@@ -38,6 +43,7 @@ export async function openAuthServer(config: Config, storeKey: Buffer): Promise<
       (jti, grantId) => revocations.isRevoked(jti, grantId),
     );
     const cookieSecret = cookieSecretFrom(storeKey);
+    const setupSecret = await firstAdmin(store);
     let provider: Provider | undefined;
     const providerNow = () => {
       if (!provider) {
@@ -46,17 +52,21 @@ export async function openAuthServer(config: Config, storeKey: Buffer): Promise<
       }
       return { provider, issuer: config.auth.issuer };
     };
+    const authenticator = bearerAuthenticator(verifier, config.baseUrl);
     return {
-      authenticator: bearerAuthenticator(verifier, config.baseUrl),
+      authenticator,
       store,
+      ...(setupSecret ? { setupSecret } : {}),
       register(fastify, fhir, audit) {
         const prefix = new URL(config.auth.issuer).pathname.replace(/\/+$/, '');
-        mountProvider(fastify, prefix, ['/interaction', '/launch'], providerNow);
+        mountProvider(fastify, prefix, ['/interaction', '/launch', '/admin'], providerNow);
+        const emit = authEventEmitter((facts) => audit.record(facts));
         registerInteractions(fastify, prefix, {
           config, store, fhir, cookieSecret, provider: () => providerNow().provider,
           mfaRoles: ['nurse', 'physician', 'lab-technician', 'billing', 'researcher', 'admin'],
-          emit: authEventEmitter((facts) => audit.record(facts)),
+          emit,
         });
+        registerAdminApi(fastify, prefix, { store, fhir, authenticator, emit });
         fastify.get('/fhir/.well-known/smart-configuration', async (_request, reply) => {
           reply.header('cache-control', 'no-store');
           return smartConfiguration(config);
@@ -68,6 +78,14 @@ export async function openAuthServer(config: Config, storeKey: Buffer): Promise<
     await store.close();
     throw err;
   }
+}
+
+/** With no users yet, an `admin` with a generated password that must be changed at first sign-in (TOTP enrolment follows). */
+async function firstAdmin(store: AuthStore): Promise<string | undefined> {
+  if ((await store.countUsers()) > 0) return undefined;
+  const secret = randomBytes(15).toString('base64url');
+  await addUser(store, { username: 'admin', role: 'admin', password: secret, mustChangePassword: true });
+  return secret;
 }
 
 export type { SigningKeys };

@@ -38,16 +38,23 @@ export function bearerAuthenticator(verifier: TokenVerifier, realm: string): Aut
         if (publicResource) return { kind: 'anonymous', id: 'anonymous', role: 'anonymous', scopes: [], address };
         throw unauthorized(realm, 'This request needs a Bearer access token');
       }
-      const m = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i.exec(authorization);
-      if (!m) throw unauthorized(realm, 'The Authorization header must be "Bearer <access token>"', 'invalid_request');
+      const token = bearerToken(authorization);
+      if (token === undefined) throw unauthorized(realm, 'The Authorization header must be "Bearer <access token>"', 'invalid_request');
       try {
-        return await verifier.verify(m[1], address);
+        return await verifier.verify(token, address);
       } catch (err) {
         if (err instanceof InvalidTokenError) throw unauthorized(realm, err.message, 'invalid_token');
         throw err;
       }
     },
   };
+}
+
+/** The token of `Bearer <token>` (RFC 6750 2.1: the scheme is case-insensitive); its characters are checked when it is verified. */
+function bearerToken(authorization: string): string | undefined {
+  if (authorization.length < 8 || authorization.charCodeAt(6) !== 32 || authorization.slice(0, 6).toLowerCase() !== 'bearer') return undefined;
+  const token = authorization.slice(7).trim();
+  return token === '' ? undefined : token;
 }
 
 function unauthorized(realm: string, message: string, error?: 'invalid_request' | 'invalid_token'): FhirError {

@@ -10,6 +10,8 @@ export interface NewUser {
   fhirUser?: string;
   password?: string;
   totpSecret?: string;
+  /** The password was generated and shown once: the user sets their own at first sign-in. */
+  mustChangePassword?: boolean;
 }
 
 const usernameShape = /^[A-Za-z0-9._@-]{1,128}$/;
@@ -32,6 +34,7 @@ export async function addUser(store: AuthStore, u: NewUser): Promise<UserRecord>
     ...(u.fhirUser ? { fhirUser: u.fhirUser } : {}),
     ...(u.password !== undefined ? { passwordHash: await hashPassword(u.password) } : {}),
     ...(u.totpSecret ? { totpSecret: u.totpSecret } : {}),
+    ...(u.mustChangePassword ? { mustChangePassword: true } : {}),
     failedLogins: 0,
     disabled: false,
     created: new Date().toISOString(),

@@ -3,6 +3,8 @@ import { UsageError } from './args.ts';
 import { serve } from './serve.ts';
 import { importCommand } from './import.ts';
 import { reindexCommand } from './reindex.ts';
+import { usersCommand } from './users.ts';
+import { clientsCommand } from './clients.ts';
 
 const help = `Usage: bastion <command> [options]
 
@@ -10,11 +12,15 @@ Commands:
   serve     start the FHIR server
   import    load NDJSON or Bundle files into the store
   reindex   rebuild the search index from the stored resources
+  users     add users who sign in to apps (users add)
+  clients   register client applications (clients add)
 
 Run 'bastion <command> --help' for a command's options.
 `;
 
-const commands: Record<string, (args: string[]) => Promise<void>> = { serve, import: importCommand, reindex: reindexCommand };
+const commands: Record<string, (args: string[]) => Promise<void>> = {
+  serve, import: importCommand, reindex: reindexCommand, users: usersCommand, clients: clientsCommand,
+};
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -26,6 +26,12 @@ export async function serve(args: string[]): Promise<void> {
   const config = loadConfig({ host: str('host'), port: str('port'), dataDir: str('data-dir') }, process.env, str('config'));
   const server = await startServer(config, { logger: { level: config.logLevel } });
   process.stdout.write(`Bastion is serving FHIR R4 at ${server.baseUrl}\n(data: ${config.dataDir})\n`);
+  if (config.auth.mode === 'smart') process.stdout.write(`SMART authorization server: ${config.auth.issuer} (discovery: ${server.baseUrl}/.well-known/smart-configuration)\n`);
+  else process.stdout.write('Authorization is off (BASTION_AUTH=off): every request is anonymous, loopback only.\n');
+  if (server.setupSecret) {
+    process.stdout.write(`\nFirst start: created the account "admin" with the one-time password\n\n    ${server.setupSecret}\n\n` +
+      'Sign in with it (it must be changed, and an authenticator app enrolled, at first sign-in). It is not shown again.\n');
+  }
   const stop = async () => {
     await server.close();
     process.exit(0);

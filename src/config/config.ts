@@ -73,7 +73,7 @@ const defaults = {
   defaultCount: 20,
   maxCount: 1000,
   logLevel: 'info',
-  auth: 'off',
+  auth: 'smart',
   accessTokenTtl: 15 * 60,
   refreshTokenTtl: 30 * 24 * 3600,
 };

@@ -17,6 +17,8 @@ export interface UserRecord {
   recoveryCodes?: string[];
   /** The TOTP time step last accepted: a code is good once. */
   lastTotpStep?: number;
+  /** Signed in with a generated one-time password: must choose their own before anything else. */
+  mustChangePassword?: boolean;
   failedLogins: number;
   lockedUntil?: number;
   disabled: boolean;

@@ -1,16 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assertLoopback, loadConfig, ConfigError } from '../../src/config/config.ts';
 
 const bin = new URL('../../bin/bastion.js', import.meta.url).pathname;
-const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, BASTION_HOST: '', BASTION_PORT: '' } });
+const runWith = (env: Record<string, string>, ...args: string[]) =>
+  spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, BASTION_HOST: '', BASTION_PORT: '', ...env } });
+const run = (...args: string[]) => runWith({}, ...args);
 
 test('every subcommand has --help', () => {
-  for (const cmd of [[], ['serve'], ['import'], ['reindex']]) {
+  for (const cmd of [[], ['serve'], ['import'], ['reindex'], ['users'], ['clients']]) {
     const r = run(...cmd, '--help');
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /Usage: bastion/);
@@ -26,12 +28,12 @@ test('unknown commands and options fail with a usage message', () => {
   assert.match(b.stderr, /bastion serve:/);
 });
 
-test('the server refuses to bind to anything but loopback while there is no authentication', () => {
+test('with authorization off the server refuses to bind to anything but loopback', () => {
   assert.throws(() => assertLoopback('0.0.0.0'), ConfigError);
   assert.throws(() => assertLoopback('192.168.1.10'), ConfigError);
   assert.throws(() => assertLoopback('::'), ConfigError);
   for (const ok of ['127.0.0.1', '127.1.2.3', '::1', 'localhost']) assertLoopback(ok);
-  const r = run('serve', '--host', '0.0.0.0', '--port', '0');
+  const r = runWith({ BASTION_AUTH: 'off' }, 'serve', '--host', '0.0.0.0', '--port', '0');
   assert.equal(r.status, 2);
   assert.match(r.stderr, /Refusing to listen on 0\.0\.0\.0/);
 });
@@ -50,10 +52,10 @@ test('configuration: flags beat environment, environment beats defaults; bad val
 
 test('bastion serve initialises a fresh data dir, prints the FHIR base URL and serves it', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bastion-cli-'));
+  let out = '';
   const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--data-dir', dir], { env: { ...process.env, BASTION_LOG_LEVEL: 'warn' } });
   try {
     const base = await new Promise<string>((resolve, reject) => {
-      let out = '';
       child.stdout.on('data', (d) => {
         out += d;
         const m = /serving FHIR R4 at (\S+)/.exec(out);
@@ -65,6 +67,11 @@ test('bastion serve initialises a fresh data dir, prints the FHIR base URL and s
     assert.match(base, /^http:\/\/127\.0\.0\.1:\d+\/fhir$/);
     const res = await fetch(`${base}/metadata`);
     assert.equal(res.status, 200);
+    assert.equal((await fetch(`${base}/Patient`)).status, 401, 'authorization is on by default');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.match(out, /one-time password\s+(\S{20})/, 'the first start prints the admin\'s one-time password');
+    assert.equal(statSync(join(dir, 'signing-keys.json')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(dir, 'bastion-auth.db')).mode & 0o077, 0);
     assert.equal(statSync(join(dir, 'store.key')).mode & 0o777, 0o600);
     assert.equal(statSync(join(dir, 'bastion.db')).mode & 0o077, 0);
   } finally {
@@ -101,6 +108,36 @@ test('bastion reindex rebuilds a lost search index, and refuses a store in use',
     store = openStore(dir);
     assert.deepEqual((await store.search(parseSearch('Patient', [['family', 'reindexed']], search).request)).matches.map((m) => m.id), ['r1']);
     await store.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('bastion users add and clients add provision the authorization server; bad input is a usage error', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bastion-users-'));
+  try {
+    const pw = join(dir, 'pw.txt');
+    writeFileSync(pw, 'a password of some length\n');
+    const user = run('users', 'add', '--username', 'drx', '--role', 'physician', '--fhir-user', 'Practitioner/x', '--password-file', pw, '--data-dir', dir);
+    assert.equal(user.status, 0, user.stderr);
+    assert.match(user.stdout, /created user drx \(physician\)/);
+    assert.doesNotMatch(user.stdout, /one-time password/);
+    const generated = run('users', 'add', '--username', 'nurse1', '--role', 'nurse', '--data-dir', dir);
+    assert.match(generated.stdout, /one-time password \(to be changed at first sign-in\): \S{20}/);
+    assert.equal(run('users', 'add', '--username', 'drx', '--role', 'physician', '--data-dir', dir).status, 1, 'a duplicate username');
+    assert.equal(run('users', 'add', '--username', 'p', '--role', 'patient', '--data-dir', dir).status, 2, 'a patient needs --fhir-user Patient/...');
+    assert.equal(run('users', 'add', '--username', 'q', '--role', 'wizard', '--data-dir', dir).status, 2);
+    const jwks = join(dir, 'jwks.json');
+    const { generateKeyPair, exportJWK } = await import('jose');
+    const { publicKey } = await generateKeyPair('ES384');
+    writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k' }] }));
+    const backend = run('clients', 'add', '--name', 'Lab feed', '--type', 'backend', '--jwks', jwks, '--scope', 'system/Observation.cruds', '--data-dir', dir);
+    assert.equal(backend.status, 0, backend.stderr);
+    assert.match(backend.stdout, /client_id: \S+/);
+    const confidential = run('clients', 'add', '--name', 'Portal', '--type', 'confidential', '--redirect-uri', 'https://portal.example/cb', '--scope', 'openid patient/*.rs', '--data-dir', dir);
+    assert.match(confidential.stdout, /client_secret \(shown only now\): \S{40,}/);
+    assert.equal(run('clients', 'add', '--name', 'Bad', '--type', 'backend', '--scope', 'patient/*.rs', '--jwks', jwks, '--data-dir', dir).status, 2, 'backend clients get system/ scopes only');
+    assert.equal(run('clients', 'add', '--name', 'Bad', '--type', 'public', '--scope', 'patient/*.rs', '--data-dir', dir).status, 2, 'a public client needs a redirect URI');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -16,7 +16,8 @@ export function useServer(env: Record<string, string> = {}): TestServer {
   const t = {} as TestServer;
   before(async () => {
     t.dataDir = mkdtempSync(join(tmpdir(), 'bastion-rest-'));
-    const config = loadConfig({ port: 0, dataDir: t.dataDir }, env);
+    // The FHIR behaviour under test is the same with or without tokens; test/auth covers auth=smart.
+    const config = loadConfig({ port: 0, dataDir: t.dataDir }, { BASTION_AUTH: 'off', ...env });
     t.server = await startServer(config);
     t.base = t.server.baseUrl;
   });

@@ -8,6 +8,7 @@ import { parseResourceScope } from '../../access/smart-scopes.ts';
 import { roleScopeCeiling } from '../../access/role-scope-ceiling.ts';
 import { narrowScopes } from '../../access/smart-scopes.ts';
 import { checkPassword } from '../users.ts';
+import { hashPassword, passwordProblem } from '../passwords.ts';
 import { checkSecondFactor, enrolmentQr, newRecoveryCodes, newTotpSecret, totpStep } from '../totp.ts';
 import type { AuthEvent } from '../auth-events.ts';
 import { launchScopes, errorPage } from './provider.ts';
@@ -28,7 +29,7 @@ export interface InteractionDeps {
 /** What an interaction has established so far, between its pages (the provider's own record holds only the final results). */
 interface Progress {
   userId?: string;
-  stage?: 'mfa' | 'enrol' | 'recovery';
+  stage?: 'password' | 'mfa' | 'enrol' | 'recovery';
   pendingSecret?: string;
   recoveryCodes?: string[];
   patient?: string;
@@ -85,6 +86,7 @@ export function registerInteractions(fastify: FastifyInstance, prefix: string, d
 
   fastify.get(`${base}/:uid`, withInteraction(async (_request, reply, details, progress) => {
     if (details.prompt.name === 'login') {
+      if (progress.stage === 'password') return page(reply, details, pages.newPasswordPage(at(details, '/password'), csrf(details)));
       if (progress.stage === 'mfa') return page(reply, details, pages.totpPage(at(details, '/totp'), csrf(details)));
       if (progress.stage === 'enrol' && progress.pendingSecret) {
         const user = await deps.store.userById(progress.userId!);
@@ -115,17 +117,35 @@ export function registerInteractions(fastify: FastifyInstance, prefix: string, d
       // One message for every failure: it must not tell which usernames exist or are locked.
       return page(reply, details, pages.loginPage(at(details, '/login'), csrf(details), await clientName(details), 'Sign-in failed. Check your username and password, or try again later.'), 401);
     }
-    const user = result.user;
-    if (user.totpSecret) {
-      await save(details.uid, { userId: user.id, stage: 'mfa' });
+    return advance(request, reply, details, result.user);
+  }));
+
+  /** After the password: a new password if it was a one-time one, then the second factor (enrolling it first if the role needs one). */
+  const advance = async (request: FastifyRequest, reply: FastifyReply, details: Details, user: UserRecord) => {
+    const stage: Progress['stage'] = user.mustChangePassword ? 'password'
+      : user.totpSecret ? 'mfa'
+      : deps.mfaRoles.includes(user.role) ? 'enrol'
+      : undefined;
+    if (stage) {
+      await save(details.uid, { userId: user.id, stage, ...(stage === 'enrol' ? { pendingSecret: newTotpSecret() } : {}) });
       return reply.redirect(at(details), 303);
     }
-    if (deps.mfaRoles.includes(user.role)) {
-      await save(details.uid, { userId: user.id, stage: 'enrol', pendingSecret: newTotpSecret() });
-      return reply.redirect(at(details), 303);
-    }
-    deps.emit({ kind: 'login', who: user.id, address: request.ip, client, success: true, detail: 'password' });
+    deps.emit({ kind: 'login', who: user.id, address: request.ip, client: String(details.params.client_id), success: true, detail: 'password' });
     return finish(request, reply, { login: { accountId: user.id, amr: ['pwd'] } });
+  };
+
+  fastify.post(`${base}/:uid/password`, withInteraction(async (request, reply, details, progress) => {
+    const user = progress.stage === 'password' && progress.userId ? await deps.store.userById(progress.userId) : undefined;
+    if (!user) return reply.redirect(at(details), 303);
+    const form = formOf(request);
+    const password = form.get('password') ?? '';
+    const problem = password !== form.get('confirm') ? 'The two passwords differ.' : passwordProblem(password);
+    if (problem) return page(reply, details, pages.newPasswordPage(at(details, '/password'), csrf(details), problem), 400);
+    user.passwordHash = await hashPassword(password);
+    delete user.mustChangePassword;
+    await deps.store.updateUser(user);
+    deps.emit({ kind: 'password-changed', who: user.id, address: request.ip, client: String(details.params.client_id), success: true });
+    return advance(request, reply, details, user);
   }));
 
   fastify.post(`${base}/:uid/totp`, withInteraction(async (request, reply, details, progress) => {

@@ -10,10 +10,14 @@ import type Provider from 'oidc-provider';
 export function mountProvider(fastify: FastifyInstance, prefix: string, ownPrefixes: string[], provider: () => { provider: Provider; issuer: string }): void {
   let callback: ReturnType<Provider['callback']> | undefined;
   let host = '';
-  fastify.addHook('onRequest', async (request, reply) => {
+  // A callback hook, not an async one: it runs on every request, and most are not for the provider.
+  fastify.addHook('onRequest', (request, reply, done) => {
     const path = request.raw.url ?? '';
-    if (!(path === prefix || path.startsWith(`${prefix}/`) || path.startsWith(`${prefix}?`))) return;
-    if (ownPrefixes.some((p) => path.startsWith(`${prefix}${p}`))) return;
+    if (!path.startsWith(prefix) || !(path.length === prefix.length || path[prefix.length] === '/' || path[prefix.length] === '?')
+      || ownPrefixes.some((p) => path.startsWith(`${prefix}${p}`))) {
+      done();
+      return;
+    }
     if (!callback) {
       // Built on first use: a server on port 0 knows its issuer URL only once it listens.
       const p = provider();
@@ -29,11 +33,6 @@ export function mountProvider(fastify: FastifyInstance, prefix: string, ownPrefi
     req.originalUrl = path;
     req.baseUrl = prefix;
     req.url = path.slice(prefix.length) || '/';
-    const handle = callback;
-    await new Promise<void>((resolve) => {
-      res.once('finish', resolve);
-      res.once('close', resolve);
-      void handle(req, res);
-    });
+    void callback(req, res);
   });
 }

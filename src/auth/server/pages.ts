@@ -48,6 +48,17 @@ export function loginPage(action: string, csrf: string, client: string, error?: 
   };
 }
 
+export function newPasswordPage(action: string, csrf: string, error?: string): Page {
+  return {
+    title: 'Choose your password',
+    body: `<p>You signed in with a one-time password. Choose your own: at least 12 characters.</p>${message(error)}` +
+      `<form method="post" action="${e(action)}">${hidden(csrf)}` +
+      `<label>New password <input name="password" type="password" autocomplete="new-password" required minlength="12" maxlength="1024"></label>` +
+      `<label>Again <input name="confirm" type="password" autocomplete="new-password" required minlength="12" maxlength="1024"></label>` +
+      `<button type="submit">Save</button></form>${cancelForm(action, csrf)}`,
+  };
+}
+
 export function totpPage(action: string, csrf: string, error?: string): Page {
   return {
     title: 'Verification code',

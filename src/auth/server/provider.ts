@@ -66,7 +66,7 @@ export function createProvider({ config, store, signingJwks, cookieSecret, revoc
         useGrantedResource: () => true,
         getResourceServerInfo: async (ctx, indicator, client) => {
           if (indicator.replace(/\/+$/, '') !== fhirBase()) throw new errors.InvalidTarget('The only resource served here is the FHIR base URL');
-          return { scope: grantableScope(ctx, client), audience: fhirBase(), accessTokenFormat: 'jwt', accessTokenTTL: config.auth.accessTokenTtl, jwt: { sign: { alg: 'RS256' } } };
+          return { scope: grantableScope(ctx, client), audience: fhirBase(), accessTokenFormat: 'jwt', accessTokenTTL: config.auth.accessTokenTtl, jwt: { sign: { alg: 'ES256' } } };
         },
       },
     },

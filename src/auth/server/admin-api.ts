@@ -1,0 +1,107 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AuthStore, Role } from '../../store/auth-store.ts';
+import type { StoreReader } from '../../store/store.ts';
+import type { Authenticator } from '../authenticate.ts';
+import type { Principal } from '../principal.ts';
+import type { AuthEvent } from '../auth-events.ts';
+import { addUser, UserError } from '../users.ts';
+import { ClientRegistrationError, registerClient, type ClientType } from '../clients.ts';
+import { DuplicateError } from '../../store/sqlite/auth-db.ts';
+import { ehrLaunchModel, type EhrLaunch } from './launch-context.ts';
+import { FhirError } from '../../fhir/outcome.ts';
+
+export interface AdminApiDeps {
+  store: AuthStore;
+  fhir: StoreReader;
+  authenticator: Authenticator;
+  emit: (event: AuthEvent) => void;
+}
+
+/** Seconds an EHR launch waits for the app to use it. */
+const launchTtl = 600;
+const launchRoles: readonly string[] = ['physician', 'nurse', 'lab-technician', 'admin'];
+
+/**
+ * The provisioning API beside the CLI (same rules, same checks): users and clients, for admins;
+ * and the EHR launch: an EHR (a clinician's session or a backend client) registers the context
+ * it launches an app in and hands the app the opaque `launch` value.
+ */
+export function registerAdminApi(fastify: FastifyInstance, prefix: string, deps: AdminApiDeps): void {
+  const principalOf = async (request: FastifyRequest) =>
+    deps.authenticator.authenticate({ authorization: request.headers.authorization, address: request.ip, publicResource: false });
+
+  fastify.post(`${prefix}/admin/users`, async (request, reply) => {
+    const admin = requireAdmin(await principalOf(request));
+    const body = jsonBody(request);
+    const generated = typeof body.password !== 'string';
+    const password = generated ? randomBytes(15).toString('base64url') : String(body.password);
+    try {
+      const user = await addUser(deps.store, {
+        username: String(body.username ?? ''), role: String(body.role ?? '') as Role, password, mustChangePassword: generated,
+        ...(typeof body.fhirUser === 'string' ? { fhirUser: body.fhirUser } : {}),
+        ...(typeof body.totpSecret === 'string' ? { totpSecret: body.totpSecret } : {}),
+      });
+      deps.emit({ kind: 'user-created', who: admin.id, address: request.ip, success: true, detail: `${user.id} ${user.role}` });
+      return reply.code(201).send({ id: user.id, username: user.username, role: user.role, ...(generated ? { oneTimePassword: password } : {}) });
+    } catch (err) {
+      return refuse(reply, err);
+    }
+  });
+
+  fastify.post(`${prefix}/admin/clients`, async (request, reply) => {
+    const admin = requireAdmin(await principalOf(request));
+    const body = jsonBody(request);
+    try {
+      const result = await registerClient(deps.store, {
+        name: String(body.name ?? ''), type: String(body.type ?? '') as ClientType, scope: String(body.scope ?? ''),
+        redirectUris: Array.isArray(body.redirectUris) ? body.redirectUris.map(String) : [],
+        ...(body.jwks ? { jwks: body.jwks as { keys: Record<string, unknown>[] } } : {}),
+        ...(typeof body.jwksUri === 'string' ? { jwksUri: body.jwksUri } : {}),
+        ...(body.secretMethod === 'client_secret_post' ? { secretMethod: 'client_secret_post' as const } : {}),
+      });
+      deps.emit({ kind: 'client-registered', who: admin.id, address: request.ip, client: result.clientId, success: true });
+      return reply.code(201).send(result);
+    } catch (err) {
+      return refuse(reply, err);
+    }
+  });
+
+  fastify.post(`${prefix}/launch`, async (request, reply) => {
+    const who = await principalOf(request);
+    if (!(who.kind === 'client' || (who.kind === 'user' && launchRoles.includes(who.role)))) {
+      throw new FhirError(403, 'Only clinicians, admins and EHR backend clients may create launches', 'forbidden');
+    }
+    const body = jsonBody(request);
+    const patient = typeof body.patient === 'string' ? body.patient : undefined;
+    const encounter = typeof body.encounter === 'string' ? body.encounter : undefined;
+    if (patient === undefined && encounter === undefined) throw new FhirError(400, 'A launch needs a patient or an encounter (their ids)');
+    for (const [type, id] of [['Patient', patient], ['Encounter', encounter]] as const) {
+      if (id === undefined) continue;
+      const found = /^[A-Za-z0-9\-.]{1,64}$/.test(id) ? await deps.fhir.read(type, id) : undefined;
+      if (!found || found.deleted) throw new FhirError(400, `${type}/${id} is not known`);
+    }
+    const launch = randomBytes(24).toString('base64url');
+    const record: EhrLaunch = { createdBy: who.id, ...(patient ? { patient } : {}), ...(encounter ? { encounter } : {}) };
+    await deps.store.oauthUpsert(ehrLaunchModel, launch, record as unknown as Record<string, unknown>, launchTtl);
+    deps.emit({ kind: 'launch-created', who: who.id, address: request.ip, ...(who.clientId ? { client: who.clientId } : {}), success: true });
+    return reply.code(201).send({ launch, expires_in: launchTtl });
+  });
+}
+
+function requireAdmin(p: Principal): Principal {
+  if (p.kind !== 'user' || p.role !== 'admin') throw new FhirError(403, 'Only admins may provision users and clients', 'forbidden');
+  return p;
+}
+
+function jsonBody(request: FastifyRequest): Record<string, unknown> {
+  const body = request.body;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new FhirError(400, 'The body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
+function refuse(reply: FastifyReply, err: unknown): FastifyReply {
+  if (err instanceof UserError || err instanceof ClientRegistrationError) return reply.code(400).send({ error: 'invalid_request', error_description: err.message });
+  if (err instanceof DuplicateError) return reply.code(409).send({ error: 'conflict', error_description: err.message });
+  throw err;
+}

@@ -1,0 +1,76 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../config/config.ts';
+import { storeKeyOf } from '../main.ts';
+import { SqliteAuthStore } from '../store/sqlite/auth-db.ts';
+import { ClientRegistrationError, registerClient, type ClientType } from '../auth/clients.ts';
+import { parse, UsageError } from './args.ts';
+
+export const clientsHelp = `Usage: bastion clients add --name <name> --type public|confidential|backend --scope "<scopes>" [options]
+
+Registers a client application and prints its client_id (and, for a confidential client, its
+secret, shown only this once). Works while the server runs.
+
+  public         a browser or native app: authorization code with PKCE, no secret
+  confidential   a server-side app: authorization code with a client secret
+  backend        a service without a user: client_credentials with a signed JWT (its JWKS)
+
+Options:
+  --name <name>            shown to users on the approval page
+  --type <type>            public, confidential or backend
+  --scope "<scopes>"       the most the client may be granted, e.g. "openid fhirUser launch/patient patient/*.rs"
+  --redirect-uri <uri>     (repeatable) exact redirect URIs, for public and confidential clients
+  --secret-method <m>      confidential clients: client_secret_basic (default) or client_secret_post
+  --jwks <file>            backend clients: a JSON Web Key Set file with the client's public keys
+  --jwks-uri <url>         backend clients: where the client publishes its JWKS
+  --data-dir <dir>         data directory (BASTION_DATA_DIR; default ./data)
+  --config <file>          JSON config file (BASTION_CONFIG)
+  -h, --help               this help
+`;
+
+export async function clientsCommand(args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub === '--help' || sub === '-h' || sub === undefined) {
+    process.stdout.write(clientsHelp);
+    if (sub === undefined) throw new UsageError('which clients command? (add)');
+    return;
+  }
+  if (sub !== 'add') throw new UsageError(`unknown clients command "${sub}" (add)`);
+  const { values } = parse(rest, {
+    name: { type: 'string' }, type: { type: 'string' }, scope: { type: 'string' }, 'redirect-uri': { type: 'string', multiple: true },
+    'secret-method': { type: 'string' }, jwks: { type: 'string' }, 'jwks-uri': { type: 'string' }, 'data-dir': { type: 'string' }, config: { type: 'string' },
+  });
+  if (values.help) {
+    process.stdout.write(clientsHelp);
+    return;
+  }
+  const str = (name: string) => values[name] as string | undefined;
+  if (!str('name') || !str('type') || !str('scope')) throw new UsageError('--name, --type and --scope are required');
+  const secretMethod = str('secret-method');
+  if (secretMethod !== undefined && secretMethod !== 'client_secret_basic' && secretMethod !== 'client_secret_post') {
+    throw new UsageError('--secret-method is client_secret_basic or client_secret_post');
+  }
+  let jwks: { keys: Record<string, unknown>[] } | undefined;
+  if (str('jwks')) {
+    try {
+      jwks = JSON.parse(readFileSync(str('jwks')!, 'utf8')) as { keys: Record<string, unknown>[] };
+    } catch (err) {
+      throw new UsageError(`cannot read the JWKS file: ${(err as Error).message}`);
+    }
+  }
+  const config = loadConfig({ dataDir: str('data-dir') }, process.env, str('config'));
+  const store = new SqliteAuthStore(join(config.dataDir, 'bastion-auth.db'), storeKeyOf(config.dataDir));
+  try {
+    const { clientId, clientSecret } = await registerClient(store, {
+      name: str('name')!, type: str('type') as ClientType, scope: str('scope')!,
+      redirectUris: (values['redirect-uri'] as unknown as string[] | undefined) ?? [], secretMethod, jwks, jwksUri: str('jwks-uri'),
+    });
+    process.stdout.write(`client_id: ${clientId}\n`);
+    if (clientSecret) process.stdout.write(`client_secret (shown only now): ${clientSecret}\n`);
+  } catch (err) {
+    if (err instanceof ClientRegistrationError) throw new UsageError(err.message);
+    throw err;
+  } finally {
+    await store.close();
+  }
+}
