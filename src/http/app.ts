@@ -1,3 +1,4 @@
+import cors from '@fastify/cors';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Config } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
@@ -40,6 +41,15 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
   });
   const audit = new AuditLog(store, (err) => fastify.log.error({ err: (err as Error)?.name }, 'audit append failed'));
   registerBodyParsers(fastify);
+  // Browser apps (SMART JS clients) call the FHIR API from their own origin. Access is by bearer
+  // token, never by cookie, so any origin may ask; no credentials are allowed cross-origin.
+  void fastify.register(cors, {
+    origin: '*',
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'Accept', 'If-Match', 'If-None-Match', 'If-Modified-Since', 'If-None-Exist', 'Prefer'],
+    exposedHeaders: ['Location', 'Content-Location', 'ETag', 'Last-Modified', 'WWW-Authenticate'],
+    maxAge: 600,
+  });
 
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     const req = toFhirRequest(request);
