@@ -16,7 +16,7 @@ import { registerInteractions } from './server/interactions.ts';
 import { registerAdminApi } from './server/admin-api.ts';
 import { addUser } from './users.ts';
 import { randomBytes } from 'node:crypto';
-import { authEventEmitter } from './auth-events.ts';
+import { authEventEmitter, type AuthEvent } from './auth-events.ts';
 import type { StoreReader } from '../store/store.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 
@@ -45,10 +45,11 @@ export async function openAuthServer(config: Config, storeKey: Buffer): Promise<
     const cookieSecret = cookieSecretFrom(storeKey);
     const setupSecret = await firstAdmin(store);
     let provider: Provider | undefined;
+    let emit: (event: AuthEvent) => void = () => {};
     const providerNow = () => {
       if (!provider) {
-        provider = createProvider({ config, store, signingJwks: keys.privateJwks, cookieSecret, revocations });
-        useSmartMiddleware(provider, store, verifier, revocations);
+        provider = createProvider({ config, store, signingJwks: keys.privateJwks, cookieSecret, revocations, emit: (e) => emit(e) });
+        useSmartMiddleware(provider, store, verifier, revocations, (e) => emit(e));
       }
       return { provider, issuer: config.auth.issuer };
     };
@@ -60,7 +61,7 @@ export async function openAuthServer(config: Config, storeKey: Buffer): Promise<
       register(fastify, fhir, audit) {
         const prefix = new URL(config.auth.issuer).pathname.replace(/\/+$/, '');
         mountProvider(fastify, prefix, ['/interaction', '/launch', '/admin'], providerNow);
-        const emit = authEventEmitter((facts) => audit.record(facts));
+        emit = authEventEmitter((facts) => audit.record(facts));
         registerInteractions(fastify, prefix, {
           config, store, fhir, cookieSecret, provider: () => providerNow().provider,
           mfaRoles: ['nurse', 'physician', 'lab-technician', 'billing', 'researcher', 'admin'],

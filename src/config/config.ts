@@ -28,6 +28,10 @@ export interface AuthConfig {
   issuer: string;
   accessTokenTtl: number;
   refreshTokenTtl: number;
+  /** Seconds of inactivity after which a sign-in session ends (15 minutes). */
+  sessionIdle: number;
+  /** Seconds after sign-in after which a session ends however active (12 hours). */
+  sessionMax: number;
   /** Trusted external issuers, from the config file only. */
   externalIssuers: ExternalIssuerConfig[];
 }
@@ -45,6 +49,8 @@ export type ConfigInput = Partial<{
   issuer: string;
   accessTokenTtl: number | string;
   refreshTokenTtl: number | string;
+  sessionIdle: number | string;
+  sessionMax: number | string;
   externalIssuers: ExternalIssuerConfig[];
 }>;
 
@@ -62,6 +68,8 @@ export const environmentVariables: Record<keyof ConfigInput, string> = {
   issuer: 'BASTION_AUTH_ISSUER',
   accessTokenTtl: 'BASTION_ACCESS_TOKEN_TTL',
   refreshTokenTtl: 'BASTION_REFRESH_TOKEN_TTL',
+  sessionIdle: 'BASTION_SESSION_IDLE',
+  sessionMax: 'BASTION_SESSION_MAX',
   externalIssuers: 'BASTION_EXTERNAL_ISSUERS',
 };
 
@@ -76,6 +84,8 @@ const defaults = {
   auth: 'smart',
   accessTokenTtl: 15 * 60,
   refreshTokenTtl: 30 * 24 * 3600,
+  sessionIdle: 15 * 60,
+  sessionMax: 12 * 3600,
 };
 
 export class ConfigError extends Error {}
@@ -143,6 +153,8 @@ function validate(input: ConfigInput): Config {
       issuer,
       accessTokenTtl: integer('accessTokenTtl', input.accessTokenTtl ?? defaults.accessTokenTtl, 60, 24 * 3600),
       refreshTokenTtl: integer('refreshTokenTtl', input.refreshTokenTtl ?? defaults.refreshTokenTtl, 60, 365 * 24 * 3600),
+      sessionIdle: integer('sessionIdle', input.sessionIdle ?? defaults.sessionIdle, 1, 24 * 3600),
+      sessionMax: integer('sessionMax', input.sessionMax ?? defaults.sessionMax, 60, 30 * 24 * 3600),
       externalIssuers: externalIssuers(input.externalIssuers),
     },
   };

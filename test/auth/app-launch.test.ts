@@ -238,3 +238,19 @@ describe('authorization requests that are refused', () => {
     assert.doesNotMatch(await page.text(), /<script/i);
   });
 });
+
+describe('the audit trail', () => {
+  before(setup);
+
+  test('sign-ins, failures, lockouts, approvals, tokens and revocations are recorded, without secrets', async () => {
+    await t.server.app.audit.flush();
+    const records = await t.server.store.auditRecords({ afterSeq: 0, limit: 100_000 });
+    const facts = records.map((r) => JSON.parse(r.json) as { do: string; ev?: string; st: number; who: string });
+    const kinds = new Set(facts.filter((f) => f.do === 'authn').map((f) => f.ev));
+    for (const k of ['login', 'login-failed', 'locked-out', 'mfa-enrolled', 'consent', 'consent-denied', 'token', 'token-failed', 'grant-revoked', 'authorization-refused']) {
+      assert.ok(kinds.has(k), `an audit record of ${k}`);
+    }
+    const all = records.map((r) => r.json).join('\n');
+    assert.ok(!all.includes(password), 'no password in the audit trail');
+  });
+});

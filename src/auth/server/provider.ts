@@ -1,5 +1,5 @@
 import { hkdfSync } from 'node:crypto';
-import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { JWK } from 'jose';
 import type { Config } from '../../config/config.ts';
 import type { AuthStore, Role } from '../../store/auth-store.ts';
@@ -9,6 +9,7 @@ import { clientScope } from '../clients.ts';
 import { adapterFactory } from './oauth-adapter.ts';
 import { ehrLaunchModel, launchContextOf } from './launch-context.ts';
 import type { Revocations } from '../revocations.ts';
+import type { AuthEvent } from '../auth-events.ts';
 
 /** OpenID Connect and SMART launch scopes: everything not a resource scope that a client may ask for. */
 export const launchScopes = ['openid', 'fhirUser', 'profile', 'offline_access', 'online_access', 'launch', 'launch/patient', 'launch/encounter'];
@@ -20,6 +21,7 @@ export interface ProviderDeps {
   /** Secret the session cookies are signed with (derived from the store key). */
   cookieSecret: Buffer;
   revocations: Revocations;
+  emit: (event: AuthEvent) => void;
 }
 
 /**
@@ -28,7 +30,7 @@ export interface ProviderDeps {
  * detection, client_credentials with private_key_jwt for backend services, introspection and
  * revocation; access tokens are JWTs for the FHIR base URL carrying the SMART launch context.
  */
-export function createProvider({ config, store, signingJwks, cookieSecret, revocations }: ProviderDeps): Provider {
+export function createProvider({ config, store, signingJwks, cookieSecret, revocations, emit }: ProviderDeps): Provider {
   const fhirBase = () => config.baseUrl;
   const configuration: Configuration = {
     adapter: adapterFactory(store),
@@ -87,7 +89,11 @@ export function createProvider({ config, store, signingJwks, cookieSecret, revoc
       RefreshToken: config.auth.refreshTokenTtl,
       Grant: config.auth.refreshTokenTtl,
       Interaction: 3600,
-      Session: 12 * 3600,
+      // Saved again on every use, so this is an idle timeout, capped by the absolute lifetime.
+      Session: (_ctx, session) => {
+        const age = Math.floor(Date.now() / 1000) - ((session as { loginTs?: number }).loginTs ?? Math.floor(Date.now() / 1000));
+        return Math.max(1, Math.min(config.auth.sessionIdle, config.auth.sessionMax - age));
+      },
     },
     rotateRefreshToken: true,
     issueRefreshToken: async (_ctx, client, code) =>
@@ -124,7 +130,7 @@ export function createProvider({ config, store, signingJwks, cookieSecret, revoc
         }),
       };
     },
-    interactions: { url: (_ctx, interaction) => `${new URL(config.auth.issuer).pathname}/interaction/${interaction.uid}` },
+    interactions: { url: (_ctx, interaction) => `${new URL(config.auth.issuer).pathname}/interaction/${interaction.uid}`, policy: sessionPolicy(config.auth.sessionMax) },
     cookies: {
       keys: [cookieSecret.toString('base64url')],
       long: { signed: true, httpOnly: true, sameSite: 'lax' },
@@ -138,7 +144,21 @@ export function createProvider({ config, store, signingJwks, cookieSecret, revoc
     conformIdTokenClaims: false,
   };
   const provider = new Provider(config.auth.issuer, configuration);
-  provider.on('grant.revoked', (_ctx: KoaContextWithOIDC, grantId: string) => revocations.revokeGrant(grantId));
+  provider.on('grant.revoked', (ctx: KoaContextWithOIDC, grantId: string) => {
+    void revocations.revokeGrant(grantId);
+    emit({ kind: 'grant-revoked', who: ctx.oidc?.account?.accountId ?? ctx.oidc?.client?.clientId ?? 'unknown', address: ctx.ip, client: ctx.oidc?.client?.clientId, success: true, detail: ctx.oidc?.route });
+  });
+  provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
+    const grantType = String(ctx.oidc.params?.grant_type ?? '');
+    const who = ctx.oidc.entities.Account?.accountId ?? ctx.oidc.entities.AuthorizationCode?.accountId ?? ctx.oidc.entities.RefreshToken?.accountId ?? ctx.oidc.client?.clientId ?? 'unknown';
+    emit({ kind: 'token', who, address: ctx.ip, client: ctx.oidc.client?.clientId, success: true, detail: grantType });
+  });
+  provider.on('grant.error', (ctx: KoaContextWithOIDC, err: { error?: string; error_detail?: string }) => {
+    emit({ kind: 'token-failed', who: ctx.oidc?.client?.clientId ?? String(ctx.oidc?.params?.client_id ?? 'unknown'), address: ctx.ip, client: ctx.oidc?.client?.clientId, success: false, detail: `${String(ctx.oidc?.params?.grant_type ?? '')} ${err.error ?? ''} ${err.error_detail ?? ''}`.trim() });
+  });
+  provider.on('authorization.error', (ctx: KoaContextWithOIDC, err: { error?: string; error_description?: string }) => {
+    emit({ kind: 'authorization-refused', who: ctx.oidc?.client?.clientId ?? 'unknown', address: ctx.ip, client: ctx.oidc?.client?.clientId, success: false, detail: `${err.error ?? ''} ${err.error_description ?? ''}`.trim() });
+  });
   return provider;
 }
 
@@ -157,6 +177,16 @@ function grantableScope(ctx: KoaContextWithOIDC, client: { [key: string]: unknow
     throw new errors.InvalidScope('None of the requested scopes is registered for this client', String(ctx.oidc.params?.scope ?? ''));
   }
   return granted.join(' ');
+}
+
+/** The standard prompts, with one more reason to sign in again: the session outlived its absolute lifetime. */
+function sessionPolicy(maxSeconds: number): interactionPolicy.DefaultPolicy {
+  const policy = interactionPolicy.base();
+  policy.get('login')!.checks.add(new interactionPolicy.Check('session_too_old', 'the session has reached its absolute lifetime', (ctx) => {
+    const loginTs = ctx.oidc.session?.loginTs;
+    return loginTs !== undefined && Math.floor(Date.now() / 1000) - loginTs >= maxSeconds ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT;
+  }));
+  return policy;
 }
 
 /** Scopes a user of `role` may be granted out of those requested. */

@@ -4,6 +4,7 @@ import type { AuthStore } from '../../store/auth-store.ts';
 import type { Revocations } from '../revocations.ts';
 import { InvalidTokenError, type TokenVerifier } from '../access-token.ts';
 import { launchContextOf } from './launch-context.ts';
+import type { AuthEvent } from '../auth-events.ts';
 
 /**
  * The SMART parts oidc-provider has no option for, as Koa middleware around its routes:
@@ -13,7 +14,7 @@ import { launchContextOf } from './launch-context.ts';
  * - this server's JWT access tokens can be introspected (RFC 7662) and revoked (RFC 7009), by the
  *   client they were issued to, which oidc-provider refuses for structured tokens.
  */
-export function useSmartMiddleware(provider: Provider, store: AuthStore, verifier: TokenVerifier, revocations: Revocations): void {
+export function useSmartMiddleware(provider: Provider, store: AuthStore, verifier: TokenVerifier, revocations: Revocations, emit: (event: AuthEvent) => void): void {
   provider.use(async (ctx, next) => {
     if (ctx.path === '/authorize' && ctx.method === 'GET') keepOfflineAccess(ctx);
     await next();
@@ -21,7 +22,7 @@ export function useSmartMiddleware(provider: Provider, store: AuthStore, verifie
     if (!oidc) return;
     if (oidc.route === 'token' && ctx.status === 200) await addLaunchContext(ctx as KoaContextWithOIDC, store);
     else if ((oidc.route === 'introspection' || oidc.route === 'revocation') && isStructuredTokenRefusal(ctx)) {
-      await handleJwt(ctx as KoaContextWithOIDC, verifier, revocations);
+      await handleJwt(ctx as KoaContextWithOIDC, verifier, revocations, emit);
     }
   });
 }
@@ -45,7 +46,7 @@ function isStructuredTokenRefusal(ctx: { status: number; body: unknown }): boole
   return ctx.status === 400 && (ctx.body as { error?: string } | undefined)?.error === 'unsupported_token_type';
 }
 
-async function handleJwt(ctx: KoaContextWithOIDC, verifier: TokenVerifier, revocations: Revocations): Promise<void> {
+async function handleJwt(ctx: KoaContextWithOIDC, verifier: TokenVerifier, revocations: Revocations, emit: (event: AuthEvent) => void): Promise<void> {
   const token = String(ctx.oidc.params?.token ?? '');
   const client = ctx.oidc.client;
   let claims: Record<string, unknown> | undefined;
@@ -57,7 +58,10 @@ async function handleJwt(ctx: KoaContextWithOIDC, verifier: TokenVerifier, revoc
   const mine = claims !== undefined && client !== undefined && claims.client_id === client.clientId;
   if (ctx.oidc.route === 'revocation') {
     // RFC 7009 2.2: an invalid token, or one not the caller's to revoke, still gets a 200.
-    if (mine && typeof claims!.jti === 'string' && typeof claims!.exp === 'number') await revocations.revokeToken(claims!.jti, claims!.exp);
+    if (mine && typeof claims!.jti === 'string' && typeof claims!.exp === 'number') {
+      await revocations.revokeToken(claims!.jti, claims!.exp);
+      emit({ kind: 'token-revoked', who: String(claims!.sub ?? client!.clientId), address: ctx.ip, client: client!.clientId, success: true });
+    }
     ctx.status = 200;
     ctx.body = '';
     return;
