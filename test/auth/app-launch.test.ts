@@ -9,6 +9,9 @@ import { newTotpSecret } from '../../src/auth/totp.ts';
 import { useSmartServer } from './smart-server.ts';
 import { Browser } from './browser.ts';
 import { call, patient } from '../rest/server.ts';
+import { join } from 'node:path';
+import { openEncrypted } from '../../src/store/sqlite/open.ts';
+import { storeKeyOf } from '../../src/main.ts';
 
 /** SMART App Launch (standalone) through the sign-in pages, with oauth4webapi as the app. */
 const t = useSmartServer();
@@ -140,6 +143,11 @@ describe('refresh tokens and codes', () => {
     const first = await exchange(callback, state, verifier);
     const second = await oauth.processRefreshTokenResponse(as, app, await oauth.refreshTokenGrantRequest(as, app, oauth.None(), first.refresh_token!, insecure));
     assert.notEqual(second.refresh_token, first.refresh_token);
+    // Refresh tokens are kept only as digests: not even the decrypted auth file holds them.
+    const db = openEncrypted(join(t.dataDir, 'bastion-auth.db'), storeKeyOf(t.dataDir), { readonly: true });
+    const dump = (db.prepare('SELECT key, payload FROM oauth').all() as { key: string; payload: string }[]).map((r) => r.key + r.payload).join('\n');
+    db.close();
+    for (const secret of [first.refresh_token!, second.refresh_token!]) assert.ok(!dump.includes(secret), 'no refresh token in the auth file');
     assert.equal(second.patient, alice, 'the launch context comes with refreshed tokens too');
     const auth = { authorization: `Bearer ${second.access_token}` };
     assert.equal((await call(`${t.base}/Patient/${alice}`, { headers: auth })).status, 200);

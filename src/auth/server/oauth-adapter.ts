@@ -12,6 +12,12 @@ export function adapterFactory(store: AuthStore): (model: string) => Adapter {
   return (model) => (model === 'Client' ? new ClientAdapter(store) : new StoreAdapter(store, model));
 }
 
+/**
+ * Records whose id is itself the bearer secret (a code, a refresh token): the store keys them by
+ * its digest, and the id is not kept inside the record either; it is put back from the id asked for.
+ */
+const idIsSecret = new Set(['AuthorizationCode', 'RefreshToken', 'AccessToken', 'ClientCredentials', 'DeviceCode', 'BackchannelAuthenticationRequest', 'PushedAuthorizationRequest']);
+
 class StoreAdapter implements Adapter {
   private readonly store: AuthStore;
   private readonly model: string;
@@ -22,11 +28,17 @@ class StoreAdapter implements Adapter {
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-    await this.store.oauthUpsert(this.model, id, payload as Record<string, unknown>, expiresIn);
+    let stored = payload as Record<string, unknown>;
+    if (idIsSecret.has(this.model) && stored.jti === id) {
+      const { jti: _, ...rest } = stored;
+      stored = rest;
+    }
+    await this.store.oauthUpsert(this.model, id, stored, expiresIn);
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
-    return payloadOf(await this.store.oauthFind(this.model, id));
+    const payload = payloadOf(await this.store.oauthFind(this.model, id));
+    return payload && idIsSecret.has(this.model) ? { ...payload, jti: id } : payload;
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {

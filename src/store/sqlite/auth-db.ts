@@ -27,8 +27,9 @@ const authMigrations = [
 
 /**
  * The authorization server's state in its own encrypted file beside the FHIR store
- * (`bastion-auth.db`). Token and code ids are kept only as SHA-256 digests: the file never holds a
- * usable refresh token, authorization code or session id, even decrypted.
+ * (`bastion-auth.db`). Records are keyed by the SHA-256 of their id, and the adapter leaves the
+ * id out of records whose id is a bearer secret: the file holds no usable refresh token or
+ * authorization code, even decrypted.
  *
  * Commits run with synchronous = NORMAL (WAL): a process crash loses nothing; a power loss may
  * lose the last writes of a moment (say, a consumed code), which a restart after power loss makes
