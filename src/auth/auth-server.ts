@@ -64,7 +64,7 @@ export async function openAuthServer(config: Config, storeKey: Buffer): Promise<
         emit = authEventEmitter((facts) => audit.record(facts));
         registerInteractions(fastify, prefix, {
           config, store, fhir, cookieSecret, provider: () => providerNow().provider,
-          mfaRoles: ['nurse', 'physician', 'lab-technician', 'billing', 'researcher', 'admin'],
+          mfaRoles: config.auth.mfaRoles,
           emit,
         });
         registerAdminApi(fastify, prefix, { store, fhir, authenticator, emit });

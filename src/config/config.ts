@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { ExternalIssuerConfig } from '../auth/access-token.ts';
+import { roles, type Role } from '../store/auth-store.ts';
 
 /** Every setting Bastion reads, validated once at start. Precedence: flag > environment > file > default. */
 export interface Config {
@@ -32,6 +33,8 @@ export interface AuthConfig {
   sessionIdle: number;
   /** Seconds after sign-in after which a session ends however active (12 hours). */
   sessionMax: number;
+  /** Roles that must sign in with a second factor (TOTP). */
+  mfaRoles: Role[];
   /** Trusted external issuers, from the config file only. */
   externalIssuers: ExternalIssuerConfig[];
 }
@@ -51,6 +54,7 @@ export type ConfigInput = Partial<{
   refreshTokenTtl: number | string;
   sessionIdle: number | string;
   sessionMax: number | string;
+  mfaRoles: string | string[];
   externalIssuers: ExternalIssuerConfig[];
 }>;
 
@@ -70,6 +74,7 @@ export const environmentVariables: Record<keyof ConfigInput, string> = {
   refreshTokenTtl: 'BASTION_REFRESH_TOKEN_TTL',
   sessionIdle: 'BASTION_SESSION_IDLE',
   sessionMax: 'BASTION_SESSION_MAX',
+  mfaRoles: 'BASTION_MFA_ROLES',
   externalIssuers: 'BASTION_EXTERNAL_ISSUERS',
 };
 
@@ -155,9 +160,16 @@ function validate(input: ConfigInput): Config {
       refreshTokenTtl: integer('refreshTokenTtl', input.refreshTokenTtl ?? defaults.refreshTokenTtl, 60, 365 * 24 * 3600),
       sessionIdle: integer('sessionIdle', input.sessionIdle ?? defaults.sessionIdle, 1, 24 * 3600),
       sessionMax: integer('sessionMax', input.sessionMax ?? defaults.sessionMax, 60, 30 * 24 * 3600),
+      mfaRoles: roleList('mfaRoles', input.mfaRoles ?? ['nurse', 'physician', 'lab-technician', 'billing', 'researcher', 'admin']),
       externalIssuers: externalIssuers(input.externalIssuers),
     },
   };
+}
+
+function roleList(name: string, value: string | string[]): Role[] {
+  const list = (typeof value === 'string' ? value.split(',') : value).map((r) => r.trim()).filter(Boolean);
+  for (const r of list) if (!roles.includes(r as Role)) throw new ConfigError(`${name}: "${r}" is not a role (${roles.join(', ')})`);
+  return list as Role[];
 }
 
 function externalIssuers(value: unknown): ExternalIssuerConfig[] {
