@@ -37,6 +37,8 @@
  *   BENCH_ENC_PER_PATIENT=3         Encounters per Patient
  *   BENCH_DURATION=10               seconds measured per scenario at BENCH_CONNECTIONS
  *   BENCH_SINGLE_DURATION=5         seconds measured per scenario at 1 connection (0: skip)
+ *   BENCH_PREWARM=1                 read the store file once before the server starts, so its pages are in the
+ *                                   OS page cache as on a server that has been running (0: measure cold)
  *   BENCH_WARMUP=2                  seconds of warm-up per scenario (not measured)
  *   BENCH_CONNECTIONS=8             concurrent connections
  *   BENCH_ONLY=name,page50          run only these scenarios
@@ -51,7 +53,7 @@
  *   BENCH_JSON=file                 also write the results as JSON to this file
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,6 +80,7 @@ const encPerPatient = Math.round(num('BENCH_ENC_PER_PATIENT', 3));
 const duration = num('BENCH_DURATION', 10);
 const singleDuration = num('BENCH_SINGLE_DURATION', Math.min(5, duration));
 const warmup = num('BENCH_WARMUP', 2);
+const prewarm = num('BENCH_PREWARM', 1) !== 0;
 const connections = Math.max(1, Math.round(num('BENCH_CONNECTIONS', 8)));
 const loadChunk = Math.max(1, Math.round(num('BENCH_LOAD_CHUNK', 1000)));
 const loadInFlight = Math.max(1, Math.round(num('BENCH_LOAD_IN_FLIGHT', 4)));
@@ -691,6 +694,19 @@ interface SizeResult {
   results: Measured[];
 }
 
+/** Reads a file from start to end in 8 MiB chunks (and drops the bytes). */
+function readWhole(path: string): number {
+  const fd = openSync(path, 'r');
+  const buf = Buffer.allocUnsafe(8 * 2 ** 20);
+  let total = 0;
+  try {
+    for (let n = readSync(fd, buf); n > 0; n = readSync(fd, buf)) total += n;
+  } finally {
+    closeSync(fd);
+  }
+  return total;
+}
+
 async function runSize(t: Templates, dir: string, n: number): Promise<SizeResult> {
   console.log(`\n=== ${sizeLabel(n)}, ${fmtInt(n * encPerPatient)} Encounters ===`);
   const loadInfo = await ensureLoaded(t, dir, n);
@@ -698,6 +714,13 @@ async function runSize(t: Templates, dir: string, n: number): Promise<SizeResult
   const tOpen = performance.now();
   await openStore(dir).close();
   const openSeconds = (performance.now() - tOpen) / 1000;
+  if (prewarm) {
+    // Right after loading, most of the file was written but not read: the kernel may have dropped it,
+    // and the first minutes of queries would measure the disk, not the server.
+    const tWarm = performance.now();
+    const bytes = readWhole(join(dir, 'bastion.db'));
+    console.log(`store file read once into the OS page cache: ${(bytes / 2 ** 30).toFixed(2)} GiB in ${((performance.now() - tWarm) / 1000).toFixed(1)} s (BENCH_PREWARM=0 to measure cold)`);
+  }
   console.log(`store opened and closed in ${openSeconds.toFixed(1)} s${openSeconds > 5 ? ' (a schema migration re-indexed it?)' : ''}`);
   const server = await startChild('bastion', [...serverNodeArgs, serverEntry, 'serve', '--port', '0', '--data-dir', dir],
     // Search is measured here, not tokens (npm run bench measures those): no authorization.
