@@ -36,8 +36,7 @@ export function smartConfiguration(config: Config): Record<string, unknown> {
     revocation_endpoint: e.revoke,
     code_challenge_methods_supported: ['S256'],
     capabilities: [
-      // Not authorize-post: a cross-site POST carries the session cookie only if it is SameSite=None.
-      'launch-ehr', 'launch-standalone',
+      'launch-ehr', 'launch-standalone', 'authorize-post',
       'client-public', 'client-confidential-symmetric', 'client-confidential-asymmetric',
       'context-ehr-patient', 'context-ehr-encounter', 'context-standalone-patient', 'context-banner', 'context-style',
       'permission-offline', 'permission-online', 'permission-patient', 'permission-user', 'permission-v1', 'permission-v2',

@@ -105,6 +105,20 @@ describe('standalone launch', () => {
     assert.equal((await call(`${t.base}/Patient`, { method: 'POST', headers: auth, json: patient('Nope') })).status, 403, 'rs does not permit create');
   });
 
+  test('authorize-post: a POSTed authorization request works like the GET', async () => {
+    const { url, verifier, state } = await authorizeUrl();
+    const u = new URL(url);
+    const res = await fetch(`${u.origin}${u.pathname}`, { method: 'POST', body: u.searchParams, redirect: 'manual' });
+    assert.equal(res.status, 303);
+    const browser = new Browser();
+    const origin = new URL(t.issuer).origin;
+    await browser.open(new URL(res.headers.get('location')!, url).toString(), origin);
+    await browser.submit('/login', { username: 'alice', password }, origin);
+    const callback = await browser.submit('/consent', { decision: 'allow', scope: browser.checkboxes() }, origin);
+    const tokens = await exchange(callback!, state, verifier);
+    assert.equal(tokens.patient, alice);
+  });
+
   test('a physician passes TOTP, picks a patient, deselects a scope; the token has only what was approved', async () => {
     const { callback, verifier, state } = await launch(new Browser(), 'drwho', { scope: 'openid fhirUser launch/patient patient/*.rs user/*.rs', deselect: ['user/*.rs'] });
     const tokens = await exchange(callback, state, verifier);

@@ -8,6 +8,10 @@ import type { AuthEvent } from '../auth-events.ts';
 
 /**
  * The SMART parts oidc-provider has no option for, as Koa middleware around its routes:
+ * - the authorization request may be POSTed (SMART authorize-post): it is turned into the same
+ *   request by GET with a 303, because a cross-site POST would not carry the SameSite=Lax
+ *   session cookie (oidc-provider's own POST support needs SameSite=None), while the top-level
+ *   GET that follows does;
  * - `offline_access` survives without `prompt=consent` (OpenID Connect drops it otherwise; SMART
  *   apps do not send that prompt, and every authorization here asks for approval anyway);
  * - token responses carry the launch context (patient, encounter, need_patient_banner, ...);
@@ -16,6 +20,7 @@ import type { AuthEvent } from '../auth-events.ts';
  */
 export function useSmartMiddleware(provider: Provider, store: AuthStore, verifier: TokenVerifier, revocations: Revocations, emit: (event: AuthEvent) => void): void {
   provider.use(async (ctx, next) => {
+    if (ctx.path === '/authorize' && ctx.method === 'POST') return redirectPostedAuthorization(ctx, `${new URL(provider.issuer).pathname.replace(/\/+$/, '')}/authorize`);
     if (ctx.path === '/authorize' && ctx.method === 'GET') keepOfflineAccess(ctx);
     await next();
     const oidc = (ctx as KoaContextWithOIDC).oidc;
@@ -25,6 +30,30 @@ export function useSmartMiddleware(provider: Provider, store: AuthStore, verifie
       await handleJwt(ctx as KoaContextWithOIDC, verifier, revocations, emit);
     }
   });
+}
+
+const maxAuthorizationForm = 16 * 1024;
+
+async function redirectPostedAuthorization(ctx: { req: NodeJS.ReadableStream; get(h: string): string; status: number; body: unknown; set(h: string, v: string): void }, target: string): Promise<void> {
+  if (!ctx.get('content-type').toLowerCase().startsWith('application/x-www-form-urlencoded')) {
+    ctx.status = 415;
+    ctx.body = { error: 'invalid_request', error_description: 'An authorization request by POST is a form (application/x-www-form-urlencoded)' };
+    return;
+  }
+  let form = '';
+  for await (const chunk of ctx.req) {
+    form += chunk.toString();
+    if (form.length > maxAuthorizationForm) {
+      ctx.status = 413;
+      ctx.body = { error: 'invalid_request', error_description: 'The authorization request is too large' };
+      return;
+    }
+  }
+  const params = new URLSearchParams(form);
+  ctx.status = 303;
+  ctx.set('location', `${target}?${params}`);
+  ctx.set('cache-control', 'no-store');
+  ctx.body = '';
 }
 
 function keepOfflineAccess(ctx: { query: Record<string, unknown> }): void {
