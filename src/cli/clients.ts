@@ -1,10 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { loadConfig } from '../config/config.ts';
-import { storeKeyOf } from '../main.ts';
-import { SqliteAuthStore } from '../store/sqlite/auth-db.ts';
 import { ClientRegistrationError, registerClient, type ClientType } from '../auth/clients.ts';
 import { parse, UsageError } from './args.ts';
+import { addArguments, withAuthStore } from './auth-commands.ts';
 
 export const clientsHelp = `Usage: bastion clients add --name <name> --type public|confidential|backend --scope "<scopes>" [options]
 
@@ -29,13 +27,8 @@ Options:
 `;
 
 export async function clientsCommand(args: string[]): Promise<void> {
-  const [sub, ...rest] = args;
-  if (sub === '--help' || sub === '-h' || sub === undefined) {
-    process.stdout.write(clientsHelp);
-    if (sub === undefined) throw new UsageError('which clients command? (add)');
-    return;
-  }
-  if (sub !== 'add') throw new UsageError(`unknown clients command "${sub}" (add)`);
+  const rest = addArguments('clients', args, clientsHelp);
+  if (!rest) return;
   const { values } = parse(rest, {
     name: { type: 'string' }, type: { type: 'string' }, scope: { type: 'string' }, 'redirect-uri': { type: 'string', multiple: true },
     'secret-method': { type: 'string' }, jwks: { type: 'string' }, 'jwks-uri': { type: 'string' }, 'data-dir': { type: 'string' }, config: { type: 'string' },
@@ -59,18 +52,14 @@ export async function clientsCommand(args: string[]): Promise<void> {
     }
   }
   const config = loadConfig({ dataDir: str('data-dir') }, process.env, str('config'));
-  const store = new SqliteAuthStore(join(config.dataDir, 'bastion-auth.db'), storeKeyOf(config.dataDir));
-  try {
+  await withAuthStore(config.dataDir, async (store) => {
     const { clientId, clientSecret } = await registerClient(store, {
       name: str('name')!, type: str('type') as ClientType, scope: str('scope')!,
       redirectUris: (values['redirect-uri'] as unknown as string[] | undefined) ?? [], secretMethod, jwks, jwksUri: str('jwks-uri'),
+    }).catch((err: unknown) => {
+      throw err instanceof ClientRegistrationError ? new UsageError(err.message) : err;
     });
     process.stdout.write(`client_id: ${clientId}\n`);
     if (clientSecret) process.stdout.write(`client_secret (shown only now): ${clientSecret}\n`);
-  } catch (err) {
-    if (err instanceof ClientRegistrationError) throw new UsageError(err.message);
-    throw err;
-  } finally {
-    await store.close();
-  }
+  });
 }

@@ -1,12 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { loadConfig } from '../config/config.ts';
-import { storeKeyOf } from '../main.ts';
-import { SqliteAuthStore } from '../store/sqlite/auth-db.ts';
 import { addUser, UserError } from '../auth/users.ts';
 import type { Role } from '../store/auth-store.ts';
 import { parse, UsageError } from './args.ts';
+import { addArguments, withAuthStore } from './auth-commands.ts';
 
 export const usersHelp = `Usage: bastion users add --username <name> --role <role> [options]
 
@@ -27,13 +25,8 @@ Options:
 `;
 
 export async function usersCommand(args: string[]): Promise<void> {
-  const [sub, ...rest] = args;
-  if (sub === '--help' || sub === '-h' || sub === undefined) {
-    process.stdout.write(usersHelp);
-    if (sub === undefined) throw new UsageError('which users command? (add)');
-    return;
-  }
-  if (sub !== 'add') throw new UsageError(`unknown users command "${sub}" (add)`);
+  const rest = addArguments('users', args, usersHelp);
+  if (!rest) return;
   const { values } = parse(rest, {
     username: { type: 'string' }, role: { type: 'string' }, 'fhir-user': { type: 'string' }, 'password-file': { type: 'string' },
     'totp-secret': { type: 'string' }, 'data-dir': { type: 'string' }, config: { type: 'string' },
@@ -54,18 +47,14 @@ export async function usersCommand(args: string[]): Promise<void> {
     generated = true;
   }
   const config = loadConfig({ dataDir: str('data-dir') }, process.env, str('config'));
-  const store = new SqliteAuthStore(join(config.dataDir, 'bastion-auth.db'), storeKeyOf(config.dataDir));
-  try {
+  await withAuthStore(config.dataDir, async (store) => {
     const user = await addUser(store, {
       username: str('username')!, role: str('role') as Role, fhirUser: str('fhir-user'), password, totpSecret: str('totp-secret'),
       mustChangePassword: generated,
+    }).catch((err: unknown) => {
+      throw err instanceof UserError ? new UsageError(err.message) : err;
     });
     process.stdout.write(`created user ${user.username} (${user.role}), id ${user.id}\n`);
     if (generated) process.stdout.write(`one-time password (to be changed at first sign-in): ${password}\n`);
-  } catch (err) {
-    if (err instanceof UserError) throw new UsageError(err.message);
-    throw err;
-  } finally {
-    await store.close();
-  }
+  });
 }
