@@ -130,19 +130,23 @@ export class TokenVerifier {
     return verifyWith(token, issuer);
   }
 
-  async verify(token: string, address: string): Promise<Principal> {
-    const now = Date.now();
+  /** Synchronous when the token was verified before (the usual case), a promise when it must be checked now. */
+  verify(token: string, address: string): Principal | Promise<Principal> {
     // Keyed by the last characters (signature bytes): hashing a whole 600-byte token on every
     // request costs more than comparing it once found.
     const key = token.length > 32 ? token.slice(-32) : token;
-    let entry = this.cache.get(key);
-    if (entry && (entry.token !== token || entry.expires <= now)) entry = undefined;
-    if (!entry) {
-      if (!/^[A-Za-z0-9\-_.]+$/.test(token)) throw new InvalidTokenError('The token is not a JWT');
-      entry = await this.check(token);
+    const entry = this.cache.get(key);
+    if (entry && entry.token === token && entry.expires > Date.now()) return this.admit(entry, address);
+    if (!/^[A-Za-z0-9\-_.]+$/.test(token)) throw new InvalidTokenError('The token is not a JWT');
+    return this.check(token).then((checked) => {
       if (this.cache.size >= this.maxCached) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(key, entry);
-    }
+      this.cache.set(key, checked);
+      return this.admit(checked, address);
+    });
+  }
+
+  /** Revocation is consulted on every use, cached or not. */
+  private admit(entry: Cached, address: string): Principal {
     if (this.isRevoked(entry.principal.tokenId, entry.principal.grantId)) throw new InvalidTokenError('The token has been revoked');
     return { ...entry.principal, address };
   }

@@ -33,18 +33,22 @@ export function consolePrincipal(): Principal {
  */
 export function bearerAuthenticator(verifier: TokenVerifier, realm: string): Authenticator {
   return {
-    async authenticate({ authorization, address, publicResource }) {
+    authenticate({ authorization, address, publicResource }) {
       if (authorization === undefined || authorization === '') {
         if (publicResource) return { kind: 'anonymous', id: 'anonymous', role: 'anonymous', scopes: [], address };
         throw unauthorized(realm, 'This request needs a Bearer access token');
       }
       const token = bearerToken(authorization);
       if (token === undefined) throw unauthorized(realm, 'The Authorization header must be "Bearer <access token>"', 'invalid_request');
-      try {
-        return await verifier.verify(token, address);
-      } catch (err) {
+      const refuse = (err: unknown): never => {
         if (err instanceof InvalidTokenError) throw unauthorized(realm, err.message, 'invalid_token');
         throw err;
+      };
+      try {
+        const verified = verifier.verify(token, address);
+        return verified instanceof Promise ? verified.catch(refuse) : verified;
+      } catch (err) {
+        return refuse(err);
       }
     },
   };

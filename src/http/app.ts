@@ -54,9 +54,9 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     const req = toFhirRequest(request);
     const format = negotiateFor(req, request);
-    const principal = await authenticator.authenticate({
-      authorization: request.headers.authorization, address: request.ip, publicResource: isPublic(req),
-    });
+    const who = authenticator.authenticate({ authorization: request.headers.authorization, address: request.ip, publicResource: isPublic(req) });
+    // A cached token (or no token at all) is decided without waiting for a turn of the microtask queue.
+    const principal = who instanceof Promise ? await who : who;
     const response = await handle(requestContext(config, store, audit, principal), req);
     return send(reply, response, format, pretty(req), request.method === 'HEAD');
   };
