@@ -1,6 +1,6 @@
 import type { Principal } from '../auth/principal.ts';
 import type { Interaction } from './interaction.ts';
-import { smartScopeRule } from './smart-scope-rule.ts';
+import { smartScopeRule, type ReadableScope } from './smart-scope-rule.ts';
 
 export interface Decision {
   permit: boolean;
@@ -15,6 +15,8 @@ export interface Obligations {
   compartmentPatient?: string;
   /** The resource must match one of these searches (granular scopes); empty: no such limit. */
   anyOfQueries: [string, string][][];
+  /** The types (and granular queries) whatever the interaction reaches besides its own resources may be of; undefined: any. */
+  readable?: ReadableScope[];
 }
 
 /**
@@ -33,5 +35,6 @@ export function decide(principal: Principal, interaction: Interaction): Decision
   const scope = smartScopeRule(principal, interaction);
   const obligations: Obligations = { mask: [], anyOfQueries: scope.anyOfQueries };
   if (scope.compartmentPatient) obligations.compartmentPatient = scope.compartmentPatient;
+  if (scope.readable) obligations.readable = scope.readable;
   return { permit: scope.permit, reasons: [scope.reason], obligations };
 }

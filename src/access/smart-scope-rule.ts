@@ -16,6 +16,17 @@ export interface ScopeOutcome {
   compartmentPatient?: string;
   /** Granular scopes: the resource must match one of these searches (an empty list: no such limit). */
   anyOfQueries: [string, string][][];
+  /**
+   * What the token may read besides the interaction's own type (included resources, the targets of
+   * chains and _has): the types of its read or search scopes in the same context, with their
+   * granular queries. Undefined: any type.
+   */
+  readable?: ReadableScope[];
+}
+
+export interface ReadableScope {
+  type: string;
+  query?: [string, string][];
 }
 
 const needs: Partial<Record<InteractionKind, Permission>> = {
@@ -43,11 +54,17 @@ export function smartScopeRule(principal: Principal, interaction: Interaction): 
   const unconfined = applicable.filter((s) => s.context !== 'patient');
   const chosen = unconfined.length > 0 ? unconfined : applicable;
   const anyOfQueries = chosen.some((s) => !s.query) ? [] : chosen.map((s) => s.query!);
+  const confined = unconfined.length === 0;
+  const readScopes = scopes.filter((s) => contextFits(principal, s) && (s.context === 'patient') === confined && (s.permissions.has('r') || s.permissions.has('s')));
+  const readable = readScopes.some((s) => s.resourceType === '*' && !s.query)
+    ? undefined
+    : readScopes.map((s) => (s.query ? { type: s.resourceType, query: s.query } : { type: s.resourceType }));
   return {
     permit: true,
     reason: `scope ${chosen.map((s) => s.text).join(' or ')} permits ${what}`,
-    ...(unconfined.length === 0 ? { compartmentPatient: principal.patient } : {}),
+    ...(confined ? { compartmentPatient: principal.patient } : {}),
     anyOfQueries,
+    ...(readable ? { readable } : {}),
   };
 }
 

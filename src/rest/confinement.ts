@@ -1,52 +1,68 @@
-import type { HistoryQuery, HistoryPage, SearchResult, StoreReader, StoreWriter, StoredResource, UpdateOptions, UpdateResult } from '../store/store.ts';
+import type { HistoryPage, SearchResult, StoreReader, StoreWriter, StoredResource, UpdateOptions, UpdateResult } from '../store/store.ts';
 import type { SearchConstraint, SearchCriterion, SearchRequest } from '../fhir/search/types.ts';
-import type { Obligations } from '../access/decide.ts';
+import { decide, type Obligations } from '../access/decide.ts';
+import type { Principal } from '../auth/principal.ts';
 import type { Resource } from '../fhir/types.ts';
-import { compartmentConstraint } from '../fhir/search/compartment.ts';
+import { compartmentConstraint, compartmentReferences } from '../fhir/search/compartment.ts';
 import { compartmentMemberTypes } from '../fhir/compartments.ts';
 import { parseSearch } from '../fhir/search/parse.ts';
 import { FhirError } from '../fhir/outcome.ts';
 import { resolveTerminology } from './search-terminology.ts';
 
 /**
- * What a decision confines an interaction to (the launch patient's compartment, a granular
- * scope's searches), as search constraints. Every path to data goes through them: searches carry
- * them (so includes, counts and paging obey too), reads and history see only resources that
- * satisfy them, and writes may neither touch a resource outside them nor leave one outside them.
+ * What a decision confines an interaction to (the launch patient's compartment, the types and
+ * granular queries of the token's scopes), as search constraints. Every path to data goes through
+ * them: searches carry them (so includes, counts and paging obey too) and carry them into chains
+ * and _has, reads see only resources that satisfy them and only their current version, and writes
+ * may neither touch a resource outside them nor leave one outside them.
  */
 export class Confinement {
+  /** On everything read: matches, included resources, chain and _has targets. */
   readonly constraints: SearchConstraint[];
+  /** On what is written: the compartment, and the granular queries of the scopes that permit the write. */
+  private readonly writeConstraints: SearchConstraint[];
+  /** The launch patient: a write may refer to no other patient by a compartment membership parameter. */
+  private readonly patient: string | undefined;
 
-  private constructor(constraints: SearchConstraint[]) {
+  private constructor(constraints: SearchConstraint[], writeConstraints: SearchConstraint[], patient: string | undefined) {
     this.constraints = constraints;
+    this.writeConstraints = writeConstraints;
+    this.patient = patient;
   }
 
   /** undefined when the obligations confine nothing. */
   static of(obligations: Obligations, resourceType: string | undefined): Confinement | undefined {
-    const constraints: SearchConstraint[] = [];
-    if (obligations.compartmentPatient !== undefined) {
+    const compartment: SearchConstraint[] = obligations.compartmentPatient === undefined ? []
       // Every type that can be in a Patient compartment, so included resources are held to it too.
-      constraints.push(compartmentConstraint('Patient', obligations.compartmentPatient, compartmentMemberTypes('Patient')));
-    }
-    if (obligations.anyOfQueries.length > 0) {
-      constraints.push({ anyOf: obligations.anyOfQueries.map((q) => granular(resourceType, q)) });
-    }
-    return constraints.length > 0 ? new Confinement(constraints) : undefined;
+      : [compartmentConstraint('Patient', obligations.compartmentPatient, compartmentMemberTypes('Patient'))];
+    const read = [...compartment];
+    if (obligations.readable) read.push({ anyOf: obligations.readable.map((r) => readableCriterion(r.type, r.query)) });
+    const write = [...compartment];
+    if (obligations.anyOfQueries.length > 0) write.push({ anyOf: obligations.anyOfQueries.map((q) => granular(resourceType, q)) });
+    if (read.length === 0 && write.length === 0) return undefined;
+    return new Confinement(read, write, obligations.compartmentPatient);
   }
 
-  /** A search limited to what the confinement allows. */
+  /** A search limited to what the confinement allows, its chains and _has included. */
   constrain(request: SearchRequest): SearchRequest {
-    return { ...request, constraints: [...(request.constraints ?? []), ...this.constraints] };
+    return { ...request, criteria: request.criteria.map((c) => this.confineCriterion(c)), constraints: [...(request.constraints ?? []), ...this.constraints] };
   }
 
-  /** Whether the current version of type/id exists, is live and satisfies the constraints. */
-  async admits(reader: StoreReader, resourceType: string, id: string): Promise<boolean> {
-    const request = this.constrain({
-      resourceTypes: [resourceType], criteria: [{ kind: 'token', code: '_id', negate: false, values: [{ code: id }] }],
-      sort: [], count: 1, offset: 0, total: 'none', include: [], revinclude: [],
-    });
-    await resolveTerminology(request, reader);
-    return (await reader.search(request)).matches.length > 0;
+  /** Whether the current version of type/id exists, is live and may be read. */
+  admits(reader: StoreReader, resourceType: string, id: string): Promise<boolean> {
+    return matchesId(reader, resourceType, id, this.constraints);
+  }
+
+  /** Whether the current version of type/id exists, is live and may be written. */
+  admitsWrite(reader: StoreReader, resourceType: string, id: string): Promise<boolean> {
+    return matchesId(reader, resourceType, id, this.writeConstraints);
+  }
+
+  /** A resource about to be written may name no patient but the launch patient where membership is decided. */
+  refersOnlyToPatient(resource: Resource): boolean {
+    if (this.patient === undefined) return true;
+    if (resource.resourceType === 'Patient') return resource.id === this.patient;
+    return compartmentReferences('Patient', resource).every((ref) => ref === `Patient/${this.patient}`);
   }
 
   reader(inner: StoreReader): StoreReader {
@@ -56,12 +72,63 @@ export class Confinement {
   writer(inner: StoreWriter): StoreWriter {
     return new ConfinedWriter(inner, this);
   }
+
+  /** Chain targets and _has sources must themselves be readable: the constraints go inside them too. */
+  private confineCriterion(c: SearchCriterion): SearchCriterion {
+    switch (c.kind) {
+      case 'chain': case 'has':
+        return { ...c, criterion: { kind: 'all-of', code: '_access', criteria: [this.confineCriterion(c.criterion), ...this.constraints.map(asCriterion)] } };
+      case 'for-types':
+        return { ...c, criterion: this.confineCriterion(c.criterion) };
+      case 'all-of': case 'any-of':
+        return { ...c, criteria: c.criteria.map((part) => this.confineCriterion(part)) };
+      case 'composite':
+        return { ...c, values: c.values.map((tuple) => tuple.map((part) => this.confineCriterion(part))) };
+      default:
+        return c;
+    }
+  }
+}
+
+function asCriterion(constraint: SearchConstraint): SearchCriterion {
+  return { kind: 'any-of', code: '_access', criteria: constraint.anyOf };
+}
+
+async function matchesId(reader: StoreReader, resourceType: string, id: string, constraints: SearchConstraint[]): Promise<boolean> {
+  const request: SearchRequest = {
+    resourceTypes: [resourceType], criteria: [{ kind: 'token', code: '_id', negate: false, values: [{ code: id }] }],
+    sort: [], count: 1, offset: 0, total: 'none', include: [], revinclude: [], constraints,
+  };
+  await resolveTerminology(request, reader);
+  return (await reader.search(request)).matches.length > 0;
+}
+
+/** Resources of a readable scope's type (any type for `*`) matching its granular query, if any. */
+function readableCriterion(type: string, query: [string, string][] | undefined): SearchCriterion {
+  const criterion = query ? granular(type === '*' ? undefined : type, query) : { kind: 'all-of' as const, code: '_scope', criteria: [] };
+  return type === '*' ? criterion : { kind: 'for-types', code: '_scope', resourceTypes: [type], criterion };
+}
+
+/**
+ * A reader for the searches a transaction makes on the principal's behalf before its entries run
+ * (conditional references, If-None-Exist, conditional update matching): decided as a search of
+ * that type and confined like one, so a lookup tells nothing a search would not.
+ */
+export function searchReaderFor(principal: Principal, reader: StoreReader, resourceType: string): StoreReader {
+  const decision = decide(principal, { kind: 'search-type', resourceType });
+  if (!decision.permit) throw new FhirError(403, `Access denied: ${decision.reasons.join('; ')}`, 'forbidden');
+  const confinement = Confinement.of(decision.obligations, resourceType);
+  return confinement ? confinement.reader(reader) : reader;
 }
 
 /** A granular scope's query as one criterion: all its parameters hold (parsed strictly, as a client's search would be). */
 function granular(resourceType: string | undefined, query: [string, string][]): SearchCriterion {
   const { request } = parseSearch(resourceType, query, { maxCount: 1, defaultCount: 1, lenient: false });
   return { kind: 'all-of', code: '_scope', criteria: request.criteria };
+}
+
+function refused(what: string): FhirError {
+  return new FhirError(403, `Access denied: this token may not ${what} (it is confined to a patient compartment or to granular scopes)`, 'forbidden');
 }
 
 /** Reads that treat what lies outside the confinement as if it did not exist (404, not 403: its existence is not told). */
@@ -79,17 +146,14 @@ class ConfinedReader implements StoreReader {
     return r && (await this.confinement.admits(this.inner, resourceType, id)) ? r : undefined;
   }
 
+  /** Only the current version: an earlier one may have been outside the confinement (filed for another patient, say). */
   async vread(resourceType: string, id: string, versionId: string): Promise<StoredResource | undefined> {
-    const r = await this.inner.vread(resourceType, id, versionId);
-    return r && (await this.confinement.admits(this.inner, resourceType, id)) ? r : undefined;
+    const current = await this.read(resourceType, id);
+    return current && current.versionId === versionId ? current : undefined;
   }
 
-  async history(query: HistoryQuery): Promise<HistoryPage> {
-    if (query.resourceType === undefined || query.id === undefined) {
-      throw new FhirError(403, 'History across resources is not available to a token confined to a patient or to granular scopes; search instead', 'forbidden');
-    }
-    if (!(await this.confinement.admits(this.inner, query.resourceType, query.id))) return { entries: [], total: 0 };
-    return this.inner.history(query);
+  async history(): Promise<HistoryPage> {
+    throw new FhirError(403, 'History is not available to a token confined to a patient or to granular scopes (earlier versions may lie outside them); read or search instead', 'forbidden');
   }
 
   async search(request: SearchRequest): Promise<SearchResult> {
@@ -110,32 +174,43 @@ class ConfinedWriter extends ConfinedReader implements StoreWriter {
   }
 
   async create(resource: Resource & { id: string }): Promise<StoredResource> {
+    this.mustReferOnlyToPatient(resource);
     const stored = await this.writer.create(resource);
     await this.mustAdmit(resource.resourceType, resource.id, 'create');
     return stored;
   }
 
   async update(resource: Resource & { id: string }, options?: UpdateOptions): Promise<UpdateResult> {
-    await this.mustAdmitIfLive(resource.resourceType, resource.id, 'change');
+    this.mustReferOnlyToPatient(resource);
+    await this.mustAdmitExisting(resource.resourceType, resource.id, 'change');
     const result = await this.writer.update(resource, options);
     await this.mustAdmit(resource.resourceType, resource.id, 'leave');
     return result;
   }
 
   async delete(resourceType: string, id: string, options?: UpdateOptions): Promise<StoredResource | undefined> {
-    await this.mustAdmitIfLive(resourceType, id, 'delete');
+    await this.mustAdmitExisting(resourceType, id, 'delete');
     return this.writer.delete(resourceType, id, options);
   }
 
-  private async mustAdmitIfLive(resourceType: string, id: string, verb: string): Promise<void> {
+  /**
+   * A live resource must be one the token may write; a deleted one may not be written over at all
+   * (its earlier versions, perhaps another patient's, would become this resource's history).
+   */
+  private async mustAdmitExisting(resourceType: string, id: string, verb: string): Promise<void> {
     const current = await this.writer.read(resourceType, id);
-    if (current && !current.deleted) await this.mustAdmit(resourceType, id, verb);
+    if (!current) return;
+    if (current.deleted) throw refused(`${verb} a deleted resource`);
+    await this.mustAdmit(resourceType, id, verb);
+  }
+
+  private mustReferOnlyToPatient(resource: Resource): void {
+    if (!this.confinement.refersOnlyToPatient(resource)) throw refused('write a resource that refers to another patient');
   }
 
   /** Throwing inside the store transaction rolls the write back. */
   private async mustAdmit(resourceType: string, id: string, verb: string): Promise<void> {
-    if (await this.confinement.admits(this.writer, resourceType, id)) return;
-    const what = verb === 'leave' ? 'leave a resource outside' : `${verb} a resource outside`;
-    throw new FhirError(403, `Access denied: this token may not ${what} the patient compartment or granular scopes it is confined to`, 'forbidden');
+    if (await this.confinement.admitsWrite(this.writer, resourceType, id)) return;
+    throw refused(verb === 'leave' ? 'leave a resource outside what it may write' : `${verb} a resource outside what it may write`);
   }
 }

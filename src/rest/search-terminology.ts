@@ -41,7 +41,7 @@ function needsTerminology(c: SearchCriterion): boolean {
     case 'token-in': case 'token-subsumes': return true;
     case 'chain': case 'has': case 'for-types': return needsTerminology(c.criterion);
     case 'composite': return c.values.some((tuple) => tuple.some(needsTerminology));
-    case 'all-of': return c.criteria.some(needsTerminology);
+    case 'all-of': case 'any-of': return c.criteria.some(needsTerminology);
     default: return false;
   }
 }
@@ -56,7 +56,7 @@ function resolve(c: SearchCriterion, expander: ValueSetExpander, source: StoredT
       return { ...c, criterion: resolve(c.criterion, expander, source) };
     case 'composite':
       return { ...c, values: c.values.map((tuple) => tuple.map((part) => resolve(part, expander, source))) };
-    case 'all-of':
+    case 'all-of': case 'any-of':
       return { ...c, criteria: c.criteria.map((part) => resolve(part, expander, source)) };
     default:
       return c;

@@ -172,6 +172,23 @@ describe('patient/ scopes are confined to the launch patient\'s compartment', ()
     assert.deepEqual(r.body.entry[2].resource.entry.map((e: { resource: { id: string } }) => `Observation/${e.resource.id}`), [ref.aliceLab]);
   });
 
+  test('transactions: conditional references and matches are searches under the same confinement', async () => {
+    const t = auth(await patientToken(alice));
+    const probe = (reference: string, headers: Record<string, string>) => call(`${base}`, { method: 'POST', headers, json: {
+      resourceType: 'Bundle', type: 'transaction',
+      entry: [{ request: { method: 'POST', url: 'Observation' }, resource: { resourceType: 'Observation', status: 'final', code: { text: 'p' }, subject: { reference: ref.alice }, focus: [{ reference }] } }],
+    } });
+    const bob = await probe('Patient?name=confbob', t);
+    assert.equal(bob.status, 404, 'Bob is not found through her token');
+    const createOnly = auth(await patientToken(alice, 'patient/Observation.c'));
+    assert.equal((await probe('Patient?name=confalice', createOnly)).status, 403, 'no search scope for Patient: no lookup');
+    const ifNoneExist = await call(`${base}`, { method: 'POST', headers: t, json: {
+      resourceType: 'Bundle', type: 'transaction',
+      entry: [{ request: { method: 'POST', url: 'Observation', ifNoneExist: `subject=${ref.bob}` }, resource: { resourceType: 'Observation', status: 'final', code: { text: 'q' }, subject: { reference: ref.alice } } }],
+    } });
+    assert.equal(ifNoneExist.status, 200, 'Bob\'s observations are invisible, so nothing matched and hers was created');
+  });
+
   test('writes: nothing outside her compartment is created, changed, moved out or deleted', async () => {
     const t = auth(await patientToken(alice));
     const seed = auth(await system());
@@ -192,12 +209,49 @@ describe('patient/ scopes are confined to the launch patient\'s compartment', ()
     assert.equal((await call(`${base}/Organization`, { method: 'POST', headers: t, json: { resourceType: 'Organization', name: 'x' } })).status, 403);
   });
 
-  test('history across resources is refused; a resource outside shows no history', async () => {
+  test('history is refused (earlier versions may lie outside her compartment); vread serves the current version only', async () => {
     const t = auth(await patientToken(alice));
     assert.equal((await call(`${base}/Observation/_history`, { headers: t })).status, 403);
     assert.equal((await call(`${base}/_history`, { headers: t })).status, 403);
-    const other = await call(`${base}/${ref.bobLab}/_history`, { headers: t });
-    assert.equal((other.body.entry ?? []).length, 0);
+    assert.equal((await call(`${base}/${ref.bobLab}/_history`, { headers: t })).status, 403);
+    assert.equal((await call(`${base}/${ref.aliceLab}/_history`, { headers: t })).status, 403);
+    // Filed for Bob first, then corrected to Alice: version 1 is Bob's and stays out of her reach.
+    const seed = auth(await system());
+    const moved = await call(`${base}/Observation`, { method: 'POST', headers: seed, json: { resourceType: 'Observation', status: 'final', code: { text: 'misfiled' }, subject: { reference: ref.bob } } });
+    await call(`${base}/Observation/${moved.body.id}`, { method: 'PUT', headers: seed, json: { ...moved.body, subject: { reference: ref.alice } } });
+    assert.equal((await call(`${base}/Observation/${moved.body.id}/_history/2`, { headers: t })).status, 200);
+    assert.equal((await call(`${base}/Observation/${moved.body.id}/_history/1`, { headers: t })).status, 404);
+  });
+
+  test('writes may not name another patient through any membership parameter, nor take over a deleted id', async () => {
+    const t = auth(await patientToken(alice));
+    const seed = auth(await system());
+    const viaPerformer = await call(`${base}/Observation`, { method: 'POST', headers: t, json: {
+      resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: ref.bob }, performer: [{ reference: ref.alice }],
+    } });
+    assert.equal(viaPerformer.status, 403);
+    const mine = await call(`${base}/Observation`, { method: 'POST', headers: t, json: {
+      resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: ref.alice }, performer: [{ reference: ref.alice }],
+    } });
+    assert.equal(mine.status, 201, mine.text);
+    const swapped = await call(`${base}/Observation/${mine.body.id}`, { method: 'PUT', headers: t, json: { ...mine.body, subject: { reference: ref.bob } } });
+    assert.equal(swapped.status, 403);
+    const bobs = await call(`${base}/Observation`, { method: 'POST', headers: seed, json: { resourceType: 'Observation', status: 'final', code: { text: 'b' }, subject: { reference: ref.bob } } });
+    await call(`${base}/Observation/${bobs.body.id}`, { method: 'DELETE', headers: seed });
+    const takeover = await call(`${base}/Observation/${bobs.body.id}`, { method: 'PUT', headers: t, json: { resourceType: 'Observation', id: bobs.body.id, status: 'final', code: { text: 'mine now' }, subject: { reference: ref.alice } } });
+    assert.equal(takeover.status, 403);
+  });
+
+  test('chains and _has do not look at resources outside her compartment; includes only readable types', async () => {
+    const t = auth(await patientToken(alice));
+    // aliceVital's performer is Bob: a chain through performer must not test Bob's Patient resource.
+    assert.deepEqual(ids(await call(`${base}/Observation?performer:Patient.name=confbob`, { headers: t })), []);
+    const onlyPatients = auth(await patientToken(alice, 'patient/Patient.rs'));
+    assert.deepEqual(ids(await call(`${base}/Patient?_revinclude=Observation:subject`, { headers: onlyPatients })), [ref.alice], 'Observations are not readable with patient/Patient.rs');
+    assert.deepEqual(ids(await call(`${base}/Patient?_has:Observation:subject:category=laboratory`, { headers: onlyPatients })), [], '_has cannot probe unreadable types');
+    const userPatients = auth(await token({ sub: 'nurse-1', client_id: 'app', scope: 'user/Patient.rs', role: 'nurse' }));
+    const r = await call(`${base}/Patient?_revinclude=Observation:subject&_id=${ref.bob.split('/')[1]}`, { headers: userPatients });
+    assert.deepEqual(ids(r), [ref.bob], 'user/Patient.rs does not bring Observations along');
   });
 
   test('granular scopes: only resources matching the scope\'s query', async () => {

@@ -1,5 +1,9 @@
 import type { SearchConstraint, SearchCriterion } from './types.ts';
 import { compartmentParams } from '../compartments.ts';
+import type { Resource } from '../types.ts';
+import { searchParam } from './params.ts';
+import { evaluatorFor } from './evaluate.ts';
+import { referenceValues, type ReferenceIndexValue } from './index-values.ts';
 
 /**
  * The constraint that keeps a search inside the compartment of `compartmentType/id`
@@ -20,4 +24,24 @@ export function compartmentConstraint(compartmentType: string, id: string, resou
     anyOf.push({ kind: 'for-types', code: '_id', resourceTypes: [compartmentType], criterion: { kind: 'token', code: '_id', negate: false, values: [{ code: id }] } });
   }
   return { anyOf };
+}
+
+/**
+ * The references by which `resource` would be in a `compartmentType` compartment (its type's
+ * membership parameters), evaluated on the resource itself: `Type/id` for local references, the
+ * reference text otherwise.
+ */
+export function compartmentReferences(compartmentType: string, resource: Resource): string[] {
+  const out: string[] = [];
+  for (const code of compartmentParams(compartmentType, resource.resourceType)) {
+    const param = searchParam(resource.resourceType, code);
+    if (!param) continue;
+    const refs: ReferenceIndexValue[] = [];
+    for (const value of evaluatorFor(resource.resourceType, param)(resource)) referenceValues(value, refs, []);
+    for (const r of refs) {
+      if ((r.type !== null && r.type !== compartmentType) || (r.id === null && r.ref === null)) continue;
+      out.push(r.id !== null ? `${r.type}/${r.id}` : (r.ref ?? ''));
+    }
+  }
+  return out;
 }

@@ -61,7 +61,8 @@ export type SearchCriterion =
   | ListCriterion
   | CompositeCriterion
   | ForTypesCriterion
-  | AllOfCriterion;
+  | AllOfCriterion
+  | AnyOfCriterion;
 
 export interface StringCriterion {
   kind: 'string';
@@ -290,6 +291,13 @@ export interface IncludeSpec {
 /** Every one of `criteria` holds. Not a client parameter: access constraints use it for a granular scope's several parameters. */
 export interface AllOfCriterion {
   kind: 'all-of';
+  code: string;
+  criteria: SearchCriterion[];
+}
+
+/** One of `criteria` holds (none: nothing matches). Not a client parameter: access constraints carried into chains and _has. */
+export interface AnyOfCriterion {
+  kind: 'any-of';
   code: string;
   criteria: SearchCriterion[];
 }

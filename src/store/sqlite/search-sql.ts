@@ -222,6 +222,8 @@ function criterionIn(c: SearchCriterion, scope: Scope): Frag {
     }
     case 'all-of':
       return c.criteria.length === 0 ? always : wrap(and(c.criteria.map((part) => criterionIn(part, scope))));
+    case 'any-of':
+      return c.criteria.length === 0 ? never : or(c.criteria.map((part) => criterionIn(part, scope)));
     case 'for-types': {
       const types = scope.types.length === 0 ? c.resourceTypes : c.resourceTypes.filter((t) => scope.types.includes(t));
       if (types.length === 0) return never;
