@@ -5,7 +5,7 @@ import type { Role } from '../store/auth-store.ts';
  * was registered with. A patient acts only within a patient compartment (their own, bound at
  * launch); staff may also act as themselves across patients (user/), which the access engine's
  * role and relationship rules narrow further. Backend services hold system/ scopes through their
- * client registration, never through a user.
+ * client registration (system/ scopes in a user's token are refused by the scope rule anyway).
  */
 const ceilings: Record<Role, string> = {
   patient: 'patient/*.cruds',
@@ -14,8 +14,10 @@ const ceilings: Record<Role, string> = {
   'lab-technician': 'patient/*.cruds user/*.cruds',
   billing: 'patient/*.cruds user/*.cruds',
   researcher: 'user/*.rs',
-  admin: 'user/*.cruds',
-  system: '',
+  // bastion/admin: the provisioning API (users, clients), for admins only.
+  admin: 'user/*.cruds bastion/admin',
+  // For tokens of external issuers mapped to the system role (a backend service acting on its own).
+  system: 'system/*.cruds',
 };
 
 /** Launch and identity scopes: granted to any user who is asked for them (and whose client may ask). */

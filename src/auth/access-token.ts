@@ -1,5 +1,6 @@
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JWK, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { parseScopes } from '../access/smart-scopes.ts';
+import { narrowScopes, parseScopes } from '../access/smart-scopes.ts';
+import { roleScopeCeiling } from '../access/role-scope-ceiling.ts';
 import { roles, type Role } from '../store/auth-store.ts';
 import type { Principal } from './principal.ts';
 
@@ -17,6 +18,9 @@ export interface TrustedIssuer {
 }
 
 export class InvalidTokenError extends Error {}
+
+/** Seconds of clock skew allowed on exp / nbf / iat; revocations last this much past a token's expiry. */
+export const clockTolerance = 30;
 
 /**
  * This server's own tokens: verified against its own public keys, claims as it writes them. The
@@ -52,10 +56,14 @@ export function externalIssuer(config: ExternalIssuerConfig, server: { baseUrl: 
     get audience() { return server.baseUrl; },
     toPrincipal(claims) {
       const raw = claims[config.roleClaim ?? 'role'];
-      const mapped = typeof raw === 'string' ? (config.roleMap?.[raw] ?? raw) : config.defaultRole;
+      // With a role map, only the values it lists count: an IdP role that merely shares a name with one of ours does not.
+      const mapped = typeof raw === 'string' ? (config.roleMap ? config.roleMap[raw] : raw) : config.defaultRole;
       if (!mapped || !roles.includes(mapped as Role)) throw new InvalidTokenError('The token carries no role this server recognises');
+      const base = common(claims);
       return {
-        ...common(claims),
+        ...base,
+        // Another issuer's scopes are held to the same role ceiling as this server's own grants.
+        scopes: narrowScopes(base.scopes.join(' '), roleScopeCeiling(mapped as Role)),
         role: mapped as Role,
         patient: stringClaim(claims[config.patientClaim ?? 'patient']),
         fhirUser: stringClaim(claims[config.fhirUserClaim ?? 'fhirUser']),
@@ -164,7 +172,7 @@ export class TokenVerifier {
 async function verifyWith(token: string, issuer: TrustedIssuer): Promise<JWTPayload> {
   try {
     const { payload } = await jwtVerify(token, issuer.keys, {
-      issuer: issuer.issuer, audience: issuer.audience, algorithms: accessTokenAlgorithms, clockTolerance: 30, requiredClaims: ['exp'],
+      issuer: issuer.issuer, audience: issuer.audience, algorithms: accessTokenAlgorithms, clockTolerance, requiredClaims: ['exp'],
     });
     return payload;
   } catch (err) {

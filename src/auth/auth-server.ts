@@ -67,7 +67,7 @@ export async function openAuthServer(config: Config, storeKey: Buffer): Promise<
           mfaRoles: config.auth.mfaRoles,
           emit,
         });
-        registerAdminApi(fastify, prefix, { store, fhir, authenticator, emit });
+        registerAdminApi(fastify, prefix, { issuer: () => config.auth.issuer, store, fhir, authenticator, emit });
         fastify.get('/fhir/.well-known/smart-configuration', async (_request, reply) => {
           reply.header('cache-control', 'no-store');
           return smartConfiguration(config);

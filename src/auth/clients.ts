@@ -27,14 +27,14 @@ export interface ClientRegistration {
 export class ClientRegistrationError extends Error {}
 
 /** Launch and identity scopes any user-facing client may ask for besides its resource scopes. */
-const userFacingScopes = ['openid', 'fhirUser', 'profile', 'launch', 'launch/patient', 'launch/encounter', 'offline_access', 'online_access'];
+const userFacingScopes = ['openid', 'fhirUser', 'profile', 'launch', 'launch/patient', 'launch/encounter', 'offline_access', 'online_access', 'bastion/admin'];
 
 export async function registerClient(store: AuthStore, reg: ClientRegistration): Promise<{ clientId: string; clientSecret?: string }> {
   if (!reg.name.trim()) throw new ClientRegistrationError('A client needs a name');
   const scopes = parseScopes(reg.scope);
   const unknown = scopes.other.filter((s) => !userFacingScopes.includes(s));
   if (unknown.length > 0) throw new ClientRegistrationError(`Not SMART scopes: ${unknown.join(' ')}`);
-  if (scopes.resource.length === 0) throw new ClientRegistrationError('A client needs at least one resource scope (e.g. patient/*.rs)');
+  if (scopes.resource.length === 0 && !scopes.other.includes('bastion/admin')) throw new ClientRegistrationError('A client needs at least one resource scope (e.g. patient/*.rs)');
   const redirectUris = reg.redirectUris ?? [];
   for (const uri of redirectUris) {
     let url: URL;

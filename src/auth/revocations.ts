@@ -1,5 +1,7 @@
 import type { AuthStore } from '../store/auth-store.ts';
 
+import { clockTolerance } from './access-token.ts';
+
 const tokenModel = 'RevokedAccessToken';
 const grantModel = 'RevokedGrant';
 
@@ -28,15 +30,17 @@ export class Revocations {
     this.sweep(now);
   }
 
-  /** Revokes one access token until `expiresAt` (epoch seconds). */
+  /** Revokes one access token until `expiresAt` (epoch seconds) and the clock tolerance after it. */
   async revokeToken(jti: string, expiresAt: number): Promise<void> {
-    this.tokens.set(jti, expiresAt * 1000);
-    await this.store.oauthUpsert(tokenModel, jti, { jti }, Math.max(1, expiresAt - Math.floor(Date.now() / 1000)));
+    const until = expiresAt + clockTolerance;
+    this.tokens.set(jti, until * 1000);
+    await this.store.oauthUpsert(tokenModel, jti, { jti }, Math.max(1, until - Math.floor(Date.now() / 1000)));
   }
 
   async revokeGrant(grantId: string): Promise<void> {
-    this.grants.set(grantId, Date.now() + this.accessTokenTtl * 1000);
-    await this.store.oauthUpsert(grantModel, `grant:${grantId}`, { revokedGrant: grantId }, this.accessTokenTtl);
+    const seconds = this.accessTokenTtl + clockTolerance;
+    this.grants.set(grantId, Date.now() + seconds * 1000);
+    await this.store.oauthUpsert(grantModel, `grant:${grantId}`, { revokedGrant: grantId }, seconds);
   }
 
   isRevoked(jti: string | undefined, grantId: string | undefined): boolean {

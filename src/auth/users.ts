@@ -48,6 +48,11 @@ export const lockoutThreshold = 5;
 const baseLockMs = 60_000;
 const maxLockMs = 3_600_000;
 
+/** How long an account stays locked after `failures` failures in a row (at the threshold or past it). */
+export function lockDuration(failures: number): number {
+  return Math.min(maxLockMs, baseLockMs * 2 ** Math.max(0, failures - lockoutThreshold));
+}
+
 export type LoginResult =
   | { ok: true; user: UserRecord }
   | { ok: false; reason: 'unknown-user' | 'bad-password' | 'locked' | 'disabled'; user?: UserRecord; lockedUntil?: number };
@@ -58,7 +63,11 @@ export type LoginResult =
  * looking at the password, so guessing during a lockout learns nothing. Unknown users cost a
  * hash too, so timing does not tell which usernames exist.
  */
-export async function checkPassword(store: AuthStore, username: string, password: string, now = Date.now()): Promise<LoginResult> {
+export function checkPassword(store: AuthStore, username: string, password: string, now = Date.now()): Promise<LoginResult> {
+  return oneAtATime(username, () => checkPasswordNow(store, username, password, now));
+}
+
+async function checkPasswordNow(store: AuthStore, username: string, password: string, now: number): Promise<LoginResult> {
   const user = usernameShape.test(username) ? await store.userByName(username) : undefined;
   if (!user || !user.passwordHash) {
     await verifyPassword(password, dummyHash ??= await hashPassword('not the password of anyone'));
@@ -75,11 +84,28 @@ export async function checkPassword(store: AuthStore, username: string, password
     return { ok: true, user };
   }
   user.failedLogins += 1;
-  if (user.failedLogins >= lockoutThreshold) {
-    user.lockedUntil = now + Math.min(maxLockMs, baseLockMs * 2 ** (user.failedLogins - lockoutThreshold));
-  }
+  if (user.failedLogins >= lockoutThreshold) user.lockedUntil = now + lockDuration(user.failedLogins);
   await store.updateUser(user);
   return { ok: false, reason: user.lockedUntil !== undefined && user.lockedUntil > now ? 'locked' : 'bad-password', user, lockedUntil: user.lockedUntil };
 }
 
 let dummyHash: string | undefined;
+
+const running = new Map<string, Promise<unknown>>();
+
+/**
+ * Sign-in attempts for one username run one after another: each reads the failure count, waits
+ * for a slow hash, and writes the count back, so parallel guesses would otherwise all see the same
+ * count and a burst of them would add one failure. (Per process: several nodes share the auth
+ * store, where the PostgreSQL store will make the count an atomic update.)
+ */
+export function oneAtATime<T>(username: string, work: () => Promise<T>): Promise<T> {
+  const previous = running.get(username) ?? Promise.resolve();
+  const next = previous.then(work, work);
+  const settled = next.catch(() => undefined);
+  running.set(username, settled);
+  void settled.then(() => {
+    if (running.get(username) === settled) running.delete(username);
+  });
+  return next;
+}

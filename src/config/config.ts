@@ -144,6 +144,11 @@ function validate(input: ConfigInput): Config {
   if (auth !== 'smart' && auth !== 'off') throw new ConfigError(`auth must be smart or off (got "${auth}")`);
   const issuer = (input.issuer ?? `${new URL(baseUrl).origin}/auth`).replace(/\/+$/, '');
   if (!/^https?:\/\/[^/]+(\/.*)?$/.test(issuer)) throw new ConfigError(`issuer must be an http(s) URL (got "${issuer}")`);
+  const issuerPath = new URL(issuer).pathname.replace(/\/+$/, '');
+  const fhirPath = new URL(baseUrl).pathname.replace(/\/+$/, '');
+  if (issuerPath === '' || issuerPath === fhirPath || fhirPath.startsWith(`${issuerPath}/`) || issuerPath.startsWith(`${fhirPath}/`)) {
+    throw new ConfigError(`issuer must have a path of its own beside the FHIR base (e.g. /auth), not "${issuerPath || '/'}"`);
+  }
   return {
     host,
     port,

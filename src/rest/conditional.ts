@@ -8,14 +8,14 @@ import { resolveTerminology } from './search-terminology.ts';
  * The resources a conditional create/update/delete or a conditional reference selects. Only
  * whether there are 0, 1 or several matters, so at most two are fetched.
  */
-export async function findMatches(reader: StoreReader, config: Config, resourceType: string, criteria: string): Promise<StoredResource[]> {
+export async function findMatches(reader: StoreReader, config: Config, resourceType: string, criteria: string, terminology: StoreReader = reader): Promise<StoredResource[]> {
   const params = [...new URLSearchParams(criteria)];
   if (params.length === 0) throw badRequest(`The conditional criteria for ${resourceType} are empty`);
   const { request } = parseSearch(resourceType, params, { maxCount: config.search.maxCount, defaultCount: 2, lenient: false });
   request.count = 2;
   request.offset = 0;
   request.total = 'none';
-  await resolveTerminology(request, reader);
+  await resolveTerminology(request, terminology);
   const result = await reader.search(request);
   return result.matches;
 }

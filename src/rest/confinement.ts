@@ -158,7 +158,7 @@ class ConfinedReader implements StoreReader {
 
   async search(request: SearchRequest): Promise<SearchResult> {
     const constrained = this.confinement.constrain(request);
-    // A granular scope may itself use :in / :below.
+    // A granular scope may itself use :in / :below (looked up unconfined: definitions, not records).
     await resolveTerminology(constrained, this.inner);
     return this.inner.search(constrained);
   }

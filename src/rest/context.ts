@@ -42,6 +42,8 @@ export interface RestContext {
   audit: AuditLog;
   /** Reads: committed data, or inside a transaction Bundle that transaction's view. */
   reader: StoreReader;
+  /** Where stored CodeSystems and ValueSets are looked up for :in / :below: never confined (they are definitions, not records). */
+  terminology: StoreReader;
   /** Runs writes atomically: its own transaction, or the enclosing transaction Bundle's. */
   write<T>(work: (tx: StoreWriter) => Promise<T>): Promise<T>;
   /** True while executing entries of a transaction Bundle (nested bundles are refused). */

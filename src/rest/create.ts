@@ -12,7 +12,7 @@ export async function create(ctx: RestContext, req: FhirRequest, resourceType: s
   const prefer = returnPreference(req.prefer);
   return ctx.write(async (tx) => {
     if (req.ifNoneExist !== undefined) {
-      const matches = await findMatches(tx, ctx.config, resourceType, stripTypePrefix(req.ifNoneExist, resourceType));
+      const matches = await findMatches(tx, ctx.config, resourceType, stripTypePrefix(req.ifNoneExist, resourceType), ctx.terminology);
       if (matches.length > 1) throw preconditionFailed(`If-None-Exist matched ${matches.length > 2 ? 'several' : 2} ${resourceType} resources`);
       if (matches.length === 1) {
         const existing = matches[0];

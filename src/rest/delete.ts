@@ -14,7 +14,7 @@ export async function remove(ctx: RestContext, req: FhirRequest, resourceType: s
 /** Conditional delete: this server deletes a single match only; several matches fail with 412. */
 export async function conditionalRemove(ctx: RestContext, req: FhirRequest, resourceType: string): Promise<FhirResponse> {
   return ctx.write(async (tx) => {
-    const matches = await findMatches(tx, ctx.config, resourceType, req.queryString);
+    const matches = await findMatches(tx, ctx.config, resourceType, req.queryString, ctx.terminology);
     if (matches.length > 1) throw preconditionFailed(`The criteria matched several ${resourceType} resources; conditional delete removes one at most`);
     if (matches.length === 0) return deleteResponse(undefined, `${resourceType}?${req.queryString}`);
     const deleted = await tx.delete(resourceType, matches[0].id);

@@ -20,7 +20,7 @@ export async function conditionalPatch(ctx: RestContext, req: FhirRequest, resou
   const apply = patchFormat(req);
   const ifMatch = req.ifMatch === undefined ? undefined : versionFromEtag(req.ifMatch, 'If-Match');
   return ctx.write(async (tx) => {
-    const matches = await findMatches(tx, ctx.config, resourceType, req.queryString);
+    const matches = await findMatches(tx, ctx.config, resourceType, req.queryString, ctx.terminology);
     if (matches.length > 1) throw preconditionFailed(`The criteria matched several ${resourceType} resources; the patch needs exactly one`);
     if (matches.length === 0) throw notFound(`No ${resourceType} matches ${req.queryString}`);
     return patchOne(ctx, req, tx, resourceType, matches[0].id, apply, ifMatch);

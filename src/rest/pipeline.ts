@@ -13,7 +13,7 @@ import { Confinement } from './confinement.ts';
 
 /** The context of one request from outside (HTTP, CLI import): its own transactions on the store. */
 export function requestContext(config: Config, store: Store, audit: AuditLog, principal: Principal): RestContext {
-  return { config, principal, audit, reader: store, write: (work) => store.transaction(work), inTransaction: false, dispatch: handle };
+  return { config, principal, audit, reader: store, terminology: store, write: (work) => store.transaction(work), inTransaction: false, dispatch: handle };
 }
 
 /**

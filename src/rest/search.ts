@@ -51,7 +51,7 @@ async function search(
     baseUrl: ctx.config.baseUrl,
   });
   constrain?.(request);
-  await resolveTerminology(request, ctx.reader);
+  await resolveTerminology(request, ctx.terminology);
   const shape = shapeFrom(resultParams);
   if (shape.summary === 'count') {
     request.count = 0;

@@ -21,7 +21,7 @@ export async function conditionalUpdate(ctx: RestContext, req: FhirRequest, reso
   const resource = checkResourceBody(req.body, resourceType);
   const ifMatch = req.ifMatch === undefined ? undefined : versionFromEtag(req.ifMatch, 'If-Match');
   return ctx.write(async (tx) => {
-    const matches = await findMatches(tx, ctx.config, resourceType, req.queryString);
+    const matches = await findMatches(tx, ctx.config, resourceType, req.queryString, ctx.terminology);
     if (matches.length > 1) throw preconditionFailed(`The criteria matched several ${resourceType} resources; the update needs exactly one`);
     if (matches.length === 1) {
       const id = matches[0].id;

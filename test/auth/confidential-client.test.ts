@@ -73,6 +73,15 @@ describe('confidential clients', () => {
     assert.ok(tokens.scope?.split(' ').includes('patient/*.rs'));
   });
 
+  test('launch and identity scopes too only as registered: no offline_access, no refresh token', async () => {
+    const { client, secret } = clients.client_secret_basic;
+    const { callback, verifier } = await signIn(client.client_id, 'openid launch/patient patient/*.rs offline_access', true);
+    const tokens = await oauth.processAuthorizationCodeResponse(as, client,
+      await oauth.authorizationCodeGrantRequest(as, client, oauth.ClientSecretBasic(secret), oauth.validateAuthResponse(as, client, new URL(callback), 'st'), redirectUri, verifier, insecure));
+    assert.equal(tokens.refresh_token, undefined);
+    assert.ok(!tokens.scope?.includes('offline_access'));
+  });
+
   test('a forged approval listing a scope that was not offered does not grant it', async () => {
     const { client, secret } = clients.client_secret_basic;
     const verifier = oauth.generateRandomCodeVerifier();

@@ -53,7 +53,10 @@ before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'bastion-token-'));
   server = await startServer(loadConfig({ port: 0, dataDir }, {
     BASTION_AUTH: 'smart',
-    BASTION_EXTERNAL_ISSUERS: JSON.stringify([{ issuer, jwksUri: `http://127.0.0.1:${port}/jwks` }]),
+    BASTION_EXTERNAL_ISSUERS: JSON.stringify([
+      { issuer, jwksUri: `http://127.0.0.1:${port}/jwks` },
+      { issuer: 'https://idp2.example.test', jwksUri: `http://127.0.0.1:${port}/jwks`, roleMap: { clinician: 'nurse' } },
+    ]),
   }));
   base = server.baseUrl;
 });
@@ -96,6 +99,16 @@ describe('bearer tokens on the FHIR API', () => {
       assert.match(r.headers.get('www-authenticate') ?? '', /error="invalid_(token|request)"/, name);
     }
     assert.equal((await call(`${base}/Patient`, { headers: auth(good) })).status, 200);
+  });
+
+  test('external roles: with a role map only mapped values count; scopes are held to the role\'s ceiling', async () => {
+    const idp2 = (claims: Record<string, unknown>) => token({ sub: 'u2', client_id: 'app2', ...claims }, { iss: 'https://idp2.example.test' });
+    const adminByName = await idp2({ role: 'admin', scope: 'user/*.cruds' });
+    assert.equal((await call(`${base}/Patient`, { headers: auth(adminByName) })).status, 401, 'admin is not in the map');
+    const clinician = await idp2({ role: 'clinician', scope: 'user/*.rs' });
+    assert.equal((await call(`${base}/Patient`, { headers: auth(clinician) })).status, 200);
+    const patientWithUserScope = await token({ sub: 'p9', client_id: 'app', role: 'patient', patient: 'x', scope: 'user/*.rs' });
+    assert.equal((await call(`${base}/Patient`, { headers: auth(patientWithUserScope) })).status, 403, 'a patient role gets no user/ scopes');
   });
 
   test('a scope that does not cover the interaction is a 403', async () => {

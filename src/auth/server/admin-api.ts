@@ -9,9 +9,12 @@ import { addUser, UserError } from '../users.ts';
 import { ClientRegistrationError, registerClient, type ClientType } from '../clients.ts';
 import { DuplicateError } from '../../store/sqlite/auth-db.ts';
 import { ehrLaunchModel, type EhrLaunch } from './launch-context.ts';
+import { adminScope } from './provider.ts';
 import { FhirError } from '../../fhir/outcome.ts';
 
 export interface AdminApiDeps {
+  /** This server's issuer: provisioning and launches need its tokens, not an external issuer's. */
+  issuer: () => string;
   store: AuthStore;
   fhir: StoreReader;
   authenticator: Authenticator;
@@ -20,7 +23,7 @@ export interface AdminApiDeps {
 
 /** Seconds an EHR launch waits for the app to use it. */
 const launchTtl = 600;
-const launchRoles: readonly string[] = ['physician', 'nurse', 'lab-technician', 'admin'];
+const launchRoles: readonly string[] = ['physician', 'nurse', 'lab-technician'];
 
 /**
  * The provisioning API beside the CLI (same rules, same checks): users and clients, for admins;
@@ -30,6 +33,13 @@ const launchRoles: readonly string[] = ['physician', 'nurse', 'lab-technician', 
 export function registerAdminApi(fastify: FastifyInstance, prefix: string, deps: AdminApiDeps): void {
   const principalOf = async (request: FastifyRequest) =>
     deps.authenticator.authenticate({ authorization: request.headers.authorization, address: request.ip, publicResource: false });
+
+  const requireAdmin = (p: Principal): Principal => {
+    if (p.kind !== 'user' || p.role !== 'admin' || p.issuer !== deps.issuer() || !p.scopes.includes(adminScope)) {
+      throw new FhirError(403, `Provisioning needs an admin's token from this server with the ${adminScope} scope`, 'forbidden');
+    }
+    return p;
+  };
 
   fastify.post(`${prefix}/admin/users`, async (request, reply) => {
     const admin = requireAdmin(await principalOf(request));
@@ -69,8 +79,9 @@ export function registerAdminApi(fastify: FastifyInstance, prefix: string, deps:
 
   fastify.post(`${prefix}/launch`, async (request, reply) => {
     const who = await principalOf(request);
-    if (!(who.kind === 'client' || (who.kind === 'user' && launchRoles.includes(who.role)))) {
-      throw new FhirError(403, 'Only clinicians, admins and EHR backend clients may create launches', 'forbidden');
+    const staff = who.kind === 'user' && launchRoles.includes(who.role) && who.issuer === deps.issuer() && who.scopes.includes('launch');
+    if (!(who.kind === 'client' || staff)) {
+      throw new FhirError(403, 'Launches are created by EHR backend clients, or by clinicians through an EHR app granted the launch scope', 'forbidden');
     }
     const body = jsonBody(request);
     const patient = typeof body.patient === 'string' ? body.patient : undefined;
@@ -82,16 +93,15 @@ export function registerAdminApi(fastify: FastifyInstance, prefix: string, deps:
       if (!found || found.deleted) throw new FhirError(400, `${type}/${id} is not known`);
     }
     const launch = randomBytes(24).toString('base64url');
-    const record: EhrLaunch = { createdBy: who.id, ...(patient ? { patient } : {}), ...(encounter ? { encounter } : {}) };
+    const clientId = typeof body.client_id === 'string' ? body.client_id : undefined;
+    const record: EhrLaunch = {
+      createdBy: who.id, creator: who.kind === 'client' ? 'client' : 'user',
+      ...(patient ? { patient } : {}), ...(encounter ? { encounter } : {}), ...(clientId ? { clientId } : {}),
+    };
     await deps.store.oauthUpsert(ehrLaunchModel, launch, record as unknown as Record<string, unknown>, launchTtl);
     deps.emit({ kind: 'launch-created', who: who.id, address: request.ip, ...(who.clientId ? { client: who.clientId } : {}), success: true });
     return reply.code(201).send({ launch, expires_in: launchTtl });
   });
-}
-
-function requireAdmin(p: Principal): Principal {
-  if (p.kind !== 'user' || p.role !== 'admin') throw new FhirError(403, 'Only admins may provision users and clients', 'forbidden');
-  return p;
 }
 
 function jsonBody(request: FastifyRequest): Record<string, unknown> {

@@ -7,12 +7,13 @@ import type { StoreReader } from '../../store/store.ts';
 import { parseResourceScope } from '../../access/smart-scopes.ts';
 import { roleScopeCeiling } from '../../access/role-scope-ceiling.ts';
 import { narrowScopes } from '../../access/smart-scopes.ts';
-import { checkPassword } from '../users.ts';
+import { checkPassword, lockDuration, lockoutThreshold, oneAtATime } from '../users.ts';
+import { clientScope } from '../clients.ts';
 import { hashPassword, passwordProblem } from '../passwords.ts';
 import { checkSecondFactor, enrolmentQr, newRecoveryCodes, newTotpSecret, totpStep } from '../totp.ts';
 import type { AuthEvent } from '../auth-events.ts';
 import { launchScopes, errorPage } from './provider.ts';
-import { ehrLaunchModel, saveLaunchContext, type EhrLaunch, type LaunchContext } from './launch-context.ts';
+import { ehrLaunchModel, launchRefusal, saveLaunchContext, type EhrLaunch, type LaunchContext } from './launch-context.ts';
 import * as pages from './pages.ts';
 
 export interface InteractionDeps {
@@ -69,7 +70,13 @@ export function registerInteractions(fastify: FastifyInstance, prefix: string, d
         return reply.code(403).headers(pages.pageHeaders([])).send(errorPage('invalid_request', 'The form has expired or did not come from this server. Go back and try again.'));
       }
       const progress = ((await deps.store.oauthFind(progressModel, details.uid))?.payload ?? {}) as Progress;
-      return handler(request, reply, details, progress);
+      try {
+        return await handler(request, reply, details, progress);
+      } catch (err) {
+        if (!(err instanceof LaunchError) || reply.sent) throw err;
+        deps.emit({ kind: 'authorization-refused', who: details.session?.accountId ?? 'unknown', address: request.ip, client: String(details.params.client_id), success: false, detail: err.message });
+        return reply.code(403).headers(pages.pageHeaders([])).send(errorPage('access_denied', err.message));
+      }
     };
 
   const save = (uid: string, progress: Progress) => deps.store.oauthUpsert(progressModel, uid, progress as Record<string, unknown>, progressTtl);
@@ -78,6 +85,10 @@ export function registerInteractions(fastify: FastifyInstance, prefix: string, d
   const clientName = async (details: Details) => {
     const c = await deps.provider().Client.find(String(details.params.client_id));
     return String(c?.clientName ?? details.params.client_id);
+  };
+  const registeredScope = async (details: Details) => {
+    const c = await deps.provider().Client.find(String(details.params.client_id));
+    return clientScope((c?.metadata() ?? {}) as { smart_scope?: unknown });
   };
   const finish = async (request: FastifyRequest, reply: FastifyReply, result: Record<string, unknown>) => {
     reply.hijack();
@@ -102,7 +113,7 @@ export function registerInteractions(fastify: FastifyInstance, prefix: string, d
     if (!user) return page(reply, details, { title: 'Signed out', body: '<p>Your session has ended. Go back to the app and start again.</p>' }, 400);
     const patient = await patientInContext(deps, details, user, progress);
     if (patient === 'pick') return reply.redirect(at(details, '/patients'), 303);
-    return page(reply, details, pages.consentPage(at(details, '/consent'), csrf(details), await clientName(details), scopeChoices(details, user),
+    return page(reply, details, pages.consentPage(at(details, '/consent'), csrf(details), await clientName(details), scopeChoices(details, user, await registeredScope(details)),
       patient ? await patientLabel(deps.fhir, patient) : undefined));
   }));
 
@@ -149,7 +160,14 @@ export function registerInteractions(fastify: FastifyInstance, prefix: string, d
   }));
 
   fastify.post(`${base}/:uid/totp`, withInteraction(async (request, reply, details, progress) => {
-    const user = progress.stage === 'mfa' && progress.userId ? await deps.store.userById(progress.userId) : undefined;
+    const known = progress.stage === 'mfa' && progress.userId ? await deps.store.userById(progress.userId) : undefined;
+    if (!known) return reply.redirect(at(details), 303);
+    return oneAtATime(known.username, () => secondFactor(request, reply, details, known.id));
+  }));
+
+  /** The TOTP step, one attempt per user at a time (see users.ts oneAtATime), on a fresh read of the user. */
+  const secondFactor = async (request: FastifyRequest, reply: FastifyReply, details: Details, userId: string) => {
+    const user = await deps.store.userById(userId);
     if (!user) return reply.redirect(at(details), 303);
     const client = String(details.params.client_id);
     if (user.lockedUntil !== undefined && user.lockedUntil > Date.now()) {
@@ -170,11 +188,16 @@ export function registerInteractions(fastify: FastifyInstance, prefix: string, d
     deps.emit({ kind: 'login', who: user.id, address: request.ip, client, success: true, detail: `password+${factor}` });
     await deps.store.oauthDestroy(progressModel, details.uid);
     return finish(request, reply, { login: { accountId: user.id, amr: ['pwd', 'otp'] } });
-  }));
+  };
 
   fastify.post(`${base}/:uid/enrol`, withInteraction(async (request, reply, details, progress) => {
     const user = progress.stage === 'enrol' && progress.userId ? await deps.store.userById(progress.userId) : undefined;
     if (!user || !progress.pendingSecret) return reply.redirect(at(details), 303);
+    if (user.totpSecret) {
+      // Enrolled meanwhile (in another sign-in): never replaced from here; that factor is asked for instead.
+      await save(details.uid, { userId: user.id, stage: 'mfa' });
+      return reply.redirect(at(details), 303);
+    }
     const step = await totpStep(progress.pendingSecret, (formOf(request).get('code') ?? '').trim());
     if (step === undefined) {
       const qr = await enrolmentQr(progress.pendingSecret, user.username, 'Bastion');
@@ -195,20 +218,22 @@ export function registerInteractions(fastify: FastifyInstance, prefix: string, d
     return finish(request, reply, { login: { accountId: progress.userId, amr: ['pwd', 'otp'] } });
   }));
 
-  fastify.get(`${base}/:uid/patients`, withInteraction(async (request, reply, details) => {
+  fastify.get(`${base}/:uid/patients`, withInteraction(async (request, reply, details, progress) => {
     const user = await sessionUser(deps.store, details);
-    if (!user || details.prompt.name !== 'consent') return reply.redirect(at(details), 303);
+    if (!user || details.prompt.name !== 'consent' || (await patientInContext(deps, details, user, progress)) !== 'pick') return reply.redirect(at(details), 303);
     const q = String((request.query as { q?: string }).q ?? '').slice(0, 100);
     const found = q ? await findPatients(deps.fhir, q) : [];
+    if (q) deps.emit({ kind: 'patient-search', who: user.id, address: request.ip, client: String(details.params.client_id), success: true, detail: `${found.length} shown` });
     return page(reply, details, pages.patientPickerPage(at(details, '/patients'), at(details, '/patient'), csrf(details), q, found));
   }));
 
   fastify.post(`${base}/:uid/patient`, withInteraction(async (request, reply, details, progress) => {
     const user = await sessionUser(deps.store, details);
     if (!user || details.prompt.name !== 'consent') return reply.redirect(at(details), 303);
+    if ((await patientInContext(deps, details, user, progress)) !== 'pick') return reply.redirect(at(details), 303);
     const id = formOf(request).get('patient') ?? '';
     const found = /^[A-Za-z0-9\-.]{1,64}$/.test(id) ? await deps.fhir.read('Patient', id) : undefined;
-    if (!found || found.deleted || user.role === 'patient') {
+    if (!found || found.deleted) {
       return page(reply, details, pages.patientPickerPage(at(details, '/patients'), at(details, '/patient'), csrf(details), '', [], 'Choose a patient from the list.'), 400);
     }
     await save(details.uid, { ...progress, patient: id });
@@ -226,12 +251,14 @@ export function registerInteractions(fastify: FastifyInstance, prefix: string, d
     }
     const patient = await patientInContext(deps, details, user, progress);
     if (patient === 'pick') return reply.redirect(at(details, '/patients'), 303);
-    const offered = new Set(scopeChoices(details, user).filter((s) => s.grantable).map((s) => s.scope));
+    const offered = new Set(scopeChoices(details, user, await registeredScope(details)).filter((s) => s.grantable).map((s) => s.scope));
     const chosen = new Set(form.getAll('scope').filter((s) => offered.has(s)));
     // Launch and identity scopes are not offered for deselection: they carry no data of their own.
     for (const s of offered) if (launchScopes.includes(s)) chosen.add(s);
     const grantId = await saveGrant(deps.provider(), details, chosen, deps.config.baseUrl);
-    await saveLaunchContext(deps.store, grantId, await launchContext(deps, details, patient), deps.config.auth.refreshTokenTtl);
+    await saveLaunchContext(deps.store, grantId, await launchContext(deps, details, user, patient), deps.config.auth.refreshTokenTtl);
+    // An EHR launch is good for one authorization.
+    if (details.params.launch) await deps.store.oauthDestroy(ehrLaunchModel, String(details.params.launch));
     await deps.store.oauthDestroy(progressModel, details.uid);
     deps.emit({ kind: 'consent', who: user.id, address: request.ip, client, success: true, detail: [...chosen].join(' ') });
     reply.hijack();
@@ -245,17 +272,14 @@ export function registerInteractions(fastify: FastifyInstance, prefix: string, d
 }
 
 /** The scopes asked for, each marked whether the client's registration and the user's role allow it. */
-function scopeChoices(details: Details, user: UserRecord): pages.ScopeChoice[] {
+function scopeChoices(details: Details, user: UserRecord, registered: string): pages.ScopeChoice[] {
   const requested = String(details.params.scope ?? '');
   const allowedByRole = new Set(narrowScopes(requested, roleScopeCeiling(user.role)));
-  const allowedByClient = new Set((details.prompt.details.missingResourceScopes as Record<string, string[]> | undefined)
-    ? Object.values(details.prompt.details.missingResourceScopes as Record<string, string[]>).flat()
-    : []);
-  const oidcMissing = new Set((details.prompt.details.missingOIDCScope as string[] | undefined) ?? []);
+  const allowedByClient = new Set(narrowScopes(requested, registered));
   return requested.split(' ').filter(Boolean).map((scope) => ({
     scope,
     description: describeScope(scope),
-    grantable: allowedByRole.has(scope) && (allowedByClient.has(scope) || oidcMissing.has(scope)),
+    grantable: allowedByRole.has(scope) && allowedByClient.has(scope),
   }));
 }
 
@@ -266,6 +290,7 @@ function describeScope(scope: string): string {
       openid: 'Confirm who you are', fhirUser: 'Know your user record', profile: 'Know your username',
       launch: 'Open in the context of the EHR', 'launch/patient': 'Know which patient is selected', 'launch/encounter': 'Know which encounter is selected',
       offline_access: 'Keep access when you are not using the app', online_access: 'Keep access while you are signed in',
+      'bastion/admin': 'Manage users and app registrations on this server',
     };
     return fixed[scope] ?? scope;
   }
@@ -283,11 +308,13 @@ async function sessionUser(store: AuthStore, details: Details): Promise<UserReco
 
 /** The patient of the launch context: from the EHR launch, the patient user themself, or picked; 'pick' when one must still be picked. */
 async function patientInContext(deps: InteractionDeps, details: Details, user: UserRecord, progress: Progress): Promise<string | undefined | 'pick'> {
-  const launch = details.params.launch ? await ehrLaunch(deps.store, String(details.params.launch)) : undefined;
+  const launch = await usableLaunch(deps, details, user);
   if (launch) return launch.patient;
   const scopes = String(details.params.scope ?? '').split(' ');
   if (!scopes.includes('launch/patient')) return undefined;
   if (user.role === 'patient') return user.fhirUser?.startsWith('Patient/') ? user.fhirUser.slice('Patient/'.length) : undefined;
+  // Only staff who may act in a patient's context pick one; others get no patient (and patient/ scopes then permit nothing).
+  if (!pickerRoles.includes(user.role)) return undefined;
   return progress.patient ?? 'pick';
 }
 
@@ -295,8 +322,24 @@ async function ehrLaunch(store: AuthStore, launch: string): Promise<EhrLaunch | 
   return (await store.oauthFind(ehrLaunchModel, launch))?.payload as EhrLaunch | undefined;
 }
 
-async function launchContext(deps: InteractionDeps, details: Details, patient: string | undefined): Promise<LaunchContext> {
-  const launch = details.params.launch ? await ehrLaunch(deps.store, String(details.params.launch)) : undefined;
+/** The authorization's EHR launch, if it has one this user may complete in this app; a launch they may not use is an error. */
+async function usableLaunch(deps: InteractionDeps, details: Details, user: UserRecord): Promise<EhrLaunch | undefined> {
+  if (!details.params.launch) return undefined;
+  const launch = await ehrLaunch(deps.store, String(details.params.launch));
+  if (!launch) throw new LaunchError('This launch has expired or was already used. Start the app from the EHR again.');
+  const ownPatient = user.fhirUser?.startsWith('Patient/') ? user.fhirUser.slice('Patient/'.length) : undefined;
+  const refusal = launchRefusal(launch, user.id, user.role, ownPatient, String(details.params.client_id));
+  if (refusal) throw new LaunchError(refusal);
+  return launch;
+}
+
+class LaunchError extends Error {}
+
+/** Roles whose scope ceiling includes patient/ scopes, other than patients themselves. */
+const pickerRoles: readonly Role[] = ['nurse', 'physician', 'lab-technician', 'billing'];
+
+async function launchContext(deps: InteractionDeps, details: Details, user: UserRecord, patient: string | undefined): Promise<LaunchContext> {
+  const launch = await usableLaunch(deps, details, user);
   return {
     ...(patient ? { patient } : {}),
     ...(launch?.encounter ? { encounter: launch.encounter } : {}),

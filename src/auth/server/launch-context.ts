@@ -18,8 +18,19 @@ export interface LaunchContext {
 export interface EhrLaunch {
   patient?: string;
   encounter?: string;
-  /** Who created it: only that user may complete it. */
+  /** Who created it: a user (only that user may complete it) or an EHR's backend client (any staff user may). */
   createdBy: string;
+  creator: 'user' | 'client';
+  /** The app it was created for, when the creator said so: no other app may use it. */
+  clientId?: string;
+}
+
+/** Why `launch` may not be used by `userId` (of `role`) in `clientId`'s authorization, or undefined when it may. */
+export function launchRefusal(launch: EhrLaunch, userId: string, role: string, userPatient: string | undefined, clientId: string): string | undefined {
+  if (launch.clientId !== undefined && launch.clientId !== clientId) return 'This launch was created for another app.';
+  if (launch.creator === 'user' && launch.createdBy !== userId) return 'This launch was created by another user.';
+  if (role === 'patient' && launch.patient !== userPatient) return 'This launch is about another patient.';
+  return undefined;
 }
 
 export const launchContextModel = 'LaunchContext';

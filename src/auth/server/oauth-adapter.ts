@@ -8,8 +8,8 @@ import { clientMetadata } from '../clients.ts';
  * compare-and-set, so two concurrent redemptions of one code cannot both succeed (oidc-provider
  * itself finds, then consumes).
  */
-export function adapterFactory(store: AuthStore): (model: string) => Adapter {
-  return (model) => (model === 'Client' ? new ClientAdapter(store) : new StoreAdapter(store, model));
+export function adapterFactory(store: AuthStore, onReuse?: (grantId: string) => void): (model: string) => Adapter {
+  return (model) => (model === 'Client' ? new ClientAdapter(store) : new StoreAdapter(store, model, onReuse));
 }
 
 /**
@@ -21,10 +21,12 @@ const idIsSecret = new Set(['AuthorizationCode', 'RefreshToken', 'AccessToken', 
 class StoreAdapter implements Adapter {
   private readonly store: AuthStore;
   private readonly model: string;
+  private readonly onReuse?: (grantId: string) => void;
 
-  constructor(store: AuthStore, model: string) {
+  constructor(store: AuthStore, model: string, onReuse?: (grantId: string) => void) {
     this.store = store;
     this.model = model;
+    this.onReuse = onReuse;
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
@@ -49,8 +51,19 @@ class StoreAdapter implements Adapter {
     return payloadOf(await this.store.oauthFindBy(this.model, 'user_code', userCode));
   }
 
+  /**
+   * A code or refresh token redeemed twice at once: the loser finds it already consumed. That is
+   * reuse as much as a later attempt is, so the whole grant goes, as oidc-provider does for reuse.
+   */
   async consume(id: string): Promise<void> {
-    if (!(await this.store.oauthConsume(this.model, id))) throw new errors.InvalidGrant(`${this.model} already used`);
+    if (await this.store.oauthConsume(this.model, id)) return;
+    const grantId = (await this.store.oauthFind(this.model, id))?.payload.grantId;
+    if (typeof grantId === 'string') {
+      await this.store.oauthRevokeByGrantId(grantId);
+      await this.store.oauthDestroy('Grant', grantId);
+      this.onReuse?.(grantId);
+    }
+    throw new errors.InvalidGrant(`${this.model} already used`);
   }
 
   async destroy(id: string): Promise<void> {

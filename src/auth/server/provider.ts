@@ -11,8 +11,11 @@ import { ehrLaunchModel, launchContextOf } from './launch-context.ts';
 import type { Revocations } from '../revocations.ts';
 import type { AuthEvent } from '../auth-events.ts';
 
+/** Bastion's own scope for the provisioning API: only admins can be granted it, only through clients registered for it. */
+export const adminScope = 'bastion/admin';
+
 /** OpenID Connect and SMART launch scopes: everything not a resource scope that a client may ask for. */
-export const launchScopes = ['openid', 'fhirUser', 'profile', 'offline_access', 'online_access', 'launch', 'launch/patient', 'launch/encounter'];
+export const launchScopes = ['openid', 'fhirUser', 'profile', 'offline_access', 'online_access', 'launch', 'launch/patient', 'launch/encounter', adminScope];
 
 export interface ProviderDeps {
   config: Config;
@@ -33,7 +36,7 @@ export interface ProviderDeps {
 export function createProvider({ config, store, signingJwks, cookieSecret, revocations, emit }: ProviderDeps): Provider {
   const fhirBase = () => config.baseUrl;
   const configuration: Configuration = {
-    adapter: adapterFactory(store),
+    adapter: adapterFactory(store, (grantId) => void revocations.revokeGrant(grantId).catch(() => undefined)),
     jwks: { keys: signingJwks.keys as NonNullable<Configuration['jwks']>['keys'] },
     routes: { authorization: '/authorize' },
     responseTypes: ['code'],
@@ -145,7 +148,8 @@ export function createProvider({ config, store, signingJwks, cookieSecret, revoc
   };
   const provider = new Provider(config.auth.issuer, configuration);
   provider.on('grant.revoked', (ctx: KoaContextWithOIDC, grantId: string) => {
-    void revocations.revokeGrant(grantId);
+    // A failure to record it must not take the process down; the grant itself is gone either way.
+    revocations.revokeGrant(grantId).catch(() => emit({ kind: 'grant-revoked', who: 'unknown', address: ctx.ip, success: false, detail: 'revocation not recorded' }));
     emit({ kind: 'grant-revoked', who: ctx.oidc?.account?.accountId ?? ctx.oidc?.client?.clientId ?? 'unknown', address: ctx.ip, client: ctx.oidc?.client?.clientId, success: true, detail: ctx.oidc?.route });
   });
   provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
@@ -172,7 +176,8 @@ function grantableScope(ctx: KoaContextWithOIDC, client: { [key: string]: unknow
     ctx.oidc.params?.scope, ctx.oidc.entities.AuthorizationCode?.scope, ctx.oidc.entities.RefreshToken?.scope,
   ].filter((s): s is string => typeof s === 'string').join(' ');
   const registered = clientScope(client as { smart_scope?: unknown });
-  const granted = narrowScopes(asked, `${registered} ${launchScopes.join(' ')}`);
+  // Launch and identity scopes too only as registered: a client registered without offline_access gets no long-lived refresh token.
+  const granted = narrowScopes(asked, registered);
   if (ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials' && parseScopes(granted.join(' ')).resource.length === 0) {
     throw new errors.InvalidScope('None of the requested scopes is registered for this client', String(ctx.oidc.params?.scope ?? ''));
   }
