@@ -13,6 +13,8 @@ export interface TrustedIssuer {
   keys: JWTVerifyGetKey;
   /** The audience its tokens must name: this server's FHIR base URL. */
   audience: string;
+  /** The JWT `typ` its access tokens carry, when it is known (this server's: at+jwt, RFC 9068). */
+  typ?: string;
   /** Claims -> who. For this server's own tokens the claims are its own; external issuers are mapped by configuration. */
   toPrincipal(claims: JWTPayload): Omit<Principal, 'address' | 'resourceScopes'>;
 }
@@ -31,6 +33,8 @@ export function ownIssuer(config: { baseUrl: string; auth: { issuer: string } },
     get issuer() { return config.auth.issuer; },
     get audience() { return config.baseUrl; },
     keys: createLocalJWKSet(publicJwks),
+    // An ID token (typ JWT) is signed with the same keys: it must never pass for an access token.
+    typ: 'at+jwt',
     toPrincipal: ownClaims,
   };
 }
@@ -173,6 +177,7 @@ async function verifyWith(token: string, issuer: TrustedIssuer): Promise<JWTPayl
   try {
     const { payload } = await jwtVerify(token, issuer.keys, {
       issuer: issuer.issuer, audience: issuer.audience, algorithms: accessTokenAlgorithms, clockTolerance, requiredClaims: ['exp'],
+      ...(issuer.typ ? { typ: issuer.typ } : {}),
     });
     return payload;
   } catch (err) {

@@ -103,6 +103,8 @@ describe('standalone launch', () => {
     assert.equal((await call(`${t.base}/Patient/${alice}`, { headers: auth })).status, 200);
     assert.equal((await call(`${t.base}/Patient/${bob}`, { headers: auth })).status, 404, 'another patient is not in her compartment');
     assert.equal((await call(`${t.base}/Patient`, { method: 'POST', headers: auth, json: patient('Nope') })).status, 403, 'rs does not permit create');
+    const idTokenAsAccess = await call(`${t.base}/Patient/${alice}`, { headers: { authorization: `Bearer ${tokens.id_token}` } });
+    assert.equal(idTokenAsAccess.status, 401, 'an ID token is not an access token');
   });
 
   test('authorize-post: a POSTed authorization request works like the GET', async () => {

@@ -76,6 +76,7 @@ function isStructuredTokenRefusal(ctx: { status: number; body: unknown }): boole
 }
 
 async function handleJwt(ctx: KoaContextWithOIDC, verifier: TokenVerifier, revocations: Revocations, emit: (event: AuthEvent) => void): Promise<void> {
+  const provider = ctx.oidc.provider;
   const token = String(ctx.oidc.params?.token ?? '');
   const client = ctx.oidc.client;
   let claims: Record<string, unknown> | undefined;
@@ -84,7 +85,8 @@ async function handleJwt(ctx: KoaContextWithOIDC, verifier: TokenVerifier, revoc
   } catch (err) {
     if (!(err instanceof InvalidTokenError)) throw err;
   }
-  const mine = claims !== undefined && client !== undefined && claims.client_id === client.clientId;
+  // Only this server's own tokens, and only by the client they were issued to.
+  const mine = claims !== undefined && client !== undefined && claims.iss === provider.issuer && claims.client_id === client.clientId;
   if (ctx.oidc.route === 'revocation') {
     // RFC 7009 2.2: an invalid token, or one not the caller's to revoke, still gets a 200.
     if (mine && typeof claims!.jti === 'string' && typeof claims!.exp === 'number') {
