@@ -70,6 +70,8 @@ export async function openAuthServer(config: Config, storeKey: Buffer): Promise<
         registerAdminApi(fastify, prefix, { issuer: () => config.auth.issuer, store, fhir, authenticator, emit });
         fastify.get('/fhir/.well-known/smart-configuration', async (_request, reply) => {
           reply.header('cache-control', 'no-store');
+          // Discovery is fetched by browser apps from their own origin.
+          reply.header('access-control-allow-origin', '*');
           return smartConfiguration(config);
         });
       },

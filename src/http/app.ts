@@ -1,4 +1,3 @@
-import cors from '@fastify/cors';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Config } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
@@ -9,6 +8,7 @@ import { handle, requestContext } from '../rest/pipeline.ts';
 import { FhirError, badRequest } from '../fhir/outcome.ts';
 import { negotiate, type MediaType } from './format.ts';
 import { toFhirError } from './errors.ts';
+import { addCorsHeaders, registerPreflight } from './cors.ts';
 
 export interface AppOptions {
   config: Config;
@@ -41,15 +41,7 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
   });
   const audit = new AuditLog(store, (err) => fastify.log.error({ err: (err as Error)?.name }, 'audit append failed'));
   registerBodyParsers(fastify);
-  // Browser apps (SMART JS clients) call the FHIR API from their own origin. Access is by bearer
-  // token, never by cookie, so any origin may ask; no credentials are allowed cross-origin.
-  void fastify.register(cors, {
-    origin: '*',
-    methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
-    allowedHeaders: ['Authorization', 'Content-Type', 'Accept', 'If-Match', 'If-None-Match', 'If-Modified-Since', 'If-None-Exist', 'Prefer'],
-    exposedHeaders: ['Location', 'Content-Location', 'ETag', 'Last-Modified', 'WWW-Authenticate'],
-    maxAge: 600,
-  });
+  registerPreflight(fastify, ['/fhir', '/fhir/*']);
 
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     const req = toFhirRequest(request);
@@ -58,6 +50,7 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
     // A cached token (or no token at all) is decided without waiting for a turn of the microtask queue.
     const principal = who instanceof Promise ? await who : who;
     const response = await handle(requestContext(config, store, audit, principal), req);
+    addCorsHeaders(request, reply);
     return send(reply, response, format, pretty(req), request.method === 'HEAD');
   };
   const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
@@ -74,9 +67,11 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
       // The error itself is still reported, in the default format.
     }
     reply.headers(fhirError.headers);
+    addCorsHeaders(request, reply);
     void send(reply, { status: fhirError.status, headers: {}, resource: fhirError.outcome() }, format, false, request.method === 'HEAD');
   });
   fastify.setNotFoundHandler((request, reply) => {
+    addCorsHeaders(request, reply);
     const err = new FhirError(404, `Nothing is served at ${request.url.split('?')[0]}; the FHIR base is /fhir`, 'not-found');
     void send(reply, { status: 404, headers: {}, resource: err.outcome() }, 'application/fhir+json', false, request.method === 'HEAD');
   });
