@@ -1,6 +1,7 @@
 import type { Principal } from '../auth/principal.ts';
 import type { Interaction } from './interaction.ts';
 import { smartScopeRule, type ReadableScope } from './smart-scope-rule.ts';
+import { labelsAboveClearance, type LabelCode } from './security-labels.ts';
 
 export interface Decision {
   permit: boolean;
@@ -17,6 +18,8 @@ export interface Obligations {
   anyOfQueries: [string, string][][];
   /** The types (and granular queries) whatever the interaction reaches besides its own resources may be of; undefined: any. */
   readable?: ReadableScope[];
+  /** Security labels (meta.security) a resource must not carry to be seen or written: those above the principal's clearance. */
+  hiddenLabels?: LabelCode[];
 }
 
 /**
@@ -36,5 +39,7 @@ export function decide(principal: Principal, interaction: Interaction): Decision
   const obligations: Obligations = { mask: [], anyOfQueries: scope.anyOfQueries };
   if (scope.compartmentPatient) obligations.compartmentPatient = scope.compartmentPatient;
   if (scope.readable) obligations.readable = scope.readable;
+  const hidden = labelsAboveClearance(principal);
+  if (hidden) obligations.hiddenLabels = hidden;
   return { permit: scope.permit, reasons: [scope.reason], obligations };
 }

@@ -35,9 +35,13 @@ export class Confinement {
     const compartment: SearchConstraint[] = obligations.compartmentPatient === undefined ? []
       // Every type that can be in a Patient compartment, so included resources are held to it too.
       : [compartmentConstraint('Patient', obligations.compartmentPatient, compartmentMemberTypes('Patient'))];
-    const read = [...compartment];
+    // Labels above the clearance: left out of everything read or written, in the query.
+    const labels: SearchConstraint[] = obligations.hiddenLabels
+      ? [{ anyOf: [{ kind: 'token', code: '_security', negate: true, values: obligations.hiddenLabels.map((l) => ({ system: l.system, code: l.code })) }] }]
+      : [];
+    const read = [...compartment, ...labels];
     if (obligations.readable) read.push({ anyOf: obligations.readable.map((r) => readableCriterion(r.type, r.query)) });
-    const write = [...compartment];
+    const write = [...compartment, ...labels];
     if (obligations.anyOfQueries.length > 0) write.push({ anyOf: obligations.anyOfQueries.map((q) => granular(resourceType, q)) });
     if (read.length === 0 && write.length === 0) return undefined;
     return new Confinement(read, write, obligations.compartmentPatient);
