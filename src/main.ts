@@ -7,6 +7,7 @@ import { SqliteStore } from './store/sqlite/sqlite-store.ts';
 import { buildApp, type App } from './http/app.ts';
 import type { Store } from './store/store.ts';
 import { openAuthServer } from './auth/auth-server.ts';
+import { configureRolePermissions, loadRolePermissions } from './access/role-permissions.ts';
 import type { AuthStore } from './store/auth-store.ts';
 
 export interface Server {
@@ -38,6 +39,7 @@ export function storeKeyOf(dataDir: string): Buffer {
 /** The composition root: config -> store -> HTTP app -> listening server. */
 export async function startServer(config: Config, options: { logger?: boolean | Record<string, unknown> } = {}): Promise<Server> {
   if (config.auth.mode === 'off') assertLoopback(config.host);
+  if (config.rolePermissionsFile) configureRolePermissions(loadRolePermissions(config.rolePermissionsFile));
   const store = openStore(config.dataDir);
   let auth;
   try {

@@ -1,6 +1,7 @@
 import type { Principal } from '../auth/principal.ts';
 import type { Interaction } from './interaction.ts';
-import { smartScopeRule, type ReadableScope } from './smart-scope-rule.ts';
+import { permissionFor, smartScopeRule, type ReadableScope } from './smart-scope-rule.ts';
+import { roleRule, rolePermissions } from './role-permissions.ts';
 import { labelsAboveClearance, type LabelCode } from './security-labels.ts';
 
 export interface Decision {
@@ -18,6 +19,8 @@ export interface Obligations {
   anyOfQueries: [string, string][][];
   /** The types (and granular queries) whatever the interaction reaches besides its own resources may be of; undefined: any. */
   readable?: ReadableScope[];
+  /** The resource types the principal's role may read (included resources, chain and _has targets); undefined: any. */
+  roleReadable?: string[];
   /** Security labels (meta.security) a resource must not carry to be seen or written: those above the principal's clearance. */
   hiddenLabels?: LabelCode[];
 }
@@ -36,7 +39,15 @@ export function decide(principal: Principal, interaction: Interaction): Decision
     return { permit, reasons: [permit ? 'the CapabilityStatement is public' : 'no token'], obligations: { mask: [], anyOfQueries: [] } };
   }
   const scope = smartScopeRule(principal, interaction);
+  if (scope.permit) {
+    const role = roleRule(principal, interaction.resourceType, permissionFor(interaction.kind));
+    if (!role.permit) return { permit: false, reasons: [scope.reason, role.reason], obligations: { mask: [], anyOfQueries: [] } };
+  }
   const obligations: Obligations = { mask: [], anyOfQueries: scope.anyOfQueries };
+  if (principal.kind === 'user') {
+    const readable = rolePermissions().readableTypes(principal.role);
+    if (readable) obligations.roleReadable = readable;
+  }
   if (scope.compartmentPatient) obligations.compartmentPatient = scope.compartmentPatient;
   if (scope.readable) obligations.readable = scope.readable;
   const hidden = labelsAboveClearance(principal);

@@ -35,6 +35,11 @@ const needs: Partial<Record<InteractionKind, Permission>> = {
   create: 'c', update: 'u', patch: 'u', delete: 'd',
 };
 
+/** The permission letter an interaction needs, or undefined for those that need none (bundles, capabilities). */
+export function permissionFor(kind: InteractionKind): Permission | undefined {
+  return needs[kind];
+}
+
 /** Interactions that carry no resource data of their own: bundles (each entry is decided on its own) and the CapabilityStatement. */
 const containers = new Set<InteractionKind>(['batch', 'transaction', 'capabilities']);
 

@@ -15,6 +15,8 @@ export interface Config {
   search: { defaultCount: number; maxCount: number };
   history: { defaultCount: number; maxCount: number };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** A deployment's own role -> permissions table (JSON, as src/access/role-permissions.default.json); unset: the default. */
+  rolePermissionsFile?: string;
   auth: AuthConfig;
 }
 
@@ -48,6 +50,7 @@ export type ConfigInput = Partial<{
   defaultCount: number | string;
   maxCount: number | string;
   logLevel: string;
+  rolePermissionsFile: string;
   auth: string;
   issuer: string;
   accessTokenTtl: number | string;
@@ -68,6 +71,7 @@ export const environmentVariables: Record<keyof ConfigInput, string> = {
   defaultCount: 'BASTION_SEARCH_DEFAULT_COUNT',
   maxCount: 'BASTION_SEARCH_MAX_COUNT',
   logLevel: 'BASTION_LOG_LEVEL',
+  rolePermissionsFile: 'BASTION_ROLE_PERMISSIONS',
   auth: 'BASTION_AUTH',
   issuer: 'BASTION_AUTH_ISSUER',
   accessTokenTtl: 'BASTION_ACCESS_TOKEN_TTL',
@@ -158,6 +162,7 @@ function validate(input: ConfigInput): Config {
     search: { defaultCount, maxCount },
     history: { defaultCount, maxCount },
     logLevel: logLevel as Config['logLevel'],
+    ...(input.rolePermissionsFile ? { rolePermissionsFile: resolve(input.rolePermissionsFile) } : {}),
     auth: {
       mode: auth,
       issuer,

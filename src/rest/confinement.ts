@@ -40,6 +40,7 @@ export class Confinement {
       ? [{ anyOf: [{ kind: 'token', code: '_security', negate: true, values: obligations.hiddenLabels.map((l) => ({ system: l.system, code: l.code })) }] }]
       : [];
     const read = [...compartment, ...labels];
+    if (obligations.roleReadable) read.push({ anyOf: [{ kind: 'for-types', code: '_role', resourceTypes: obligations.roleReadable, criterion: { kind: 'all-of', code: '_role', criteria: [] } }] });
     if (obligations.readable) read.push({ anyOf: obligations.readable.map((r) => readableCriterion(r.type, r.query)) });
     const write = [...compartment, ...labels];
     if (obligations.anyOfQueries.length > 0) write.push({ anyOf: obligations.anyOfQueries.map((q) => granular(resourceType, q)) });
