@@ -8,6 +8,7 @@ import { buildApp, type App } from './http/app.ts';
 import type { Store } from './store/store.ts';
 import { openAuthServer } from './auth/auth-server.ts';
 import { configureRolePermissions, loadRolePermissions } from './access/role-permissions.ts';
+import { configureRelationships } from './access/relationship.ts';
 import type { AuthStore } from './store/auth-store.ts';
 
 export interface Server {
@@ -40,6 +41,7 @@ export function storeKeyOf(dataDir: string): Buffer {
 export async function startServer(config: Config, options: { logger?: boolean | Record<string, unknown> } = {}): Promise<Server> {
   if (config.auth.mode === 'off') assertLoopback(config.host);
   if (config.rolePermissionsFile) configureRolePermissions(loadRolePermissions(config.rolePermissionsFile));
+  configureRelationships(config.relationships);
   const store = openStore(config.dataDir);
   let auth;
   try {

@@ -2,6 +2,7 @@ import type { Principal } from '../auth/principal.ts';
 import type { Interaction } from './interaction.ts';
 import { permissionFor, smartScopeRule, type ReadableScope } from './smart-scope-rule.ts';
 import { roleRule, rolePermissions } from './role-permissions.ts';
+import { relationshipObligation, type RelationshipObligation } from './relationship.ts';
 import { labelsAboveClearance, type LabelCode } from './security-labels.ts';
 
 export interface Decision {
@@ -21,6 +22,8 @@ export interface Obligations {
   readable?: ReadableScope[];
   /** The resource types the principal's role may read (included resources, chain and _has targets); undefined: any. */
   roleReadable?: string[];
+  /** A clinician reaches patients' records only through these care relationships. */
+  relationship?: RelationshipObligation;
   /** Security labels (meta.security) a resource must not carry to be seen or written: those above the principal's clearance. */
   hiddenLabels?: LabelCode[];
 }
@@ -50,6 +53,8 @@ export function decide(principal: Principal, interaction: Interaction): Decision
   }
   if (scope.compartmentPatient) obligations.compartmentPatient = scope.compartmentPatient;
   if (scope.readable) obligations.readable = scope.readable;
+  const relationship = relationshipObligation(principal);
+  if (relationship) obligations.relationship = relationship;
   const hidden = labelsAboveClearance(principal);
   if (hidden) obligations.hiddenLabels = hidden;
   return { permit: scope.permit, reasons: [scope.reason], obligations };

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { ExternalIssuerConfig } from '../auth/access-token.ts';
 import { roles, type Role } from '../store/auth-store.ts';
+import { relationshipKinds, type RelationshipKind } from '../access/relationship.ts';
 
 /** Every setting Bastion reads, validated once at start. Precedence: flag > environment > file > default. */
 export interface Config {
@@ -17,6 +18,8 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** A deployment's own role -> permissions table (JSON, as src/access/role-permissions.default.json); unset: the default. */
   rolePermissionsFile?: string;
+  /** The care relationships through which clinicians reach patients' records. */
+  relationships: RelationshipKind[];
   auth: AuthConfig;
 }
 
@@ -51,6 +54,7 @@ export type ConfigInput = Partial<{
   maxCount: number | string;
   logLevel: string;
   rolePermissionsFile: string;
+  relationships: string | string[];
   auth: string;
   issuer: string;
   accessTokenTtl: number | string;
@@ -72,6 +76,7 @@ export const environmentVariables: Record<keyof ConfigInput, string> = {
   maxCount: 'BASTION_SEARCH_MAX_COUNT',
   logLevel: 'BASTION_LOG_LEVEL',
   rolePermissionsFile: 'BASTION_ROLE_PERMISSIONS',
+  relationships: 'BASTION_RELATIONSHIPS',
   auth: 'BASTION_AUTH',
   issuer: 'BASTION_AUTH_ISSUER',
   accessTokenTtl: 'BASTION_ACCESS_TOKEN_TTL',
@@ -163,6 +168,7 @@ function validate(input: ConfigInput): Config {
     history: { defaultCount, maxCount },
     logLevel: logLevel as Config['logLevel'],
     ...(input.rolePermissionsFile ? { rolePermissionsFile: resolve(input.rolePermissionsFile) } : {}),
+    relationships: relationshipList(input.relationships ?? [...relationshipKinds]),
     auth: {
       mode: auth,
       issuer,
@@ -174,6 +180,12 @@ function validate(input: ConfigInput): Config {
       externalIssuers: externalIssuers(input.externalIssuers),
     },
   };
+}
+
+function relationshipList(value: string | string[]): RelationshipKind[] {
+  const list = (typeof value === 'string' ? value.split(',') : value).map((r) => r.trim()).filter(Boolean);
+  for (const r of list) if (!relationshipKinds.includes(r as RelationshipKind)) throw new ConfigError(`relationships: "${r}" is not one of ${relationshipKinds.join(', ')}`);
+  return list as RelationshipKind[];
 }
 
 function roleList(name: string, value: string | string[]): Role[] {

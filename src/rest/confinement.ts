@@ -4,7 +4,9 @@ import { decide, type Obligations } from '../access/decide.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { Resource } from '../fhir/types.ts';
 import { compartmentConstraint, compartmentReferences } from '../fhir/search/compartment.ts';
-import { compartmentMemberTypes } from '../fhir/compartments.ts';
+import { compartmentMemberTypes, compartmentParams } from '../fhir/compartments.ts';
+import { resourceTypes } from '../fhir/definitions.ts';
+import type { RelationshipObligation } from '../access/relationship.ts';
 import { parseSearch } from '../fhir/search/parse.ts';
 import { FhirError } from '../fhir/outcome.ts';
 import { resolveTerminology } from './search-terminology.ts';
@@ -39,10 +41,11 @@ export class Confinement {
     const labels: SearchConstraint[] = obligations.hiddenLabels
       ? [{ anyOf: [{ kind: 'token', code: '_security', negate: true, values: obligations.hiddenLabels.map((l) => ({ system: l.system, code: l.code })) }] }]
       : [];
-    const read = [...compartment, ...labels];
+    const related: SearchConstraint[] = obligations.relationship ? [relationshipConstraint(obligations.relationship)] : [];
+    const read = [...compartment, ...labels, ...related];
     if (obligations.roleReadable) read.push({ anyOf: [{ kind: 'for-types', code: '_role', resourceTypes: obligations.roleReadable, criterion: { kind: 'all-of', code: '_role', criteria: [] } }] });
     if (obligations.readable) read.push({ anyOf: obligations.readable.map((r) => readableCriterion(r.type, r.query)) });
-    const write = [...compartment, ...labels];
+    const write = [...compartment, ...labels, ...related];
     if (obligations.anyOfQueries.length > 0) write.push({ anyOf: obligations.anyOfQueries.map((q) => granular(resourceType, q)) });
     if (read.length === 0 && write.length === 0) return undefined;
     return new Confinement(read, write, obligations.compartmentPatient);
@@ -93,6 +96,36 @@ export class Confinement {
         return c;
     }
   }
+}
+
+/**
+ * Records of patients the clinician is related to, and anything not in a patient's compartment at
+ * all (organisations, practitioners, definitions): a Patient by its relationships; a member of the
+ * Patient compartment through a membership reference to such a Patient.
+ */
+function relationshipConstraint(r: RelationshipObligation): SearchConstraint {
+  const related: SearchCriterion[] = [];
+  const who = r.practitioner ? [{ type: r.practitioner.split('/')[0], id: r.practitioner.split('/')[1] }] : [];
+  if (who.length > 0) {
+    if (r.kinds.includes('care-team')) {
+      related.push({ kind: 'has', code: 'subject', sourceType: 'CareTeam', criterion: { kind: 'all-of', code: '_rel', criteria: [
+        { kind: 'reference', code: 'participant', values: who },
+        { kind: 'token', code: 'status', negate: false, values: [{ code: 'active' }] },
+      ] } });
+    }
+    if (r.kinds.includes('encounter')) related.push({ kind: 'has', code: 'subject', sourceType: 'Encounter', criterion: { kind: 'reference', code: 'participant', values: who } });
+    if (r.kinds.includes('general-practitioner')) related.push({ kind: 'reference', code: 'general-practitioner', values: who });
+  }
+  const isRelated: SearchCriterion = { kind: 'any-of', code: '_rel', criteria: related };
+  const members = compartmentMemberTypes('Patient').filter((t) => t !== 'Patient');
+  const anyOf: SearchCriterion[] = [{ kind: 'for-types', code: '_rel', resourceTypes: ['Patient'], criterion: isRelated }];
+  for (const type of members) {
+    const through = compartmentParams('Patient', type).map((code): SearchCriterion => ({ kind: 'chain', code, targetTypes: ['Patient'], criterion: isRelated }));
+    anyOf.push({ kind: 'for-types', code: '_rel', resourceTypes: [type], criterion: { kind: 'any-of', code: '_rel', criteria: through } });
+  }
+  const outside = [...resourceTypes()].filter((t) => t !== 'Patient' && !members.includes(t));
+  anyOf.push({ kind: 'for-types', code: '_rel', resourceTypes: outside, criterion: { kind: 'all-of', code: '_rel', criteria: [] } });
+  return { anyOf };
 }
 
 function asCriterion(constraint: SearchConstraint): SearchCriterion {

@@ -36,7 +36,9 @@ async function prepare(): Promise<void> {
   });
   app = { client_id: clientId };
   for (const [family, set] of [['Launchalice', (id: string) => (alice = id)], ['Launchbob', (id: string) => (bob = id)]] as const) {
-    const stored = await t.server.store.transaction((tx) => tx.create({ ...patient(family), id: crypto.randomUUID() }));
+    // Bob's GP is Dr Who: the relationship that lets the physician reach his record.
+    const gp = family === 'Launchbob' ? { generalPractitioner: [{ reference: 'Practitioner/who' }] } : {};
+    const stored = await t.server.store.transaction((tx) => tx.create({ ...patient(family, gp), id: crypto.randomUUID() }));
     set(stored.id);
   }
   await addUser(t.authStore, { username: 'alice', role: 'patient', fhirUser: `Patient/${alice}`, password });

@@ -35,7 +35,7 @@ async function prepare(): Promise<void> {
   const reg = await registerClient(t.authStore, { name: 'EHR', type: 'backend', jwks: { keys: [jwk] }, scope: 'system/*.rs' });
   ehr = { clientId: reg.clientId, auth: oauth.PrivateKeyJwt({ key: privateKey, kid: 'ehr' }) };
   patientId = (await t.server.store.transaction((tx) => tx.create({ ...patient('Ehrpatient'), id: crypto.randomUUID() }))).id;
-  encounterId = (await t.server.store.transaction((tx) => tx.create({ resourceType: 'Encounter', id: crypto.randomUUID(), status: 'in-progress', class: { code: 'AMB' }, subject: { reference: `Patient/${patientId}` } }))).id;
+  encounterId = (await t.server.store.transaction((tx) => tx.create({ resourceType: 'Encounter', id: crypto.randomUUID(), status: 'in-progress', class: { code: 'AMB' }, subject: { reference: `Patient/${patientId}` }, participant: [{ individual: { reference: 'Practitioner/launch' } }] }))).id;
   await addUser(t.authStore, { username: 'drlaunch', role: 'physician', fhirUser: 'Practitioner/launch', password });
   await addUser(t.authStore, { username: 'otherpatient', role: 'patient', fhirUser: `Patient/${crypto.randomUUID()}`, password });
   await addUser(t.authStore, { username: 'boss', role: 'admin', password, totpSecret: secret });

@@ -7,6 +7,7 @@ import { compileRolePermissions } from '../../src/access/role-permissions.ts';
 /** Role permissions: with broad user/ scopes, the role's table still decides. */
 const t = useIssuerServer();
 const ref: Record<string, string> = {};
+const clinician = { fhirUser: 'Practitioner/p1' };
 
 describe('role permissions', () => {
   before(async () => {
@@ -16,7 +17,8 @@ describe('role permissions', () => {
       assert.equal(r.status, 201, r.text);
       return `${body.resourceType}/${r.body.id}`;
     };
-    ref.patient = await create(patient('Rolepatient'));
+    // The clinicians below are Practitioner/p1, this patient's GP (the relationship rule).
+    ref.patient = await create(patient('Rolepatient', { generalPractitioner: [{ reference: 'Practitioner/p1' }] }));
     ref.obs = await create({ resourceType: 'Observation', status: 'final', code: { text: 'role-obs' }, subject: { reference: ref.patient } });
     ref.claim = await create({ resourceType: 'Claim', status: 'active', use: 'claim', type: { text: 't' }, patient: { reference: ref.patient }, created: '2026-01-01', provider: { display: 'x' }, priority: { text: 'normal' }, insurance: [{ sequence: 1, focal: true, coverage: { display: 'c' } }] });
     ref.org = await create({ resourceType: 'Organization', name: 'Role Clinic' });
@@ -34,16 +36,16 @@ describe('role permissions', () => {
 
   test('physicians write orders; nurses may not', async () => {
     const order = { resourceType: 'MedicationRequest', status: 'active', intent: 'order', subject: { reference: ref.patient }, medicationCodeableConcept: { text: 'aspirin' } };
-    assert.equal((await call(`${t.base}/MedicationRequest`, { method: 'POST', headers: await t.auth('physician'), json: order })).status, 201);
-    assert.equal((await call(`${t.base}/MedicationRequest`, { method: 'POST', headers: await t.auth('nurse'), json: order })).status, 403);
-    assert.equal((await call(`${t.base}/Observation`, { method: 'POST', headers: await t.auth('nurse'), json: { resourceType: 'Observation', status: 'final', code: { text: 'bp' }, subject: { reference: ref.patient } } })).status, 201);
+    assert.equal((await call(`${t.base}/MedicationRequest`, { method: 'POST', headers: await t.auth('physician', undefined, clinician), json: order })).status, 201);
+    assert.equal((await call(`${t.base}/MedicationRequest`, { method: 'POST', headers: await t.auth('nurse', undefined, clinician), json: order })).status, 403);
+    assert.equal((await call(`${t.base}/Observation`, { method: 'POST', headers: await t.auth('nurse', undefined, clinician), json: { resourceType: 'Observation', status: 'final', code: { text: 'bp' }, subject: { reference: ref.patient } } })).status, 201);
   });
 
   test('admins manage organisations, not clinical notes; lab technicians lab data, not conditions', async () => {
     const admin = await t.auth('admin');
     assert.equal((await call(`${t.base}/${ref.org}`, { headers: admin })).status, 200);
     assert.equal((await call(`${t.base}/${ref.obs}`, { headers: admin })).status, 403);
-    const lab = await t.auth('lab-technician');
+    const lab = await t.auth('lab-technician', undefined, clinician);
     assert.equal((await call(`${t.base}/${ref.obs}`, { headers: lab })).status, 200);
     assert.equal((await call(`${t.base}/Condition`, { headers: lab })).status, 403);
   });

@@ -50,7 +50,7 @@ describe('SMART JS client (fhirclient) in Chromium', { skip: !chromiumPath && !p
     clientId = (await registerClient(t.authStore, {
       name: 'Browser app', type: 'public', redirectUris: [`${appOrigin}/index.html`], scope: 'openid fhirUser launch/patient patient/*.rs',
     })).clientId;
-    patientId = (await t.server.store.transaction((tx) => tx.create({ ...patient('Browserpatient'), id: crypto.randomUUID() }))).id;
+    patientId = (await t.server.store.transaction((tx) => tx.create({ ...patient('Browserpatient', { generalPractitioner: [{ reference: 'Practitioner/browser' }] }), id: crypto.randomUUID() }))).id;
     await addUser(t.authStore, { username: 'drbrowser', role: 'physician', fhirUser: 'Practitioner/browser', password, totpSecret: secret });
   });
 

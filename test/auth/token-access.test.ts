@@ -137,7 +137,7 @@ describe('patient/ scopes are confined to the launch patient\'s compartment', ()
       return `${r.body.resourceType}/${r.body.id}`;
     };
     ref.alice = await create(patient('Confalice'));
-    ref.bob = await create(patient('Confbob'));
+    ref.bob = await create(patient('Confbob', { generalPractitioner: [{ reference: 'Practitioner/nurse-1' }] }));
     alice = ref.alice.split('/')[1];
     const obs = (subject: string, category: string, extra: Record<string, unknown> = {}) => ({
       resourceType: 'Observation', status: 'final', subject: { reference: subject }, code: { text: 'x' },
@@ -262,7 +262,7 @@ describe('patient/ scopes are confined to the launch patient\'s compartment', ()
     const onlyPatients = auth(await patientToken(alice, 'patient/Patient.rs'));
     assert.deepEqual(ids(await call(`${base}/Patient?_revinclude=Observation:subject`, { headers: onlyPatients })), [ref.alice], 'Observations are not readable with patient/Patient.rs');
     assert.deepEqual(ids(await call(`${base}/Patient?_has:Observation:subject:category=laboratory`, { headers: onlyPatients })), [], '_has cannot probe unreadable types');
-    const userPatients = auth(await token({ sub: 'nurse-1', client_id: 'app', scope: 'user/Patient.rs', role: 'nurse' }));
+    const userPatients = auth(await token({ sub: 'nurse-1', client_id: 'app', scope: 'user/Patient.rs', role: 'nurse', fhirUser: 'Practitioner/nurse-1' }));
     const r = await call(`${base}/Patient?_revinclude=Observation:subject&_id=${ref.bob.split('/')[1]}`, { headers: userPatients });
     assert.deepEqual(ids(r), [ref.bob], 'user/Patient.rs does not bring Observations along');
   });

@@ -1,0 +1,79 @@
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { call, patient } from '../rest/server.ts';
+import { useIssuerServer, type IssuerServer } from './external-issuer.ts';
+
+/** The relationship rule: clinicians reach only the records of patients they care for. */
+const d1 = { fhirUser: 'Practitioner/d1' };
+
+async function seed(t: IssuerServer): Promise<Record<string, string>> {
+  const headers = await t.auth('system');
+  const ids: Record<string, string> = {};
+  const create = async (name: string, body: Record<string, unknown>) => {
+    const r = await call(`${t.base}/${body.resourceType}`, { method: 'POST', headers, json: body });
+    assert.equal(r.status, 201, r.text);
+    ids[name] = r.body.id;
+    return `${body.resourceType}/${r.body.id}`;
+  };
+  const gp = await create('gp', patient('Relgp', { generalPractitioner: [{ reference: 'Practitioner/d1' }] }));
+  const team = await create('team', patient('Relteam'));
+  const enc = await create('enc', patient('Relenc'));
+  const oldTeam = await create('oldTeam', patient('Reloldteam'));
+  await create('none', patient('Relnone'));
+  await create('ct', { resourceType: 'CareTeam', status: 'active', subject: { reference: team }, participant: [{ member: { reference: 'Practitioner/d1' } }] });
+  await create('ct2', { resourceType: 'CareTeam', status: 'inactive', subject: { reference: oldTeam }, participant: [{ member: { reference: 'Practitioner/d1' } }] });
+  await create('e', { resourceType: 'Encounter', status: 'finished', class: { code: 'AMB' }, subject: { reference: enc }, participant: [{ individual: { reference: 'Practitioner/d1' } }] });
+  for (const p of ['gp', 'team', 'enc', 'oldTeam', 'none']) {
+    await create(`obs-${p}`, { resourceType: 'Observation', status: 'final', code: { text: 'rel-obs' }, subject: { reference: `Patient/${ids[p]}` } });
+  }
+  await create('org', { resourceType: 'Organization', name: 'Relclinic' });
+  return ids;
+}
+
+const names = (r: { body: { entry?: { resource: { name?: { family: string }[] } }[] } }) => (r.body.entry ?? []).map((e) => e.resource.name?.[0]?.family).sort();
+
+describe('relationships (all kinds)', () => {
+  const t = useIssuerServer();
+  let ids: Record<string, string>;
+  before(async () => {
+    ids = await seed(t);
+  });
+
+  test('a physician finds the patients he cares for: GP, active care team, encounter; not an inactive team or a stranger', async () => {
+    const doc = await t.auth('physician', 'user/*.rs', d1);
+    assert.deepEqual(names(await call(`${t.base}/Patient?name=rel`, { headers: doc })), ['Relenc', 'Relgp', 'Relteam']);
+    const obs = await call(`${t.base}/Observation?code:text=rel-obs&_total=accurate`, { headers: doc });
+    assert.equal(obs.body.total, 3);
+    assert.deepEqual(obs.body.entry.map((e: { resource: { id: string } }) => e.resource.id).sort(), [ids['obs-gp'], ids['obs-team'], ids['obs-enc']].sort());
+    assert.equal((await call(`${t.base}/Patient/${ids.none}`, { headers: doc })).status, 404);
+    assert.equal((await call(`${t.base}/Observation/${ids['obs-none']}`, { headers: doc })).status, 404);
+    assert.equal((await call(`${t.base}/Patient/${ids.oldTeam}`, { headers: doc })).status, 404);
+    assert.equal((await call(`${t.base}/Organization/${ids.org}`, { headers: doc })).status, 200, 'what is in no patient\'s compartment stays reachable');
+  });
+
+  test('without a practitioner identity, no patient; writes only for related patients', async () => {
+    const anonymousDoc = await t.auth('physician', 'user/*.rs');
+    assert.deepEqual(names(await call(`${t.base}/Patient?name=rel`, { headers: anonymousDoc })), []);
+    const nurse = await t.auth('nurse', 'user/*.cruds', d1);
+    const obs = (p: string) => ({ resourceType: 'Observation', status: 'final', code: { text: 'nurse-note' }, subject: { reference: `Patient/${ids[p]}` } });
+    assert.equal((await call(`${t.base}/Observation`, { method: 'POST', headers: nurse, json: obs('gp') })).status, 201);
+    assert.equal((await call(`${t.base}/Observation`, { method: 'POST', headers: nurse, json: obs('none') })).status, 403);
+  });
+
+  test('patients and backend services are not subject to it', async () => {
+    const sys = await t.auth('system');
+    assert.equal(names(await call(`${t.base}/Patient?name=rel`, { headers: sys })).length, 5);
+  });
+});
+
+describe('relationships (care teams only)', () => {
+  const t = useIssuerServer({ BASTION_RELATIONSHIPS: 'care-team' });
+  before(async () => {
+    await seed(t);
+  });
+
+  test('a deployment can switch kinds off', async () => {
+    const doc = await t.auth('physician', 'user/*.rs', d1);
+    assert.deepEqual(names(await call(`${t.base}/Patient?name=rel`, { headers: doc })), ['Relteam']);
+  });
+});
