@@ -3,6 +3,7 @@ import type { Interaction } from './interaction.ts';
 import { permissionFor, smartScopeRule, type ReadableScope } from './smart-scope-rule.ts';
 import { roleRule, rolePermissions } from './role-permissions.ts';
 import { relationshipObligation, type RelationshipObligation } from './relationship.ts';
+import { breakGlassPatients } from './break-glass.ts';
 import { labelsAboveClearance, type LabelCode } from './security-labels.ts';
 
 export interface Decision {
@@ -24,6 +25,8 @@ export interface Obligations {
   roleReadable?: string[];
   /** A clinician reaches patients' records only through these care relationships. */
   relationship?: RelationshipObligation;
+  /** Patients whose records break-the-glass opens to this user now: past relationship and labels. */
+  breakGlass?: readonly string[];
   /** Security labels (meta.security) a resource must not carry to be seen or written: those above the principal's clearance. */
   hiddenLabels?: LabelCode[];
 }
@@ -47,6 +50,7 @@ export function decide(principal: Principal, interaction: Interaction): Decision
     if (!role.permit) return { permit: false, reasons: [scope.reason, role.reason], obligations: { mask: [], anyOfQueries: [] } };
   }
   const obligations: Obligations = { mask: [], anyOfQueries: scope.anyOfQueries };
+  const reasons = [scope.reason];
   if (principal.kind === 'user') {
     const readable = rolePermissions().readableTypes(principal.role);
     if (readable) obligations.roleReadable = readable;
@@ -57,5 +61,10 @@ export function decide(principal: Principal, interaction: Interaction): Decision
   if (relationship) obligations.relationship = relationship;
   const hidden = labelsAboveClearance(principal);
   if (hidden) obligations.hiddenLabels = hidden;
-  return { permit: scope.permit, reasons: [scope.reason], obligations };
+  const emergency = breakGlassPatients(principal);
+  if (emergency.length > 0 && (relationship || hidden)) {
+    obligations.breakGlass = emergency;
+    reasons.push(`break-the-glass access to ${emergency.map((p) => `Patient/${p}`).join(', ')}`);
+  }
+  return { permit: scope.permit, reasons, obligations };
 }

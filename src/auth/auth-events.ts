@@ -8,7 +8,7 @@ import type { AuditRecordFacts } from '../audit/audit-record.ts';
  */
 export type AuthEventKind =
   | 'login' | 'login-failed' | 'locked-out' | 'mfa-failed' | 'mfa-enrolled' | 'recovery-code-used' | 'password-changed' | 'user-created' | 'client-registered'
-  | 'consent' | 'consent-denied' | 'authorization-refused' | 'token' | 'token-failed' | 'grant-revoked' | 'token-revoked' | 'launch-created' | 'patient-search' | 'logout';
+  | 'consent' | 'consent-denied' | 'authorization-refused' | 'token' | 'token-failed' | 'grant-revoked' | 'token-revoked' | 'launch-created' | 'patient-search' | 'break-glass' | 'logout';
 
 export interface AuthEvent {
   kind: AuthEventKind;

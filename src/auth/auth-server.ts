@@ -15,6 +15,7 @@ import { smartConfiguration } from './smart-configuration.ts';
 import { registerInteractions } from './server/interactions.ts';
 import { registerAdminApi } from './server/admin-api.ts';
 import { addUser } from './users.ts';
+import { BreakGlassRegistry } from './break-glass-registry.ts';
 import { randomBytes } from 'node:crypto';
 import { authEventEmitter, type AuthEvent } from './auth-events.ts';
 import type { StoreReader } from '../store/store.ts';
@@ -53,7 +54,17 @@ export async function openAuthServer(config: Config, storeKey: Buffer): Promise<
       }
       return { provider, issuer: config.auth.issuer };
     };
-    const authenticator = bearerAuthenticator(verifier, config.baseUrl);
+    const emergency = new BreakGlassRegistry(store, config.auth.breakGlassMinutes * 60);
+    await emergency.load();
+    const authenticator = bearerAuthenticator(verifier, config.baseUrl, {
+      patientsOf: (user) => emergency.patientsOf(user),
+      async grant(principal, request) {
+        const until = await emergency.grant(principal.id, request.patient, request.reason);
+        // High severity, and the alert: the monitoring issue routes these events; the reason stays in the audit record.
+        emit({ kind: 'break-glass', who: principal.id, address: principal.address, client: principal.clientId, success: true,
+          detail: `severity=high until=${new Date(until).toISOString()} patient=Patient/${request.patient} reason=${request.reason}` });
+      },
+    });
     return {
       authenticator,
       store,

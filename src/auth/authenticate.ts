@@ -1,12 +1,21 @@
 import type { Principal } from './principal.ts';
 import { FhirError } from '../fhir/outcome.ts';
 import { InvalidTokenError, type TokenVerifier } from './access-token.ts';
+import { breakGlassRefusal, type BreakGlassRequest } from '../access/break-glass.ts';
 
 export interface Credentials {
   authorization?: string;
   address: string;
   /** The request is for something served to anyone (the CapabilityStatement). */
   publicResource: boolean;
+  /** Emergency access asked for with this request (X-Break-Glass-Patient and X-Break-Glass-Reason). */
+  breakGlass?: BreakGlassRequest;
+}
+
+/** Emergency access: who holds it now, and how a request for it is granted (recorded, alerted). */
+export interface BreakGlassGate {
+  patientsOf(user: string): readonly string[] | undefined;
+  grant(principal: Principal, request: BreakGlassRequest): Promise<void>;
 }
 
 /** Decides who is asking from the request's credentials, before anything else happens. */
@@ -31,9 +40,19 @@ export function consolePrincipal(): Principal {
  * auth=smart: a Bearer access token on every request (RFC 6750), except for public resources
  * asked for without one. A missing or bad token is a 401 with a WWW-Authenticate challenge.
  */
-export function bearerAuthenticator(verifier: TokenVerifier, realm: string): Authenticator {
+export function bearerAuthenticator(verifier: TokenVerifier, realm: string, breakGlass?: BreakGlassGate): Authenticator {
+  const withEmergencyAccess = (principal: Principal, request: BreakGlassRequest | undefined): Principal | Promise<Principal> => {
+    if (!breakGlass) return principal;
+    if (request) {
+      const refusal = breakGlassRefusal(principal, request);
+      if (refusal) throw new FhirError(403, refusal, 'forbidden');
+      return breakGlass.grant(principal, request).then(() => ({ ...principal, breakGlass: breakGlass.patientsOf(principal.id) ?? [] }));
+    }
+    const patients = breakGlass.patientsOf(principal.id);
+    return patients ? { ...principal, breakGlass: patients } : principal;
+  };
   return {
-    authenticate({ authorization, address, publicResource }) {
+    authenticate({ authorization, address, publicResource, breakGlass: asked }) {
       if (authorization === undefined || authorization === '') {
         if (publicResource) return { kind: 'anonymous', id: 'anonymous', role: 'anonymous', scopes: [], address };
         throw unauthorized(realm, 'This request needs a Bearer access token');
@@ -44,12 +63,13 @@ export function bearerAuthenticator(verifier: TokenVerifier, realm: string): Aut
         if (err instanceof InvalidTokenError) throw unauthorized(realm, err.message, 'invalid_token');
         throw err;
       };
+      let verified: Principal | Promise<Principal>;
       try {
-        const verified = verifier.verify(token, address);
-        return verified instanceof Promise ? verified.catch(refuse) : verified;
+        verified = verifier.verify(token, address);
       } catch (err) {
         return refuse(err);
       }
+      return verified instanceof Promise ? verified.catch(refuse).then((p) => withEmergencyAccess(p, asked)) : withEmergencyAccess(verified, asked);
     },
   };
 }

@@ -28,6 +28,8 @@ export interface Principal {
   encounter?: string;
   /** The user's own FHIR resource, e.g. `Practitioner/7`. */
   fhirUser?: string;
+  /** Patients this user holds break-the-glass access to, now (see access/break-glass.ts). */
+  breakGlass?: readonly string[];
   /** The network address the request came from. */
   address: string;
 }

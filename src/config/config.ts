@@ -40,6 +40,8 @@ export interface AuthConfig {
   sessionMax: number;
   /** Roles that must sign in with a second factor (TOTP). */
   mfaRoles: Role[];
+  /** How long break-the-glass access to a patient lasts, minutes. */
+  breakGlassMinutes: number;
   /** Trusted external issuers, from the config file only. */
   externalIssuers: ExternalIssuerConfig[];
 }
@@ -62,6 +64,7 @@ export type ConfigInput = Partial<{
   sessionIdle: number | string;
   sessionMax: number | string;
   mfaRoles: string | string[];
+  breakGlassMinutes: number | string;
   externalIssuers: ExternalIssuerConfig[];
 }>;
 
@@ -84,6 +87,7 @@ export const environmentVariables: Record<keyof ConfigInput, string> = {
   sessionIdle: 'BASTION_SESSION_IDLE',
   sessionMax: 'BASTION_SESSION_MAX',
   mfaRoles: 'BASTION_MFA_ROLES',
+  breakGlassMinutes: 'BASTION_BREAK_GLASS_MINUTES',
   externalIssuers: 'BASTION_EXTERNAL_ISSUERS',
 };
 
@@ -176,6 +180,7 @@ function validate(input: ConfigInput): Config {
       refreshTokenTtl: integer('refreshTokenTtl', input.refreshTokenTtl ?? defaults.refreshTokenTtl, 60, 365 * 24 * 3600),
       sessionIdle: integer('sessionIdle', input.sessionIdle ?? defaults.sessionIdle, 1, 24 * 3600),
       sessionMax: integer('sessionMax', input.sessionMax ?? defaults.sessionMax, 60, 30 * 24 * 3600),
+      breakGlassMinutes: integer('breakGlassMinutes', input.breakGlassMinutes ?? 60, 1, 24 * 60),
       mfaRoles: roleList('mfaRoles', input.mfaRoles ?? ['nurse', 'physician', 'lab-technician', 'billing', 'researcher', 'admin']),
       externalIssuers: externalIssuers(input.externalIssuers),
     },

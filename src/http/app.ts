@@ -46,7 +46,9 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     const req = toFhirRequest(request);
     const format = negotiateFor(req, request);
-    const who = authenticator.authenticate({ authorization: request.headers.authorization, address: request.ip, publicResource: isPublic(req) });
+    const who = authenticator.authenticate({
+      authorization: request.headers.authorization, address: request.ip, publicResource: isPublic(req), breakGlass: breakGlassAsked(request),
+    });
     // A cached token (or no token at all) is decided without waiting for a turn of the microtask queue.
     const principal = who instanceof Promise ? await who : who;
     const response = await handle(requestContext(config, store, audit, principal), req);
@@ -121,6 +123,13 @@ function toFhirRequest(request: FastifyRequest): FhirRequest {
     contentType: header(h['content-type']),
     body: request.body,
   };
+}
+
+/** X-Break-Glass-Patient and X-Break-Glass-Reason: emergency access to one patient, asked with this request. */
+function breakGlassAsked(request: FastifyRequest): { patient: string; reason: string } | undefined {
+  const patient = header(request.headers['x-break-glass-patient']);
+  if (patient === undefined) return undefined;
+  return { patient: patient.trim(), reason: (header(request.headers['x-break-glass-reason']) ?? '').slice(0, 1000) };
 }
 
 /** The CapabilityStatement is served to anyone (SMART discovery starts there). */

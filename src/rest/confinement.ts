@@ -37,11 +37,13 @@ export class Confinement {
     const compartment: SearchConstraint[] = obligations.compartmentPatient === undefined ? []
       // Every type that can be in a Patient compartment, so included resources are held to it too.
       : [compartmentConstraint('Patient', obligations.compartmentPatient, compartmentMemberTypes('Patient'))];
+    // Break-the-glass patients' records pass the label and relationship rules for this user.
+    const emergency = (obligations.breakGlass ?? []).flatMap((p) => compartmentConstraint('Patient', p, compartmentMemberTypes('Patient')).anyOf);
     // Labels above the clearance: left out of everything read or written, in the query.
     const labels: SearchConstraint[] = obligations.hiddenLabels
-      ? [{ anyOf: [{ kind: 'token', code: '_security', negate: true, values: obligations.hiddenLabels.map((l) => ({ system: l.system, code: l.code })) }] }]
+      ? [{ anyOf: [{ kind: 'token', code: '_security', negate: true, values: obligations.hiddenLabels.map((l) => ({ system: l.system, code: l.code })) }, ...emergency] }]
       : [];
-    const related: SearchConstraint[] = obligations.relationship ? [relationshipConstraint(obligations.relationship)] : [];
+    const related: SearchConstraint[] = obligations.relationship ? [{ anyOf: [...relationshipConstraint(obligations.relationship).anyOf, ...emergency] }] : [];
     const read = [...compartment, ...labels, ...related];
     if (obligations.roleReadable) read.push({ anyOf: [{ kind: 'for-types', code: '_role', resourceTypes: obligations.roleReadable, criterion: { kind: 'all-of', code: '_role', criteria: [] } }] });
     if (obligations.readable) read.push({ anyOf: obligations.readable.map((r) => readableCriterion(r.type, r.query)) });

@@ -60,6 +60,25 @@ describe('relationships (all kinds)', () => {
     assert.equal((await call(`${t.base}/Observation`, { method: 'POST', headers: nurse, json: obs('none') })).status, 403);
   });
 
+  test('break-the-glass opens one unrelated patient\'s record, with a reason, for a time, recorded', async () => {
+    const doc = await t.auth('physician', 'user/*.rs', { ...d1, sub: 'btg-doc' });
+    assert.equal((await call(`${t.base}/Patient/${ids.none}`, { headers: doc })).status, 404);
+    const short = await call(`${t.base}/Patient/${ids.none}`, { headers: { ...doc, 'x-break-glass-patient': ids.none, 'x-break-glass-reason': 'urgent' } });
+    assert.equal(short.status, 403, 'a reason of a few letters is not one');
+    const billing = await t.auth('billing', 'user/*.rs', d1);
+    assert.equal((await call(`${t.base}/Patient/${ids.none}`, { headers: { ...billing, 'x-break-glass-patient': ids.none, 'x-break-glass-reason': 'patient unconscious in the ED' } })).status, 403, 'only clinicians');
+    const opened = await call(`${t.base}/Patient/${ids.none}`, { headers: { ...doc, 'x-break-glass-patient': ids.none, 'x-break-glass-reason': 'patient unconscious in the ED, no GP reachable' } });
+    assert.equal(opened.status, 200);
+    const later = await call(`${t.base}/Observation?subject=Patient/${ids.none}`, { headers: doc });
+    assert.equal(later.body.entry.length, 1, 'the access lasts beyond the request that asked for it');
+    assert.equal((await call(`${t.base}/Patient/${ids.oldTeam}`, { headers: doc })).status, 404, 'one patient only');
+    await t.server.app.audit.flush();
+    const records = await t.server.store.auditRecords({ afterSeq: 0, limit: 100_000 });
+    const btg = records.map((r) => JSON.parse(r.json) as { ev?: string; why?: string }).filter((f) => f.ev === 'break-glass');
+    assert.equal(btg.length, 1);
+    assert.match(btg[0].why ?? '', /severity=high.*reason=patient unconscious/);
+  });
+
   test('patients and backend services are not subject to it', async () => {
     const sys = await t.auth('system');
     assert.equal(names(await call(`${t.base}/Patient?name=rel`, { headers: sys })).length, 5);
@@ -75,5 +94,20 @@ describe('relationships (care teams only)', () => {
   test('a deployment can switch kinds off', async () => {
     const doc = await t.auth('physician', 'user/*.rs', d1);
     assert.deepEqual(names(await call(`${t.base}/Patient?name=rel`, { headers: doc })), ['Relteam']);
+  });
+});
+
+describe('break-the-glass registry', () => {
+  test('access lapses when its time is up', async () => {
+    const { BreakGlassRegistry } = await import('../../src/auth/break-glass-registry.ts');
+    const stored: Record<string, unknown>[] = [];
+    const store = { oauthUpsert: async (_m: string, _k: string, p: Record<string, unknown>) => { stored.push(p); }, oauthList: async () => [] };
+    const registry = new BreakGlassRegistry(store as never, 1);
+    await registry.grant('u1', 'p1', 'a reason long enough');
+    assert.deepEqual(registry.patientsOf('u1'), ['p1']);
+    assert.equal(registry.patientsOf('u2'), undefined);
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.equal(registry.patientsOf('u1'), undefined);
+    assert.equal(stored.length, 1);
   });
 });
