@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from './config/config.ts';
-import { assertLoopback } from './config/config.ts';
+import { assertLoopback, ConfigError } from './config/config.ts';
 import { loadOrCreateStoreKey } from './crypto/store-key.ts';
 import { SqliteStore } from './store/sqlite/sqlite-store.ts';
 import { buildApp, type App } from './http/app.ts';
@@ -9,6 +9,7 @@ import type { Store } from './store/store.ts';
 import { openAuthServer } from './auth/auth-server.ts';
 import { configureRolePermissions, loadRolePermissions } from './access/role-permissions.ts';
 import { configureRelationships } from './access/relationship.ts';
+import { configureAccessContext } from './access/context.ts';
 import type { AuthStore } from './store/auth-store.ts';
 
 export interface Server {
@@ -42,6 +43,11 @@ export async function startServer(config: Config, options: { logger?: boolean | 
   if (config.auth.mode === 'off') assertLoopback(config.host);
   if (config.rolePermissionsFile) configureRolePermissions(loadRolePermissions(config.rolePermissionsFile));
   configureRelationships(config.relationships);
+  try {
+    configureAccessContext(config.accessContext);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
   const store = openStore(config.dataDir);
   let auth;
   try {

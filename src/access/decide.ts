@@ -4,6 +4,7 @@ import { permissionFor, smartScopeRule, type ReadableScope } from './smart-scope
 import { roleRule, rolePermissions } from './role-permissions.ts';
 import { relationshipObligation, type RelationshipObligation } from './relationship.ts';
 import { breakGlassPatients } from './break-glass.ts';
+import { contextRule } from './context.ts';
 import { labelsAboveClearance, type LabelCode } from './security-labels.ts';
 
 export interface Decision {
@@ -25,6 +26,8 @@ export interface Obligations {
   roleReadable?: string[];
   /** A clinician reaches patients' records only through these care relationships. */
   relationship?: RelationshipObligation;
+  /** For the audit: e.g. off-hours access that was permitted but flagged. */
+  flags?: string[];
   /** Patients whose records break-the-glass opens to this user now: past relationship and labels. */
   breakGlass?: readonly string[];
   /** Security labels (meta.security) a resource must not carry to be seen or written: those above the principal's clearance. */
@@ -36,7 +39,7 @@ export interface Obligations {
  * only on a loopback-only server with authorization switched off (development, tests); every other
  * principal came with a verified token and passes the rules below in turn.
  */
-export function decide(principal: Principal, interaction: Interaction): Decision {
+export function decide(principal: Principal, interaction: Interaction, now: number = Date.now()): Decision {
   if (principal.kind === 'anonymous-local') {
     return { permit: true, reasons: ['local principal on a loopback-only server without authorization'], obligations: { mask: [], anyOfQueries: [] } };
   }
@@ -49,7 +52,10 @@ export function decide(principal: Principal, interaction: Interaction): Decision
     const role = roleRule(principal, interaction.resourceType, permissionFor(interaction.kind));
     if (!role.permit) return { permit: false, reasons: [scope.reason, role.reason], obligations: { mask: [], anyOfQueries: [] } };
   }
+  const context = contextRule(principal, now);
+  if (scope.permit && !context.permit) return { permit: false, reasons: [scope.reason, ...context.reasons], obligations: { mask: [], anyOfQueries: [] } };
   const obligations: Obligations = { mask: [], anyOfQueries: scope.anyOfQueries };
+  if (context.flags.length > 0) obligations.flags = context.flags;
   const reasons = [scope.reason];
   if (principal.kind === 'user') {
     const readable = rolePermissions().readableTypes(principal.role);
@@ -59,7 +65,8 @@ export function decide(principal: Principal, interaction: Interaction): Decision
   if (scope.readable) obligations.readable = scope.readable;
   const relationship = relationshipObligation(principal);
   if (relationship) obligations.relationship = relationship;
-  const hidden = labelsAboveClearance(principal);
+  const cleared = labelsAboveClearance(principal);
+  const hidden = cleared || context.hiddenLabels.length > 0 ? [...(cleared ?? []), ...context.hiddenLabels] : undefined;
   if (hidden) obligations.hiddenLabels = hidden;
   const emergency = breakGlassPatients(principal);
   if (emergency.length > 0 && (relationship || hidden)) {

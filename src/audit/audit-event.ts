@@ -13,6 +13,7 @@ export function renderAuditEvent(facts: AuditRecordFacts, id?: string): Record<s
   const entity: Record<string, unknown>[] = (facts.what ?? []).map((reference) => ({ what: { reference }, type: systemObject }));
   if (facts.op) entity.push({ type: systemObject, detail: [{ type: 'operation', valueString: `$${facts.op}` }] });
   if (facts.q) entity.push({ type: systemObject, role: queryRole, query: Buffer.from(facts.q).toString('base64') });
+  if (facts.fl) entity.push({ type: systemObject, detail: facts.fl.map((f) => ({ type: 'access-flag', valueString: f })) });
   const outcome = outcomeCode(facts.st);
   return {
     resourceType: 'AuditEvent',

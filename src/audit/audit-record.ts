@@ -30,6 +30,8 @@ export interface AuditRecordFacts {
   what?: string[];
   /** The query string, for searches and conditional interactions. */
   q?: string;
+  /** What the access decision flagged (e.g. off-hours). */
+  fl?: string[];
 }
 
 export function auditFacts(principal: Principal, interaction: Interaction, status: number, entities: string[], at: string): AuditRecordFacts {

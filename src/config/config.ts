@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import type { ExternalIssuerConfig } from '../auth/access-token.ts';
 import { roles, type Role } from '../store/auth-store.ts';
 import { relationshipKinds, type RelationshipKind } from '../access/relationship.ts';
+import type { AccessContextConfig } from '../access/context.ts';
 
 /** Every setting Bastion reads, validated once at start. Precedence: flag > environment > file > default. */
 export interface Config {
@@ -18,6 +19,8 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** A deployment's own role -> permissions table (JSON, as src/access/role-permissions.default.json); unset: the default. */
   rolePermissionsFile?: string;
+  /** Time windows and network rules (src/access/context.ts). */
+  accessContext: AccessContextConfig;
   /** The care relationships through which clinicians reach patients' records. */
   relationships: RelationshipKind[];
   auth: AuthConfig;
@@ -57,6 +60,7 @@ export type ConfigInput = Partial<{
   logLevel: string;
   rolePermissionsFile: string;
   relationships: string | string[];
+  accessContext: string | AccessContextConfig;
   auth: string;
   issuer: string;
   accessTokenTtl: number | string;
@@ -80,6 +84,7 @@ export const environmentVariables: Record<keyof ConfigInput, string> = {
   logLevel: 'BASTION_LOG_LEVEL',
   rolePermissionsFile: 'BASTION_ROLE_PERMISSIONS',
   relationships: 'BASTION_RELATIONSHIPS',
+  accessContext: 'BASTION_ACCESS_CONTEXT',
   auth: 'BASTION_AUTH',
   issuer: 'BASTION_AUTH_ISSUER',
   accessTokenTtl: 'BASTION_ACCESS_TOKEN_TTL',
@@ -173,6 +178,7 @@ function validate(input: ConfigInput): Config {
     logLevel: logLevel as Config['logLevel'],
     ...(input.rolePermissionsFile ? { rolePermissionsFile: resolve(input.rolePermissionsFile) } : {}),
     relationships: relationshipList(input.relationships ?? [...relationshipKinds]),
+    accessContext: accessContextOf(input.accessContext),
     auth: {
       mode: auth,
       issuer,
@@ -185,6 +191,20 @@ function validate(input: ConfigInput): Config {
       externalIssuers: externalIssuers(input.externalIssuers),
     },
   };
+}
+
+function accessContextOf(value: string | AccessContextConfig | undefined): AccessContextConfig {
+  if (value === undefined) return {};
+  let parsed: unknown = value;
+  if (typeof value === 'string') {
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      throw new ConfigError('accessContext must be JSON: {"hours": {...}, "networks": [...]}');
+    }
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError('accessContext must be an object');
+  return parsed as AccessContextConfig;
 }
 
 function relationshipList(value: string | string[]): RelationshipKind[] {

@@ -32,7 +32,7 @@ export async function handle(ctx: RestContext, req: FhirRequest): Promise<FhirRe
     const response = await r.execute(confinement ? confined(ctx, confinement) : ctx, req);
     if (response.resource) response.resource = applyObligations(decision, response.resource);
     if (response.json) response.json = applyObligations(decision, response.json);
-    record(ctx, audit, interaction, response.status, response.entities ?? []);
+    record(ctx, audit, interaction, response.status, response.entities ?? [], decision.obligations.flags);
     return response;
   } catch (err) {
     record(ctx, audit, interaction, err instanceof FhirError ? err.status : 500, targetOf(interaction));
@@ -45,8 +45,9 @@ function confined(ctx: RestContext, confinement: Confinement): RestContext {
   return { ...ctx, reader: confinement.reader(ctx.reader), write: (work) => ctx.write((tx) => work(confinement.writer(tx))) };
 }
 
-function record(ctx: RestContext, audit: AuditLog, interaction: Interaction, status: number, entities: string[]): void {
+function record(ctx: RestContext, audit: AuditLog, interaction: Interaction, status: number, entities: string[], flags?: string[]): void {
   const facts = auditFacts(ctx.principal, interaction, status, entities, new Date().toISOString());
+  if (flags && flags.length > 0) facts.fl = flags;
   if (ctx.pendingAudit) ctx.pendingAudit.push(facts);
   else audit.record(facts);
 }
