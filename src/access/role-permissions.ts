@@ -47,6 +47,8 @@ export function compileRolePermissions(table: RolePermissionTable): RolePermissi
     }
     byRole.set(role, { all, types });
   }
+  // Computed once per role: decide() asks on every request.
+  const readable = new Map<string, string[] | undefined>();
   return {
     permits(role, resourceType, permission) {
       const r = byRole.get(role);
@@ -55,10 +57,11 @@ export function compileRolePermissions(table: RolePermissionTable): RolePermissi
       return resourceType !== undefined && (r.types.get(resourceType)?.has(permission) ?? false);
     },
     readableTypes(role) {
-      const r = byRole.get(role);
-      if (!r) return [];
-      if (r.all.has('r') || r.all.has('s')) return undefined;
-      return [...r.types].filter(([, l]) => l.has('r') || l.has('s')).map(([t]) => t);
+      if (!readable.has(role)) {
+        const r = byRole.get(role);
+        readable.set(role, !r ? [] : r.all.has('r') || r.all.has('s') ? undefined : [...r.types].filter(([, l]) => l.has('r') || l.has('s')).map(([t]) => t));
+      }
+      return readable.get(role);
     },
   };
 }
