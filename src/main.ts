@@ -10,6 +10,7 @@ import { openAuthServer } from './auth/auth-server.ts';
 import { configureRolePermissions, loadRolePermissions } from './access/role-permissions.ts';
 import { configureRelationships } from './access/relationship.ts';
 import { configureAccessContext } from './access/context.ts';
+import { configureMasks } from './access/minimum-necessary.ts';
 import type { AuthStore } from './store/auth-store.ts';
 
 export interface Server {
@@ -45,6 +46,7 @@ export async function startServer(config: Config, options: { logger?: boolean | 
   configureRelationships(config.relationships);
   try {
     configureAccessContext(config.accessContext);
+    if (config.masks) configureMasks(config.masks);
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }

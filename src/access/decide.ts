@@ -5,6 +5,7 @@ import { roleRule, rolePermissions } from './role-permissions.ts';
 import { relationshipObligation, type RelationshipObligation } from './relationship.ts';
 import { breakGlassPatients } from './break-glass.ts';
 import { contextRule } from './context.ts';
+import { masksFor } from './minimum-necessary.ts';
 import { labelsAboveClearance, type LabelCode } from './security-labels.ts';
 
 export interface Decision {
@@ -14,7 +15,7 @@ export interface Decision {
 }
 
 export interface Obligations {
-  /** Element masks the filter stage applies to what leaves; none yet. */
+  /** Element masks (minimum necessary) the filter stage applies to what leaves, and writes keep. */
   mask: string[];
   /** Confine the interaction to this Patient's compartment (reads, searches, includes, writes). */
   compartmentPatient?: string;
@@ -54,7 +55,7 @@ export function decide(principal: Principal, interaction: Interaction, now: numb
   }
   const context = contextRule(principal, now);
   if (scope.permit && !context.permit) return { permit: false, reasons: [scope.reason, ...context.reasons], obligations: { mask: [], anyOfQueries: [] } };
-  const obligations: Obligations = { mask: [], anyOfQueries: scope.anyOfQueries };
+  const obligations: Obligations = { mask: masksFor(principal), anyOfQueries: scope.anyOfQueries };
   if (context.flags.length > 0) obligations.flags = context.flags;
   const reasons = [scope.reason];
   if (principal.kind === 'user') {

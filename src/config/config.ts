@@ -21,6 +21,8 @@ export interface Config {
   rolePermissionsFile?: string;
   /** Time windows and network rules (src/access/context.ts). */
   accessContext: AccessContextConfig;
+  /** Per-role element masks (minimum necessary); undefined: the built-in defaults. */
+  masks?: Record<string, string[]>;
   /** The care relationships through which clinicians reach patients' records. */
   relationships: RelationshipKind[];
   auth: AuthConfig;
@@ -61,6 +63,7 @@ export type ConfigInput = Partial<{
   rolePermissionsFile: string;
   relationships: string | string[];
   accessContext: string | AccessContextConfig;
+  masks: string | Record<string, string[]>;
   auth: string;
   issuer: string;
   accessTokenTtl: number | string;
@@ -85,6 +88,7 @@ export const environmentVariables: Record<keyof ConfigInput, string> = {
   rolePermissionsFile: 'BASTION_ROLE_PERMISSIONS',
   relationships: 'BASTION_RELATIONSHIPS',
   accessContext: 'BASTION_ACCESS_CONTEXT',
+  masks: 'BASTION_MASKS',
   auth: 'BASTION_AUTH',
   issuer: 'BASTION_AUTH_ISSUER',
   accessTokenTtl: 'BASTION_ACCESS_TOKEN_TTL',
@@ -179,6 +183,7 @@ function validate(input: ConfigInput): Config {
     ...(input.rolePermissionsFile ? { rolePermissionsFile: resolve(input.rolePermissionsFile) } : {}),
     relationships: relationshipList(input.relationships ?? [...relationshipKinds]),
     accessContext: accessContextOf(input.accessContext),
+    ...(input.masks !== undefined ? { masks: jsonObject('masks', input.masks) as Record<string, string[]> } : {}),
     auth: {
       mode: auth,
       issuer,
@@ -194,17 +199,21 @@ function validate(input: ConfigInput): Config {
 }
 
 function accessContextOf(value: string | AccessContextConfig | undefined): AccessContextConfig {
-  if (value === undefined) return {};
+  return value === undefined ? {} : (jsonObject('accessContext', value) as AccessContextConfig);
+}
+
+/** A setting that is a JSON object, given as one (config file) or as its text (environment). */
+function jsonObject(name: string, value: unknown): object {
   let parsed: unknown = value;
   if (typeof value === 'string') {
     try {
       parsed = JSON.parse(value);
     } catch {
-      throw new ConfigError('accessContext must be JSON: {"hours": {...}, "networks": [...]}');
+      throw new ConfigError(`${name} must be a JSON object`);
     }
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError('accessContext must be an object');
-  return parsed as AccessContextConfig;
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError(`${name} must be a JSON object`);
+  return parsed;
 }
 
 function relationshipList(value: string | string[]): RelationshipKind[] {

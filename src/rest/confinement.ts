@@ -4,6 +4,7 @@ import { decide, type Obligations } from '../access/decide.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { Resource } from '../fhir/types.ts';
 import { compartmentConstraint, compartmentReferences } from '../fhir/search/compartment.ts';
+import { keepMasked } from '../access/minimum-necessary.ts';
 import { compartmentMemberTypes, compartmentParams } from '../fhir/compartments.ts';
 import { resourceTypes } from '../fhir/definitions.ts';
 import type { RelationshipObligation } from '../access/relationship.ts';
@@ -25,11 +26,14 @@ export class Confinement {
   private readonly writeConstraints: SearchConstraint[];
   /** The launch patient: a write may refer to no other patient by a compartment membership parameter. */
   private readonly patient: string | undefined;
+  /** Elements the principal cannot see: its writes keep their stored values. */
+  readonly masks: readonly string[];
 
-  private constructor(constraints: SearchConstraint[], writeConstraints: SearchConstraint[], patient: string | undefined) {
+  private constructor(constraints: SearchConstraint[], writeConstraints: SearchConstraint[], patient: string | undefined, masks: readonly string[]) {
     this.constraints = constraints;
     this.writeConstraints = writeConstraints;
     this.patient = patient;
+    this.masks = masks;
   }
 
   /** undefined when the obligations confine nothing. */
@@ -49,8 +53,8 @@ export class Confinement {
     if (obligations.readable) read.push({ anyOf: obligations.readable.map((r) => readableCriterion(r.type, r.query)) });
     const write = [...compartment, ...labels, ...related];
     if (obligations.anyOfQueries.length > 0) write.push({ anyOf: obligations.anyOfQueries.map((q) => granular(resourceType, q)) });
-    if (read.length === 0 && write.length === 0) return undefined;
-    return new Confinement(read, write, obligations.compartmentPatient);
+    if (read.length === 0 && write.length === 0 && obligations.mask.length === 0) return undefined;
+    return new Confinement(read, write, obligations.compartmentPatient, obligations.mask);
   }
 
   /** A search limited to what the confinement allows, its chains and _has included. */
@@ -215,6 +219,7 @@ class ConfinedWriter extends ConfinedReader implements StoreWriter {
 
   async create(resource: Resource & { id: string }): Promise<StoredResource> {
     this.mustReferOnlyToPatient(resource);
+    if (this.confinement.masks.length > 0) keepMasked(resource as Record<string, unknown>, undefined, this.confinement.masks);
     const stored = await this.writer.create(resource);
     await this.mustAdmit(resource.resourceType, resource.id, 'create');
     return stored;
@@ -223,6 +228,10 @@ class ConfinedWriter extends ConfinedReader implements StoreWriter {
   async update(resource: Resource & { id: string }, options?: UpdateOptions): Promise<UpdateResult> {
     this.mustReferOnlyToPatient(resource);
     await this.mustAdmitExisting(resource.resourceType, resource.id, 'change');
+    if (this.confinement.masks.length > 0) {
+      const current = await this.writer.read(resource.resourceType, resource.id);
+      keepMasked(resource as Record<string, unknown>, current?.json ? JSON.parse(current.json) as Record<string, unknown> : undefined, this.confinement.masks);
+    }
     const result = await this.writer.update(resource, options);
     await this.mustAdmit(resource.resourceType, resource.id, 'leave');
     return result;
