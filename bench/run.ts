@@ -16,6 +16,12 @@
  * authorization on (SMART), a backend client is registered with `bastion clients add`, and:
  *
  *   read-auth    GET Patient/{id} with a Bearer access token (target: >= 85% of read)
+ *   search-auth  GET Patient?name=... with that token (a backend service: scopes only)
+ *   read-clinician, search-clinician
+ *                the same with a physician's token (from a test identity provider whose JWKS this
+ *                process serves): role table, care relationship (GP) and label clearance apply in the
+ *                query; the access engine's cost is the difference (targets: at most 15% of reads,
+ *                20% of searches)
  *   token        client_credentials token requests, each with a fresh ES384 client assertion
  *                (signed here, in the load generator: tokens/s and latency)
  *
@@ -39,6 +45,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { createServer } from 'node:http';
 import { cpuSeconds, memory, startChild as start, stopChild, track, type Child } from './harness.ts';
 import { measure, numberFromEnv, type AcRequest, type Measurement } from './harness.ts';
 import { fmtInt, fmtMs, mib, percentile, table, type HumanName, type Resource } from './harness.ts';
@@ -119,8 +126,12 @@ function seededPatient(templates: Template[], i: number): Resource {
   }
   t.name = names;
   t.id = seededId(i);
+  // The clinician of the access-engine scenarios is every seeded patient's GP (the relationship rule).
+  t.generalPractitioner = [{ reference: benchPractitioner }];
   return t;
 }
+
+const benchPractitioner = 'Practitioner/bench-doc';
 
 const seededId = (i: number) => `bench-${i}`;
 const seededFamily = (templates: Template[], group: number): string => {
@@ -182,7 +193,7 @@ async function seed(base: string, templates: Template[]): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-type Name = 'ceiling' | 'read' | 'search' | 'create' | 'update' | 'transaction' | 'read-auth' | 'token';
+type Name = 'ceiling' | 'read' | 'search' | 'create' | 'update' | 'transaction' | 'read-auth' | 'search-auth' | 'read-clinician' | 'search-clinician' | 'token';
 
 interface Scenario {
   name: Name;
@@ -260,6 +271,26 @@ async function requestToken(tokenUrl: string, client: BackendClient): Promise<st
   return body.access_token;
 }
 
+const idpIssuer = 'https://bench-idp.example.test';
+let idpKey: CryptoKey | undefined;
+
+/** A stand-in identity provider: its JWKS on loopback, so the bench can mint a physician's token. */
+async function startIdentityProvider(): Promise<{ issuer: string; jwksUri: string; stop: () => void }> {
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  idpKey = privateKey;
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'bench-idp', alg: 'ES256' };
+  const server = createServer((_q, res) => res.end(JSON.stringify({ keys: [jwk] })));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { issuer: idpIssuer, jwksUri: `http://127.0.0.1:${(server.address() as { port: number }).port}/jwks`, stop: () => server.close() };
+}
+
+async function idpToken(fhirBase: string): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ role: 'physician', scope: 'user/*.rs', client_id: 'bench-app', fhirUser: benchPractitioner })
+    .setProtectedHeader({ alg: 'ES256', kid: 'bench-idp' }).setIssuer(idpIssuer).setAudience(fhirBase).setSubject('bench-doc')
+    .setIssuedAt(now).setExpirationTime(now + 3600).setJti(randomUUID()).sign(idpKey!);
+}
+
 interface TokenRun { rate: number; p50: number; p99: number; failures: number; serverCpu?: number }
 
 /** `inFlight` loops requesting tokens for `seconds`; each request carries a new assertion (a jti is good once). */
@@ -311,6 +342,7 @@ async function main(): Promise<number> {
   const scratch = mkdtempSync(join(tmpdir(), 'bastion-bench-ceiling-'));
   let exitCode = 0;
   let server: Child | undefined;
+  let stopIdp: (() => void) | undefined;
   try {
     server = await startChild('bastion', [...serverNodeArgs, serverEntry, 'serve', '--port', '0', '--data-dir', dataDir],
       /Bastion is serving FHIR R4 at (\S+)/, { BASTION_LOG_LEVEL: 'warn', BASTION_AUTH: 'off' });
@@ -435,26 +467,40 @@ async function main(): Promise<number> {
 
     // ------------------------------------------------------------------ the same server, authorization on
     let tokenRun: TokenRun | undefined;
-    if (wanted('read-auth') || wanted('token')) {
+    if (wanted('read-auth') || wanted('search-auth') || wanted('read-clinician') || wanted('search-clinician') || wanted('token')) {
       await stopChild(server);
       server = undefined;
+      const idp = await startIdentityProvider();
       server = await startChild('bastion', [...serverNodeArgs, serverEntry, 'serve', '--port', '0', '--data-dir', dataDir],
-        /Bastion is serving FHIR R4 at (\S+)/, { BASTION_LOG_LEVEL: 'warn', BASTION_AUTH: 'smart' });
+        /Bastion is serving FHIR R4 at (\S+)/, { BASTION_LOG_LEVEL: 'warn', BASTION_AUTH: 'smart', BASTION_EXTERNAL_ISSUERS: JSON.stringify([{ issuer: idp.issuer, jwksUri: idp.jwksUri }]) });
+      stopIdp = idp.stop;
       const authBase = server.url;
       const client = await registerBackendClient(dataDir, scratch);
       const tokenUrl = `${new URL(authBase).origin}/auth/token`;
       const token = await requestToken(tokenUrl, client);
       console.log(`server restarted with authorization on: ${authBase} (pid ${server.proc.pid}); backend client ${client.clientId}`);
-      if (wanted('read-auth')) {
-        const bearer = { accept: fhirJson, authorization: `Bearer ${token}` };
+      const clinicianToken = await idpToken(authBase);
+      const authScenarios: [Name, string, string, 'read' | 'search'][] = [
+        ['read-auth', 'GET Patient/{id} + Bearer token', token, 'read'],
+        ['search-auth', 'GET Patient?name= + Bearer token', token, 'search'],
+        ['read-clinician', 'GET Patient/{id} as a physician', clinicianToken, 'read'],
+        ['search-clinician', 'GET Patient?name= as a physician', clinicianToken, 'search'],
+      ];
+      for (const [name, label, bearerToken, kind] of authScenarios) {
+        if (!wanted(name)) continue;
+        const headers = { accept: fhirJson, authorization: `Bearer ${bearerToken}` };
         const s: Scenario = {
-          name: 'read-auth', label: 'GET Patient/{id} + Bearer token', url: new URL(authBase).origin, connections,
-          request: rotating((i) => ({ method: 'GET', path: `${basePath}/Patient/${seededId(i)}`, headers: bearer }), patientCount),
+          name, label, url: new URL(authBase).origin, connections,
+          request: kind === 'read'
+            ? rotating((i) => ({ method: 'GET', path: `${basePath}/Patient/${seededId(i)}`, headers }), patientCount)
+            : rotating((g) => ({ method: 'GET', path: `${basePath}/Patient?name=${encodeURIComponent(seededFamily(templates, g))}`, headers }), groups),
           smoke: async () => {
-            ok('read-auth', await call(`${authBase}/Patient/${seededId(1)}`, { headers: { authorization: `Bearer ${token}` } }), 200);
-            const refused = await call(`${authBase}/Patient/${seededId(1)}`);
-            if (refused.status !== 401) throw new Error(`read-auth: without a token the read gave ${refused.status}, not 401`);
-            return 'ES256 JWT, 32 connections sharing one token';
+            const probe = kind === 'read' ? `${authBase}/Patient/${seededId(1)}` : `${authBase}/Patient?name=${encodeURIComponent(seededFamily(templates, 1))}`;
+            const b = ok(name, await call(probe, { headers: { authorization: `Bearer ${bearerToken}` } }), 200);
+            if (kind === 'search' && ((b.entry as unknown[] | undefined)?.length ?? 0) === 0) throw new Error(`${name}: the search found nothing`);
+            const refused = await call(probe);
+            if (refused.status !== 401) throw new Error(`${name}: without a token it gave ${refused.status}, not 401`);
+            return name.endsWith('clinician') ? 'role table, GP relationship and labels in the query' : 'ES256 JWT (backend service, scopes only)';
           },
         };
         const note = await s.smoke();
@@ -491,7 +537,7 @@ async function main(): Promise<number> {
     const ceilingRate = results.find((r) => r.scenario.name === 'ceiling')?.rate;
     const rows = results.map((r) => {
       const name = r.scenario.name;
-      const key = name === 'read-auth' ? 'read' : name;
+      const key = name === 'read-auth' || name === 'read-clinician' ? 'read' : name === 'search-auth' || name === 'search-clinician' ? 'search' : name;
       const mp = key === 'read' || key === 'search' || key === 'create' ? medplum[key] : undefined;
       const target = key === 'read' || key === 'search' || key === 'create' ? medplumTarget[key] : undefined;
       let vsMedplum = '';
@@ -503,6 +549,14 @@ async function main(): Promise<number> {
       if (name === 'read-auth') {
         const plain = results.find((x) => x.scenario.name === 'read');
         if (plain) notes.push(`${((r.rate / plain.rate) * 100).toFixed(0)}% of GET without a token (target >= 85%: ${r.rate / plain.rate >= 0.85 ? 'met' : 'MISSED'})`);
+      }
+      if (name === 'read-clinician' || name === 'search-clinician') {
+        const base = results.find((x) => x.scenario.name === (name === 'read-clinician' ? 'read-auth' : 'search-auth'));
+        const limit = name === 'read-clinician' ? 0.15 : 0.2;
+        if (base) {
+          const cost = 1 - r.rate / base.rate;
+          notes.push(`engine costs ${(cost * 100).toFixed(0)}% vs scopes only (target <= ${limit * 100}%: ${cost <= limit ? 'met' : 'MISSED'})`);
+        }
       }
       if (r.scenario.perRequest) notes.push(`${fmtInt(r.rate * r.scenario.perRequest)} resources/s`);
       if (name === 'ceiling') notes.push(`published bare Fastify ~${fmtInt(fastifyPublished)}/s`);
@@ -561,6 +615,7 @@ and by everything else on the machine (${cpus().length} cores) meanwhile; µs CP
     }
   } finally {
     if (server) await stopChild(server);
+    stopIdp?.();
     rmSync(scratch, { recursive: true, force: true });
     if (env.BENCH_KEEP_DATA) console.log(`data kept in ${dataDir}`);
     else rmSync(dataDir, { recursive: true, force: true });

@@ -141,7 +141,7 @@ function asCriterion(constraint: SearchConstraint): SearchCriterion {
 async function matchesId(reader: StoreReader, resourceType: string, id: string, constraints: SearchConstraint[]): Promise<boolean> {
   const request: SearchRequest = {
     resourceTypes: [resourceType], criteria: [{ kind: 'token', code: '_id', negate: false, values: [{ code: id }] }],
-    sort: [], count: 1, offset: 0, total: 'none', include: [], revinclude: [], constraints,
+    sort: [], count: 1, offset: 0, total: 'none', include: [], revinclude: [], constraints, probeConstraints: true,
   };
   await resolveTerminology(request, reader);
   return (await reader.search(request)).matches.length > 0;

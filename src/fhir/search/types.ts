@@ -15,6 +15,8 @@ export interface SearchRequest {
    * `subject` OR `performer`). A criterion on a parameter a type lacks never holds for that type.
    */
   constraints?: SearchConstraint[];
+  /** The criteria select a handful of rows (an _id): test the constraints on each row instead of listing what they admit. */
+  probeConstraints?: boolean;
   sort: SortKey[];
   count: number;
   offset: number;

@@ -15,7 +15,12 @@ import { keysetCondition, type Cursor } from './search-cursor.ts';
 
 export { frag, join, type Frag, type SqlArg } from './sql-frag.ts';
 
-const or = (parts: Frag[]): Frag => (parts.length === 1 ? parts[0] : wrap(join(parts, ' OR ')));
+/** OR of the parts, leaving out those that can never hold (a constraint for types a query does not touch). */
+const or = (parts: Frag[]): Frag => {
+  const live = parts.filter((p) => p.sql !== '0');
+  if (live.length === 0) return parts.length === 0 ? wrap(join(parts, ' OR ')) : never;
+  return live.length === 1 ? live[0] : wrap(join(live, ' OR '));
+};
 export const and = (parts: Frag[]): Frag => join(parts, ' AND ');
 const wrap = (f: Frag): Frag => ({ sql: `(${f.sql})`, args: f.args });
 const placeholders = (n: number): string => Array(n).fill('?').join(', ');
@@ -78,14 +83,16 @@ function whereClause(request: SearchRequest, probed: ReadonlySet<SearchCriterion
   if (types.length === 1) parts.push(frag(`${type} = ?`, types[0]));
   else if (types.length > 1) parts.push(frag(`${type} IN (${placeholders(types.length)})`, ...types));
   for (const c of request.criteria) parts.push(criterionIn(c, { types, alias: 'r', depth: 0, probe: probed.has(c) }));
-  parts.push(...constraintsSql(request.constraints, types, 'r'));
+  // Checking one resource against the constraints (probeConstraints): each is tested on its row
+  // through the rid index, rather than listing every row it admits (a GP's thousands of patients).
+  parts.push(...constraintsSql(request.constraints, types, 'r', request.probeConstraints));
   return and(parts);
 }
 
 /** The access layer's constraints on rows of `alias` (one of `types`): for matches and included resources alike. */
-export function constraintsSql(constraints: SearchRequest['constraints'], types: readonly string[], alias: string): Frag[] {
+export function constraintsSql(constraints: SearchRequest['constraints'], types: readonly string[], alias: string, probe = false): Frag[] {
   return (constraints ?? []).map((constraint) =>
-    constraint.anyOf.length === 0 ? never : or(constraint.anyOf.map((c) => criterionSql(c, types, alias))));
+    constraint.anyOf.length === 0 ? never : or(constraint.anyOf.map((c) => criterionIn(c, { types, alias, depth: 0, probe }))));
 }
 
 /** Whether the criterion selects rows of an index table (rather than excluding them, or using the resource table). */
