@@ -110,6 +110,19 @@ export class Confinement {
  * Patient compartment through a membership reference to such a Patient.
  */
 function relationshipConstraint(r: RelationshipObligation): SearchConstraint {
+  // The same for every request of a clinician: built once (it spans every compartment type).
+  const key = `${r.practitioner ?? ''}|${r.kinds.join(',')}`;
+  let built = relationshipConstraints.get(key);
+  if (!built) {
+    if (relationshipConstraints.size >= 1000) relationshipConstraints.delete(relationshipConstraints.keys().next().value!);
+    relationshipConstraints.set(key, (built = buildRelationshipConstraint(r)));
+  }
+  return built;
+}
+
+const relationshipConstraints = new Map<string, SearchConstraint>();
+
+function buildRelationshipConstraint(r: RelationshipObligation): SearchConstraint {
   const related: SearchCriterion[] = [];
   const who = r.practitioner ? [{ type: r.practitioner.split('/')[0], id: r.practitioner.split('/')[1] }] : [];
   if (who.length > 0) {
@@ -141,10 +154,11 @@ function asCriterion(constraint: SearchConstraint): SearchCriterion {
 async function matchesId(reader: StoreReader, resourceType: string, id: string, constraints: SearchConstraint[]): Promise<boolean> {
   const request: SearchRequest = {
     resourceTypes: [resourceType], criteria: [{ kind: 'token', code: '_id', negate: false, values: [{ code: id }] }],
-    sort: [], count: 1, offset: 0, total: 'none', include: [], revinclude: [], constraints, probeConstraints: true,
+    // A count, not a page: whether the row passes is all that is asked, its content is not read.
+    sort: [], count: 0, offset: 0, total: 'accurate', include: [], revinclude: [], constraints, probeConstraints: true,
   };
   await resolveTerminology(request, reader);
-  return (await reader.search(request)).matches.length > 0;
+  return ((await reader.search(request)).total ?? 0) > 0;
 }
 
 /** Resources of a readable scope's type (any type for `*`) matching its granular query, if any. */
