@@ -151,7 +151,9 @@ function asCriterion(constraint: SearchConstraint): SearchCriterion {
   return { kind: 'any-of', code: '_access', criteria: constraint.anyOf };
 }
 
-async function matchesId(reader: StoreReader, resourceType: string, id: string, constraints: SearchConstraint[]): Promise<boolean> {
+async function matchesId(reader: StoreReader, resourceType: string, id: string, all: SearchConstraint[]): Promise<boolean> {
+  // Only the parts of each constraint about this type: a clinician's spans every compartment type.
+  const constraints = all.map((k) => forType(k, resourceType));
   const request: SearchRequest = {
     resourceTypes: [resourceType], criteria: [{ kind: 'token', code: '_id', negate: false, values: [{ code: id }] }],
     // A count, not a page: whether the row passes is all that is asked, its content is not read.
@@ -159,6 +161,17 @@ async function matchesId(reader: StoreReader, resourceType: string, id: string, 
   };
   await resolveTerminology(request, reader);
   return ((await reader.search(request)).total ?? 0) > 0;
+}
+
+const narrowed = new WeakMap<SearchConstraint, Map<string, SearchConstraint>>();
+
+/** The constraint's alternatives that can apply to resources of `type` (cached: constraints are reused). */
+function forType(constraint: SearchConstraint, type: string): SearchConstraint {
+  let byType = narrowed.get(constraint);
+  if (!byType) narrowed.set(constraint, (byType = new Map()));
+  let k = byType.get(type);
+  if (!k) byType.set(type, (k = { anyOf: constraint.anyOf.filter((c) => c.kind !== 'for-types' || c.resourceTypes.includes(type)) }));
+  return k;
 }
 
 /** Resources of a readable scope's type (any type for `*`) matching its granular query, if any. */
