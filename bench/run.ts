@@ -588,7 +588,7 @@ and by everything else on the machine (${cpus().length} cores) meanwhile; µs CP
     if (noisy.length > 0) {
       console.log(`WARNING: other processes used CPU during ${noisy.map((r) => r.scenario.name).join(', ')}; those figures are low and the ratios unreliable. Rerun on a quiet machine.`);
     }
-    console.log('Medplum figures are authenticated; of Bastion\'s rows only "+ Bearer token" is (the others run with authorization off).');
+    console.log('Medplum figures are authenticated; of Bastion\'s rows only those with a token ("+ Bearer token", "as a physician") are; the others run with authorization off.');
     if (tokenRun) {
       console.log(`token endpoint: ${fmtInt(tokenRun.rate)} client_credentials tokens/s (4 in flight, each with a fresh ES384 assertion signed by the load generator), ` +
         `p50 ${fmtMs(tokenRun.p50)} ms, p99 ${fmtMs(tokenRun.p99)} ms, ${tokenRun.failures} failed` +
