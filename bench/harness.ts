@@ -257,3 +257,16 @@ export function table(header: string[], rows: string[][], rightAligned: boolean[
 export function mib(bytes: number | undefined): string {
   return bytes === undefined ? 'n/a' : bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(2)} GiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
+
+/** Runs a benchmark's main: its result is the exit code; a crash prints its stack and exits 1. */
+export function runMain(main: () => Promise<number>): void {
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      console.error(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -47,7 +47,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { createServer } from 'node:http';
 import { cpuSeconds, memory, startChild as start, stopChild, track, type Child } from './harness.ts';
-import { measure, numberFromEnv, type AcRequest, type Measurement } from './harness.ts';
+import { measure, numberFromEnv, runMain, type AcRequest, type Measurement } from './harness.ts';
 import { fmtInt, fmtMs, mib, percentile, table, type HumanName, type Resource } from './harness.ts';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -319,10 +319,9 @@ async function tokenLoad(tokenUrl: string, client: BackendClient, seconds: numbe
   }));
   const elapsed = (performance.now() - t0) / 1000;
   const cpu1 = cpuSeconds(serverPid);
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+  const sorted = Float64Array.from(latencies).sort();
   return {
-    rate: latencies.length / elapsed, p50: at(0.5), p99: at(0.99), failures,
+    rate: latencies.length / elapsed, p50: percentile(sorted, 50), p99: percentile(sorted, 99), failures,
     ...(cpu0 !== undefined && cpu1 !== undefined ? { serverCpu: (cpu1 - cpu0) / elapsed } : {}),
   };
 }
@@ -643,12 +642,4 @@ and by everything else on the machine (${cpus().length} cores) meanwhile; µs CP
   return exitCode;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    console.error(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
-    process.exitCode = 1;
-  },
-);
+runMain(main);

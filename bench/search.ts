@@ -59,7 +59,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openStore } from '../src/main.ts';
-import { cpuSeconds, memory, onExit, startChild as start, stopChild, type Child } from './harness.ts';
+import { cpuSeconds, memory, onExit, runMain, startChild as start, stopChild } from './harness.ts';
 import { measure, numberFromEnv, type AcRequest, type Measurement } from './harness.ts';
 import { fmtInt, fmtMs, mib, percentile, table, type HumanName, type Resource } from './harness.ts';
 
@@ -964,12 +964,4 @@ async function main(): Promise<number> {
   return exitCode;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    console.error(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
-    process.exitCode = 1;
-  },
-);
+runMain(main);

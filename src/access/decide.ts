@@ -42,19 +42,19 @@ export interface Obligations {
  */
 export function decide(principal: Principal, interaction: Interaction, now: number = Date.now()): Decision {
   if (principal.kind === 'anonymous-local') {
-    return { permit: true, reasons: ['local principal on a loopback-only server without authorization'], obligations: { mask: [], anyOfQueries: [] } };
+    return { permit: true, reasons: ['local principal on a loopback-only server without authorization'], obligations: none() };
   }
   if (principal.kind === 'anonymous') {
     const permit = interaction.kind === 'capabilities';
-    return { permit, reasons: [permit ? 'the CapabilityStatement is public' : 'no token'], obligations: { mask: [], anyOfQueries: [] } };
+    return { permit, reasons: [permit ? 'the CapabilityStatement is public' : 'no token'], obligations: none() };
   }
   const scope = smartScopeRule(principal, interaction);
   if (scope.permit) {
     const role = roleRule(principal, interaction.resourceType, permissionFor(interaction.kind));
-    if (!role.permit) return { permit: false, reasons: [scope.reason, role.reason], obligations: { mask: [], anyOfQueries: [] } };
+    if (!role.permit) return { permit: false, reasons: [scope.reason, role.reason], obligations: none() };
   }
   const context = contextRule(principal, now);
-  if (scope.permit && !context.permit) return { permit: false, reasons: [scope.reason, ...context.reasons], obligations: { mask: [], anyOfQueries: [] } };
+  if (scope.permit && !context.permit) return { permit: false, reasons: [scope.reason, ...context.reasons], obligations: none() };
   const obligations: Obligations = { mask: masksFor(principal), anyOfQueries: scope.anyOfQueries };
   if (context.flags.length > 0) obligations.flags = context.flags;
   const reasons = [scope.reason];
@@ -75,4 +75,9 @@ export function decide(principal: Principal, interaction: Interaction, now: numb
     reasons.push(`break-the-glass access to ${emergency.map((p) => `Patient/${p}`).join(', ')}`);
   }
   return { permit: scope.permit, reasons, obligations };
+}
+
+/** The obligations of a decision that confines nothing (a local principal, or a denial). */
+function none(): Obligations {
+  return { mask: [], anyOfQueries: [] };
 }

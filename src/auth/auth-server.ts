@@ -6,7 +6,7 @@ import type { AuthStore } from '../store/auth-store.ts';
 import { SqliteAuthStore } from '../store/sqlite/auth-db.ts';
 import { bearerAuthenticator, localAuthenticator, type Authenticator } from './authenticate.ts';
 import { TokenVerifier, externalIssuer, ownIssuer } from './access-token.ts';
-import { loadOrCreateSigningKeys, type SigningKeys } from './signing-keys.ts';
+import { loadOrCreateSigningKeys } from './signing-keys.ts';
 import { Revocations } from './revocations.ts';
 import { cookieSecretFrom, createProvider } from './server/provider.ts';
 import { useSmartMiddleware } from './server/smart-middleware.ts';
@@ -102,4 +102,3 @@ async function firstAdmin(store: AuthStore): Promise<string | undefined> {
   return secret;
 }
 
-export type { SigningKeys };

@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { AuthStore, ClientRecord } from '../store/auth-store.ts';
+import type { AuthStore } from '../store/auth-store.ts';
 import { parseScopes } from '../access/smart-scopes.ts';
 
 /**
@@ -77,11 +77,6 @@ export async function registerClient(store: AuthStore, reg: ClientRegistration):
   }
   await store.addClient({ clientId, metadata, created: new Date().toISOString() });
   return { clientId, ...(clientSecret ? { clientSecret } : {}) };
-}
-
-/** The metadata oidc-provider reads for a registered client. */
-export function clientMetadata(client: ClientRecord): Record<string, unknown> {
-  return client.metadata;
 }
 
 /** The scopes a client was registered with. */

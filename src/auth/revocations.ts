@@ -1,5 +1,4 @@
 import type { AuthStore } from '../store/auth-store.ts';
-
 import { clockTolerance } from './access-token.ts';
 
 const tokenModel = 'RevokedAccessToken';
@@ -33,12 +32,14 @@ export class Revocations {
   /** Revokes one access token until `expiresAt` (epoch seconds) and the clock tolerance after it. */
   async revokeToken(jti: string, expiresAt: number): Promise<void> {
     const until = expiresAt + clockTolerance;
+    this.sweep(Date.now());
     this.tokens.set(jti, until * 1000);
     await this.store.oauthUpsert(tokenModel, jti, { jti }, Math.max(1, until - Math.floor(Date.now() / 1000)));
   }
 
   async revokeGrant(grantId: string): Promise<void> {
     const seconds = this.accessTokenTtl + clockTolerance;
+    this.sweep(Date.now());
     this.grants.set(grantId, Date.now() + seconds * 1000);
     await this.store.oauthUpsert(grantModel, `grant:${grantId}`, { revokedGrant: grantId }, seconds);
   }
@@ -50,6 +51,7 @@ export class Revocations {
     return grantId !== undefined && (this.grants.get(grantId) ?? 0) > now;
   }
 
+  /** Lapsed revocations go (at start and with each new one: revocations are rare, the check is per request). */
   private sweep(now: number): void {
     for (const [k, exp] of this.tokens) if (exp <= now) this.tokens.delete(k);
     for (const [k, exp] of this.grants) if (exp <= now) this.grants.delete(k);

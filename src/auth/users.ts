@@ -49,7 +49,7 @@ const baseLockMs = 60_000;
 const maxLockMs = 3_600_000;
 
 /** How long an account stays locked after `failures` failures in a row (at the threshold or past it). */
-export function lockDuration(failures: number): number {
+function lockDuration(failures: number): number {
   return Math.min(maxLockMs, baseLockMs * 2 ** Math.max(0, failures - lockoutThreshold));
 }
 

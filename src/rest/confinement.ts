@@ -38,11 +38,9 @@ export class Confinement {
 
   /** undefined when the obligations confine nothing. */
   static of(obligations: Obligations, resourceType: string | undefined): Confinement | undefined {
-    const compartment: SearchConstraint[] = obligations.compartmentPatient === undefined ? []
-      // Every type that can be in a Patient compartment, so included resources are held to it too.
-      : [compartmentConstraint('Patient', obligations.compartmentPatient, compartmentMemberTypes('Patient'))];
+    const compartment: SearchConstraint[] = obligations.compartmentPatient === undefined ? [] : [patientCompartment(obligations.compartmentPatient)];
     // Break-the-glass patients' records pass the label and relationship rules for this user.
-    const emergency = (obligations.breakGlass ?? []).flatMap((p) => compartmentConstraint('Patient', p, compartmentMemberTypes('Patient')).anyOf);
+    const emergency = (obligations.breakGlass ?? []).flatMap((p) => patientCompartment(p).anyOf);
     // Labels above the clearance: left out of everything read or written, in the query.
     const labels: SearchConstraint[] = obligations.hiddenLabels
       ? [{ anyOf: [{ kind: 'token', code: '_security', negate: true, values: obligations.hiddenLabels.map((l) => ({ system: l.system, code: l.code })) }, ...emergency] }]
@@ -110,17 +108,29 @@ export class Confinement {
  * Patient compartment through a membership reference to such a Patient.
  */
 function relationshipConstraint(r: RelationshipObligation): SearchConstraint {
-  // The same for every request of a clinician: built once (it spans every compartment type).
-  const key = `${r.practitioner ?? ''}|${r.kinds.join(',')}`;
-  let built = relationshipConstraints.get(key);
-  if (!built) {
-    if (relationshipConstraints.size >= 1000) relationshipConstraints.delete(relationshipConstraints.keys().next().value!);
-    relationshipConstraints.set(key, (built = buildRelationshipConstraint(r)));
-  }
-  return built;
+  return remembered(relationshipConstraints, `${r.practitioner ?? ''}|${r.kinds.join(',')}`, () => buildRelationshipConstraint(r));
+}
+
+/**
+ * A patient's compartment over every type that can be in it, so included resources are held to it
+ * too. The same for every request of a patient-scoped token: built once.
+ */
+function patientCompartment(patient: string): SearchConstraint {
+  return remembered(patientCompartments, patient, () => compartmentConstraint('Patient', patient, compartmentMemberTypes('Patient')));
 }
 
 const relationshipConstraints = new Map<string, SearchConstraint>();
+const patientCompartments = new Map<string, SearchConstraint>();
+
+/** `build()` once per key (they span every compartment type, and requests repeat them), keeping the newest 1,000. */
+function remembered(cache: Map<string, SearchConstraint>, key: string, build: () => SearchConstraint): SearchConstraint {
+  let built = cache.get(key);
+  if (!built) {
+    if (cache.size >= 1000) cache.delete(cache.keys().next().value!);
+    cache.set(key, (built = build()));
+  }
+  return built;
+}
 
 function buildRelationshipConstraint(r: RelationshipObligation): SearchConstraint {
   const related: SearchCriterion[] = [];
@@ -254,9 +264,8 @@ class ConfinedWriter extends ConfinedReader implements StoreWriter {
 
   async update(resource: Resource & { id: string }, options?: UpdateOptions): Promise<UpdateResult> {
     this.mustReferOnlyToPatient(resource);
-    await this.mustAdmitExisting(resource.resourceType, resource.id, 'change');
+    const current = await this.mustAdmitExisting(resource.resourceType, resource.id, 'change');
     if (this.confinement.masks.length > 0) {
-      const current = await this.writer.read(resource.resourceType, resource.id);
       keepMasked(resource as Record<string, unknown>, current?.json ? JSON.parse(current.json) as Record<string, unknown> : undefined, this.confinement.masks);
     }
     const result = await this.writer.update(resource, options);
@@ -273,11 +282,12 @@ class ConfinedWriter extends ConfinedReader implements StoreWriter {
    * A live resource must be one the token may write; a deleted one may not be written over at all
    * (its earlier versions, perhaps another patient's, would become this resource's history).
    */
-  private async mustAdmitExisting(resourceType: string, id: string, verb: string): Promise<void> {
+  private async mustAdmitExisting(resourceType: string, id: string, verb: string): Promise<StoredResource | undefined> {
     const current = await this.writer.read(resourceType, id);
-    if (!current) return;
+    if (!current) return undefined;
     if (current.deleted) throw refused(`${verb} a deleted resource`);
     await this.mustAdmit(resourceType, id, verb);
+    return current;
   }
 
   private mustReferOnlyToPatient(resource: Resource): void {

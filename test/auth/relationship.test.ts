@@ -15,7 +15,7 @@ async function seed(t: IssuerServer): Promise<Record<string, string>> {
     ids[name] = r.body.id;
     return `${body.resourceType}/${r.body.id}`;
   };
-  const gp = await create('gp', patient('Relgp', { generalPractitioner: [{ reference: 'Practitioner/d1' }] }));
+  await create('gp', patient('Relgp', { generalPractitioner: [{ reference: 'Practitioner/d1' }] }));
   const team = await create('team', patient('Relteam'));
   const enc = await create('enc', patient('Relenc'));
   const oldTeam = await create('oldTeam', patient('Reloldteam'));

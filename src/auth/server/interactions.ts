@@ -7,7 +7,7 @@ import type { StoreReader } from '../../store/store.ts';
 import { parseResourceScope } from '../../access/smart-scopes.ts';
 import { roleScopeCeiling } from '../../access/role-scope-ceiling.ts';
 import { narrowScopes } from '../../access/smart-scopes.ts';
-import { checkPassword, lockDuration, lockoutThreshold, oneAtATime } from '../users.ts';
+import { checkPassword, lockoutThreshold, oneAtATime } from '../users.ts';
 import { clientScope } from '../clients.ts';
 import { hashPassword, passwordProblem } from '../passwords.ts';
 import { checkSecondFactor, enrolmentQr, newRecoveryCodes, newTotpSecret, totpStep } from '../totp.ts';
@@ -177,7 +177,7 @@ export function registerInteractions(fastify: FastifyInstance, prefix: string, d
     const factor = await checkSecondFactor(user, formOf(request).get('code') ?? '');
     if (!factor) {
       user.failedLogins += 1;
-      if (user.failedLogins >= 5) user.lockedUntil = Date.now() + 60_000 * 2 ** (user.failedLogins - 5);
+      if (user.failedLogins >= lockoutThreshold) user.lockedUntil = Date.now() + 60_000 * 2 ** (user.failedLogins - lockoutThreshold);
       await deps.store.updateUser(user);
       deps.emit({ kind: 'mfa-failed', who: user.id, address: request.ip, client, success: false });
       return page(reply, details, pages.totpPage(at(details, '/totp'), csrf(details), 'That code is not valid.'), 401);

@@ -1,6 +1,5 @@
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { AuthStore } from '../../store/auth-store.ts';
-import { clientMetadata } from '../clients.ts';
 
 /**
  * oidc-provider's storage, on the auth store. Clients come from the registry of clients
@@ -89,7 +88,7 @@ class ClientAdapter implements Adapter {
 
   async find(id: string): Promise<AdapterPayload | undefined> {
     const client = await this.store.client(id);
-    return client ? (clientMetadata(client) as AdapterPayload) : undefined;
+    return client ? (client.metadata as AdapterPayload) : undefined;
   }
 
   async upsert(): Promise<void> {

@@ -2,9 +2,8 @@ import { hkdfSync } from 'node:crypto';
 import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { JWK } from 'jose';
 import type { Config } from '../../config/config.ts';
-import type { AuthStore, Role } from '../../store/auth-store.ts';
+import type { AuthStore } from '../../store/auth-store.ts';
 import { narrowScopes, parseScopes } from '../../access/smart-scopes.ts';
-import { roleScopeCeiling } from '../../access/role-scope-ceiling.ts';
 import { clientScope } from '../clients.ts';
 import { adapterFactory } from './oauth-adapter.ts';
 import { ehrLaunchModel, launchContextOf } from './launch-context.ts';
@@ -192,11 +191,6 @@ function sessionPolicy(maxSeconds: number): interactionPolicy.DefaultPolicy {
     return loginTs !== undefined && Math.floor(Date.now() / 1000) - loginTs >= maxSeconds ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT;
   }));
   return policy;
-}
-
-/** Scopes a user of `role` may be granted out of those requested. */
-export function scopesForUser(requested: string, role: Role): string[] {
-  return narrowScopes(requested, roleScopeCeiling(role));
 }
 
 /** Cookie-signing secret derived from the store key, so there is no further key file to guard. */

@@ -1,7 +1,7 @@
 import type { Resource } from '../../fhir/types.ts';
 import type { SearchRequest } from '../../fhir/search/types.ts';
 import type {
-  AuditQuery, AuditRecord, HistoryPage, StoredAuditRecord, HistoryQuery, SearchResult, Store, StoreReader, StoreWriter, StoredResource, UpdateOptions, UpdateResult, WriteMethod,
+  AuditQuery, AuditRecord, HistoryPage, StoredAuditRecord, HistoryQuery, SearchResult, Store, StoreWriter, StoredResource, UpdateOptions, UpdateResult, WriteMethod,
 } from '../store.ts';
 import { conflict, preconditionFailed } from '../../fhir/outcome.ts';
 import { MonotonicClock } from '../clock.ts';
