@@ -29,6 +29,12 @@ type Json = Record<string, unknown>;
 /** Removes the masked elements of `resource` (in place); true when something was removed. */
 export function maskResource(resource: Json, paths: readonly string[]): boolean {
   let removed = false;
+  // A contained Patient is still that patient's data: masked like a top-level one.
+  if (Array.isArray(resource.contained)) {
+    for (const inner of resource.contained as unknown[]) {
+      if (typeof inner === 'object' && inner !== null) removed = maskResource(inner as Json, paths) || removed;
+    }
+  }
   for (const path of paths) {
     const [type, ...steps] = path.split('.');
     if (resource.resourceType !== type) continue;

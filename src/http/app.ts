@@ -5,6 +5,7 @@ import type { FhirRequest, FhirResponse } from '../rest/context.ts';
 import { localAuthenticator, type Authenticator } from '../auth/authenticate.ts';
 import { AuditLog } from '../audit/audit-log.ts';
 import { handle, requestContext } from '../rest/pipeline.ts';
+import { AccessFacts } from '../rest/access-facts.ts';
 import { FhirError, badRequest } from '../fhir/outcome.ts';
 import { negotiate, type MediaType } from './format.ts';
 import { toFhirError } from './errors.ts';
@@ -40,6 +41,7 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
     },
   });
   const audit = new AuditLog(store, (err) => fastify.log.error({ err: (err as Error)?.name }, 'audit append failed'));
+  const facts = new AccessFacts(store);
   registerBodyParsers(fastify);
   registerPreflight(fastify, ['/fhir', '/fhir/*']);
 
@@ -51,7 +53,7 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
     });
     // A cached token (or no token at all) is decided without waiting for a turn of the microtask queue.
     const principal = who instanceof Promise ? await who : who;
-    const response = await handle(requestContext(config, store, audit, principal), req);
+    const response = await handle(requestContext(config, store, audit, principal, facts), req);
     addCorsHeaders(request, reply);
     return send(reply, response, format, pretty(req), request.method === 'HEAD');
   };

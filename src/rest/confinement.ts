@@ -8,8 +8,11 @@ import { keepMasked } from '../access/minimum-necessary.ts';
 import { compartmentMemberTypes, compartmentParams } from '../fhir/compartments.ts';
 import { resourceTypes } from '../fhir/definitions.ts';
 import type { RelationshipObligation } from '../access/relationship.ts';
+import type { ReadableScope } from '../access/smart-scope-rule.ts';
+import { factsOf, type AccessFacts, type ResourceFacts } from './access-facts.ts';
 import { parseSearch } from '../fhir/search/parse.ts';
-import { FhirError } from '../fhir/outcome.ts';
+import { FhirError, preconditionFailed } from '../fhir/outcome.ts';
+import { refuseMaskedSearch } from '../access/masked-search.ts';
 import { resolveTerminology } from './search-terminology.ts';
 
 /**
@@ -28,35 +31,51 @@ export class Confinement {
   private readonly patient: string | undefined;
   /** Elements the principal cannot see: its writes keep their stored values. */
   readonly masks: readonly string[];
+  /** The rules again, in the form a read checks against the resource it read, without a query. */
+  private readonly rules: ReadRules;
 
-  private constructor(constraints: SearchConstraint[], writeConstraints: SearchConstraint[], patient: string | undefined, masks: readonly string[]) {
+  private constructor(constraints: SearchConstraint[], writeConstraints: SearchConstraint[], patient: string | undefined, masks: readonly string[], rules: ReadRules) {
     this.constraints = constraints;
     this.writeConstraints = writeConstraints;
     this.patient = patient;
     this.masks = masks;
+    this.rules = rules;
   }
 
   /** undefined when the obligations confine nothing. */
   static of(obligations: Obligations, resourceType: string | undefined): Confinement | undefined {
-    const compartment: SearchConstraint[] = obligations.compartmentPatient === undefined ? [] : [patientCompartment(obligations.compartmentPatient)];
-    // Break-the-glass patients' records pass the label and relationship rules for this user.
-    const emergency = (obligations.breakGlass ?? []).flatMap((p) => patientCompartment(p).anyOf);
-    // Labels above the clearance: left out of everything read or written, in the query.
-    const labels: SearchConstraint[] = obligations.hiddenLabels
-      ? [{ anyOf: [{ kind: 'token', code: '_security', negate: true, values: obligations.hiddenLabels.map((l) => ({ system: l.system, code: l.code })) }, ...emergency] }]
-      : [];
-    const related: SearchConstraint[] = obligations.relationship ? [{ anyOf: [...relationshipConstraint(obligations.relationship).anyOf, ...emergency] }] : [];
-    const read = [...compartment, ...labels, ...related];
-    if (obligations.roleReadable) read.push({ anyOf: [{ kind: 'for-types', code: '_role', resourceTypes: obligations.roleReadable, criterion: { kind: 'all-of', code: '_role', criteria: [] } }] });
-    if (obligations.readable) read.push({ anyOf: obligations.readable.map((r) => readableCriterion(r.type, r.query)) });
-    const write = [...compartment, ...labels, ...related];
+    const rules = readRules(obligations);
+    const joined = rules.relationship ? relationshipConstraint(rules.relationship) : undefined;
+    const read = [...guardConstraints(rules, joined), ...scopeConstraints(rules)];
+    const write = guardConstraints(rules, joined);
     if (obligations.anyOfQueries.length > 0) write.push({ anyOf: obligations.anyOfQueries.map((q) => granular(resourceType, q)) });
     if (read.length === 0 && write.length === 0 && obligations.mask.length === 0) return undefined;
-    return new Confinement(read, write, obligations.compartmentPatient, obligations.mask);
+    return new Confinement(read, write, obligations.compartmentPatient, obligations.mask, rules);
+  }
+
+  /** The clinician whose relationships confine this interaction, if any. */
+  get relationship(): RelationshipObligation | undefined {
+    return this.rules.relationship;
+  }
+
+  /** The same confinement with the clinician's related patients given as a list (no join per row). */
+  withRelated(patients: ReadonlySet<string>): Confinement {
+    const read = [...guardConstraints(this.rules, relatedListConstraint(patients)), ...scopeConstraints(this.rules)];
+    return new Confinement(read, this.writeConstraints, this.patient, this.masks, { ...this.rules, related: patients });
+  }
+
+  /**
+   * Whether a resource may be read, from its own labels and compartment alone: the same rules as
+   * the constraints, evaluated on the resource. undefined when a rule needs the query (a granular
+   * scope's search, or a clinician's panel not given as a list).
+   */
+  admitsFacts(resourceType: string, facts: ResourceFacts): boolean | undefined {
+    return admitsByRules(this.rules, resourceType, facts);
   }
 
   /** A search limited to what the confinement allows, its chains and _has included. */
   constrain(request: SearchRequest): SearchRequest {
+    refuseMaskedSearch(request, this.masks);
     return { ...request, criteria: request.criteria.map((c) => this.confineCriterion(c)), constraints: [...(request.constraints ?? []), ...this.constraints] };
   }
 
@@ -70,6 +89,18 @@ export class Confinement {
     return matchesId(reader, resourceType, id, this.writeConstraints);
   }
 
+  /**
+   * Whether the clinician is related to this patient (or has broken the glass for it), as `reader`
+   * sees it: before a write, so a relationship the write itself creates (a CareTeam or Encounter
+   * naming the clinician, a generalPractitioner set to them) does not open the record.
+   */
+  async relatedBefore(reader: StoreReader, patient: string): Promise<boolean> {
+    const r = this.rules.relationship;
+    if (!r) return true;
+    if (this.rules.emergency.includes(patient)) return true;
+    return matchesId(reader, 'Patient', patient, [relationshipConstraint(r)]);
+  }
+
   /** A resource about to be written may name no patient but the launch patient where membership is decided. */
   refersOnlyToPatient(resource: Resource): boolean {
     if (this.patient === undefined) return true;
@@ -77,8 +108,9 @@ export class Confinement {
     return compartmentReferences('Patient', resource).every((ref) => ref === `Patient/${this.patient}`);
   }
 
-  reader(inner: StoreReader): StoreReader {
-    return new ConfinedReader(inner, this);
+  /** `facts`: derived from committed data, used when `inner` is the store itself. */
+  reader(inner: StoreReader, facts?: AccessFacts): StoreReader {
+    return new ConfinedReader(inner, this, facts?.store === inner ? facts : undefined);
   }
 
   writer(inner: StoreWriter): StoreWriter {
@@ -96,11 +128,113 @@ export class Confinement {
         return { ...c, criteria: c.criteria.map((part) => this.confineCriterion(part)) };
       case 'composite':
         return { ...c, values: c.values.map((tuple) => tuple.map((part) => this.confineCriterion(part))) };
+      case 'list':
+        // The List itself must be readable: `_list=x` is `_has:List:item:_id=x`, confined like any _has.
+        return this.confineCriterion({ kind: 'has', code: 'item', sourceType: 'List', criterion: { kind: 'token', code: '_id', negate: false, values: c.values.map((code) => ({ code })) } });
       default:
         return c;
     }
   }
 }
+
+/** The read rules of a decision, in a form both the constraints and a check of one resource use. */
+interface ReadRules {
+  compartmentPatient?: string;
+  /** `system|code` of the labels a resource must not carry. */
+  hiddenLabels?: ReadonlySet<string>;
+  relationship?: RelationshipObligation;
+  /** The clinician's related patients, once looked up. */
+  related?: ReadonlySet<string>;
+  /** Break-the-glass patients: their records pass the label and relationship rules. */
+  emergency: readonly string[];
+  roleReadable?: ReadonlySet<string>;
+  /** Types the scopes let be read; '*' any; undefined when some scope has a granular query. */
+  readableTypes?: ReadonlySet<string> | '*';
+  readable?: readonly ReadableScope[];
+  hasGranularRead: boolean;
+}
+
+function readRules(o: Obligations): ReadRules {
+  const rules: ReadRules = { emergency: o.breakGlass ?? [], hasGranularRead: false };
+  if (o.compartmentPatient !== undefined) rules.compartmentPatient = o.compartmentPatient;
+  if (o.hiddenLabels) rules.hiddenLabels = new Set(o.hiddenLabels.map((l) => `${l.system}|${l.code}`));
+  if (o.relationship) rules.relationship = o.relationship;
+  if (o.roleReadable) rules.roleReadable = new Set(o.roleReadable);
+  if (o.readable) {
+    rules.readable = o.readable;
+    rules.hasGranularRead = o.readable.some((r) => r.query !== undefined);
+    rules.readableTypes = o.readable.some((r) => r.type === '*') ? '*' : new Set(o.readable.map((r) => r.type));
+  }
+  return rules;
+}
+
+/**
+ * The constraints on whatever is read or written: the compartment, the labels above the clearance,
+ * the clinician's relationships (`related`: as a join or as a list of patients).
+ */
+function guardConstraints(rules: ReadRules, related: SearchConstraint | undefined): SearchConstraint[] {
+  const compartment: SearchConstraint[] = rules.compartmentPatient === undefined ? [] : [patientCompartment(rules.compartmentPatient)];
+  const emergency = rules.emergency.flatMap((p) => patientCompartment(p).anyOf);
+  // Labels above the clearance: left out of everything read or written, in the query.
+  const labels: SearchConstraint[] = rules.hiddenLabels ? [{ anyOf: [hiddenLabelsCriterion(rules.hiddenLabels), ...emergency] }] : [];
+  const relatedTo: SearchConstraint[] = related ? [{ anyOf: [...related.anyOf, ...emergency] }] : [];
+  return [...compartment, ...labels, ...relatedTo];
+}
+
+/** What reads only are held to: the types the role may read, and the types and queries of the scopes. */
+function scopeConstraints(rules: ReadRules): SearchConstraint[] {
+  const out: SearchConstraint[] = [];
+  if (rules.roleReadable) out.push({ anyOf: [{ kind: 'for-types', code: '_role', resourceTypes: [...rules.roleReadable], criterion: { kind: 'all-of', code: '_role', criteria: [] } }] });
+  if (rules.readable) out.push({ anyOf: rules.readable.map((r) => readableCriterion(r.type, r.query)) });
+  return out;
+}
+
+function hiddenLabelsCriterion(hidden: ReadonlySet<string>): SearchCriterion {
+  const values = [...hidden].map((l) => ({ system: l.slice(0, l.lastIndexOf('|')), code: l.slice(l.lastIndexOf('|') + 1) }));
+  return { kind: 'token', code: '_security', negate: true, values };
+}
+
+/** The read rules evaluated on one resource's facts (see Confinement.admitsFacts). */
+function admitsByRules(rules: ReadRules, resourceType: string, facts: ResourceFacts): boolean | undefined {
+  if (rules.hasGranularRead || (rules.relationship && !rules.related)) return undefined;
+  if (rules.readableTypes !== undefined && rules.readableTypes !== '*' && !rules.readableTypes.has(resourceType)) return false;
+  if (rules.roleReadable && !rules.roleReadable.has(resourceType)) return false;
+  if (rules.compartmentPatient !== undefined && !facts.patients.includes(rules.compartmentPatient)) return false;
+  const emergency = rules.emergency.length > 0 && facts.patients.some((p) => rules.emergency.includes(p));
+  if (emergency) return true;
+  const hidden = rules.hiddenLabels;
+  if (hidden && facts.labels.some((l) => hidden.has(l))) return false;
+  if (rules.related) {
+    const related = rules.related;
+    // Outside every patient's compartment (organisations, definitions), nothing to be related to.
+    if (resourceType !== 'Patient' && !patientCompartmentTypes().has(resourceType)) return true;
+    return facts.patients.some((p) => related.has(p));
+  }
+  return true;
+}
+
+let memberTypes: ReadonlySet<string> | undefined;
+function patientCompartmentTypes(): ReadonlySet<string> {
+  return (memberTypes ??= new Set(compartmentMemberTypes('Patient')));
+}
+
+/** The relationship rule with the clinician's patients as a list: a Patient by its id, a member by a membership reference. */
+function relatedListConstraint(patients: ReadonlySet<string>): SearchConstraint {
+  let built = relatedLists.get(patients);
+  if (built) return built;
+  const anyOf: SearchCriterion[] = [{ kind: 'for-types', code: '_rel', resourceTypes: ['Patient'], criterion: { kind: 'in-set', code: '_id', ids: patients } }];
+  const members = compartmentMemberTypes('Patient').filter((t) => t !== 'Patient');
+  for (const type of members) {
+    const through = compartmentParams('Patient', type).map((code): SearchCriterion => ({ kind: 'in-set', code, targetType: 'Patient', ids: patients }));
+    anyOf.push({ kind: 'for-types', code: '_rel', resourceTypes: [type], criterion: { kind: 'any-of', code: '_rel', criteria: through } });
+  }
+  const outside = [...resourceTypes()].filter((t) => t !== 'Patient' && !members.includes(t));
+  anyOf.push({ kind: 'for-types', code: '_rel', resourceTypes: outside, criterion: { kind: 'all-of', code: '_rel', criteria: [] } });
+  relatedLists.set(patients, (built = { anyOf }));
+  return built;
+}
+
+const relatedLists = new WeakMap<ReadonlySet<string>, SearchConstraint>();
 
 /**
  * Records of patients the clinician is related to, and anything not in a patient's compartment at
@@ -130,6 +264,12 @@ function remembered(cache: Map<string, SearchConstraint>, key: string, build: ()
     cache.set(key, (built = build()));
   }
   return built;
+}
+
+/** Whether a Patient is related to the clinician (the Patient part of the relationship constraint). */
+function relationshipCriterion(r: RelationshipObligation): SearchCriterion {
+  const forPatient = relationshipConstraint(r).anyOf[0];
+  return forPatient.kind === 'for-types' ? forPatient.criterion : forPatient;
 }
 
 function buildRelationshipConstraint(r: RelationshipObligation): SearchConstraint {
@@ -216,15 +356,31 @@ function refused(what: string): FhirError {
 class ConfinedReader implements StoreReader {
   protected readonly inner: StoreReader;
   protected readonly confinement: Confinement;
+  private readonly facts: AccessFacts | undefined;
 
-  constructor(inner: StoreReader, confinement: Confinement) {
+  constructor(inner: StoreReader, confinement: Confinement, facts?: AccessFacts) {
     this.inner = inner;
     this.confinement = confinement;
+    this.facts = facts;
   }
 
   async read(resourceType: string, id: string): Promise<StoredResource | undefined> {
     const r = await this.inner.read(resourceType, id);
-    return r && (await this.confinement.admits(this.inner, resourceType, id)) ? r : undefined;
+    if (!r || r.deleted || r.json === undefined) return undefined;
+    if (this.facts) {
+      const confinement = await this.withFacts(this.facts);
+      const admitted = confinement.admitsFacts(resourceType, this.facts.of(r as StoredResource & { json: string }));
+      if (admitted !== undefined) return admitted ? r : undefined;
+    }
+    return (await this.confinement.admits(this.inner, resourceType, id)) ? r : undefined;
+  }
+
+  /** The confinement with the clinician's patients as a list, when they are few enough to be one. */
+  private async withFacts(facts: AccessFacts): Promise<Confinement> {
+    const r = this.confinement.relationship;
+    if (!r) return this.confinement;
+    const patients = await facts.relatedPatients(r, relationshipCriterion(r));
+    return patients ? this.confinement.withRelated(patients) : this.confinement;
   }
 
   /** Only the current version: an earlier one may have been outside the confinement (filed for another patient, say). */
@@ -238,14 +394,18 @@ class ConfinedReader implements StoreReader {
   }
 
   async search(request: SearchRequest): Promise<SearchResult> {
-    const constrained = this.confinement.constrain(request);
+    const confinement = this.facts ? await this.withFacts(this.facts) : this.confinement;
+    const constrained = confinement.constrain(request);
     // A granular scope may itself use :in / :below (looked up unconfined: definitions, not records).
     await resolveTerminology(constrained, this.inner);
     return this.inner.search(constrained);
   }
 }
 
-/** Writes inside the confinement only: the resource before (if any) and after must both be admitted. */
+/**
+ * Writes inside the confinement only: the resource before (if any) and after must both be admitted,
+ * and a write must not tell whether a resource the principal cannot see exists.
+ */
 class ConfinedWriter extends ConfinedReader implements StoreWriter {
   private readonly writer: StoreWriter;
 
@@ -256,6 +416,7 @@ class ConfinedWriter extends ConfinedReader implements StoreWriter {
 
   async create(resource: Resource & { id: string }): Promise<StoredResource> {
     this.mustReferOnlyToPatient(resource);
+    await this.mustBeRelatedBefore(resource, true);
     if (this.confinement.masks.length > 0) keepMasked(resource as Record<string, unknown>, undefined, this.confinement.masks);
     const stored = await this.writer.create(resource);
     await this.mustAdmit(resource.resourceType, resource.id, 'create');
@@ -264,7 +425,11 @@ class ConfinedWriter extends ConfinedReader implements StoreWriter {
 
   async update(resource: Resource & { id: string }, options?: UpdateOptions): Promise<UpdateResult> {
     this.mustReferOnlyToPatient(resource);
-    const current = await this.mustAdmitExisting(resource.resourceType, resource.id, 'change');
+    const current = await this.visible(resource.resourceType, resource.id);
+    // Update as create with an id of the client's choosing would answer "taken" for a hidden resource.
+    if (!current && !options?.serverAssignedId) throw refused('create a resource by PUT with an id of its choosing, or update one it cannot see (use POST to create)');
+    if (current) await this.mustAdmit(resource.resourceType, resource.id, 'change');
+    await this.mustBeRelatedBefore(resource, !current);
     if (this.confinement.masks.length > 0) {
       keepMasked(resource as Record<string, unknown>, current?.json ? JSON.parse(current.json) as Record<string, unknown> : undefined, this.confinement.masks);
     }
@@ -273,21 +438,32 @@ class ConfinedWriter extends ConfinedReader implements StoreWriter {
     return result;
   }
 
+  /** What cannot be seen is answered as what does not exist: nothing to delete. */
   async delete(resourceType: string, id: string, options?: UpdateOptions): Promise<StoredResource | undefined> {
-    await this.mustAdmitExisting(resourceType, id, 'delete');
+    if (!(await this.visible(resourceType, id))) {
+      if (options?.ifMatch !== undefined) throw preconditionFailed(`${resourceType}/${id} does not exist, so it cannot be at version ${options.ifMatch}`);
+      return undefined;
+    }
+    await this.mustAdmit(resourceType, id, 'delete');
     return this.writer.delete(resourceType, id, options);
   }
 
-  /**
-   * A live resource must be one the token may write; a deleted one may not be written over at all
-   * (its earlier versions, perhaps another patient's, would become this resource's history).
-   */
-  private async mustAdmitExisting(resourceType: string, id: string, verb: string): Promise<StoredResource | undefined> {
+  /** The current version, if it is live and the principal may read it. */
+  private async visible(resourceType: string, id: string): Promise<StoredResource | undefined> {
     const current = await this.writer.read(resourceType, id);
-    if (!current) return undefined;
-    if (current.deleted) throw refused(`${verb} a deleted resource`);
-    await this.mustAdmit(resourceType, id, verb);
-    return current;
+    if (!current || current.deleted) return undefined;
+    return (await this.confinement.admits(this.writer, resourceType, id)) ? current : undefined;
+  }
+
+  /** Every patient the new content names must be related already (a Patient being created is new to everyone). */
+  private async mustBeRelatedBefore(resource: Resource & { id: string }, isNew: boolean): Promise<void> {
+    if (!this.confinement.relationship) return;
+    const patients = resource.resourceType === 'Patient' ? (isNew ? [] : [resource.id]) : factsOf(resource).patients;
+    for (const p of patients) {
+      if (!(await this.confinement.relatedBefore(this.writer, p))) {
+        throw refused('write the record of a patient it has no care relationship with (a relationship the write itself would create does not count)');
+      }
+    }
   }
 
   private mustReferOnlyToPatient(resource: Resource): void {

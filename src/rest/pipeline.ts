@@ -10,10 +10,11 @@ import { auditFacts } from '../audit/audit-record.ts';
 import { FhirError } from '../fhir/outcome.ts';
 import { route } from './router.ts';
 import { Confinement } from './confinement.ts';
+import type { AccessFacts } from './access-facts.ts';
 
 /** The context of one request from outside (HTTP, CLI import): its own transactions on the store. */
-export function requestContext(config: Config, store: Store, audit: AuditLog, principal: Principal): RestContext {
-  return { config, principal, audit, reader: store, terminology: store, write: (work) => store.transaction(work), inTransaction: false, dispatch: handle };
+export function requestContext(config: Config, store: Store, audit: AuditLog, principal: Principal, facts?: AccessFacts): RestContext {
+  return { config, principal, audit, reader: store, terminology: store, write: (work) => store.transaction(work), inTransaction: false, dispatch: handle, facts };
 }
 
 /**
@@ -42,7 +43,7 @@ export async function handle(ctx: RestContext, req: FhirRequest): Promise<FhirRe
 
 /** The context of one interaction held to a confinement: its reads and writes see only what the decision allows. */
 function confined(ctx: RestContext, confinement: Confinement): RestContext {
-  return { ...ctx, reader: confinement.reader(ctx.reader), write: (work) => ctx.write((tx) => work(confinement.writer(tx))) };
+  return { ...ctx, reader: confinement.reader(ctx.reader, ctx.facts), write: (work) => ctx.write((tx) => work(confinement.writer(tx))) };
 }
 
 function record(ctx: RestContext, audit: AuditLog, interaction: Interaction, status: number, entities: string[], flags?: string[]): void {

@@ -30,14 +30,14 @@ export async function conditionalUpdate(ctx: RestContext, req: FhirRequest, reso
       }
       return store(ctx, req, tx, { ...resource, id }, ifMatch);
     }
-    return store(ctx, req, tx, { ...resource, id: resource.id ?? randomUUID() }, ifMatch);
+    return store(ctx, req, tx, { ...resource, id: resource.id ?? randomUUID() }, ifMatch, resource.id === undefined);
   });
 }
 
 async function store(
-  ctx: RestContext, req: FhirRequest, tx: StoreWriter, resource: Resource & { id: string }, ifMatch: string | undefined,
+  ctx: RestContext, req: FhirRequest, tx: StoreWriter, resource: Resource & { id: string }, ifMatch: string | undefined, serverAssignedId = false,
 ): Promise<FhirResponse> {
-  const { stored, created } = await tx.update(resource, { ifMatch, method: 'PUT' });
+  const { stored, created } = await tx.update(resource, { ifMatch, method: 'PUT', serverAssignedId });
   const ref = `${stored.resourceType}/${stored.id}`;
   return writeResponse(ctx.config, created ? 201 : 200, stored, returnPreference(req.prefer), created ? `Created ${ref}` : `Updated ${ref} to version ${stored.versionId}`);
 }

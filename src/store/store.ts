@@ -73,6 +73,8 @@ export interface UpdateOptions {
   /** Fail with 412 unless the current version is this one. */
   ifMatch?: string;
   method?: WriteMethod;
+  /** The server chose the id (a conditional update that matched nothing): the client cannot be probing for it. */
+  serverAssignedId?: boolean;
 }
 
 export interface UpdateResult {
@@ -104,6 +106,11 @@ export interface Store extends StoreReader {
    * everything back. Transactions are serialised, so `work` sees a stable view.
    */
   transaction<T>(work: (tx: StoreWriter) => Promise<T>): Promise<T>;
+  /**
+   * Changes whenever a commit (this process's or another's) may have landed since it was last
+   * asked: what is derived from committed data is reusable while it stays the same.
+   */
+  generation(): number;
   /** Appends audit records (serialized AuditEvents) to the append-only audit log. */
   appendAudit(records: AuditRecord[]): Promise<void>;
   /**

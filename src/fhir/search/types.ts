@@ -64,7 +64,8 @@ export type SearchCriterion =
   | CompositeCriterion
   | ForTypesCriterion
   | AllOfCriterion
-  | AnyOfCriterion;
+  | AnyOfCriterion
+  | InSetCriterion;
 
 export interface StringCriterion {
   kind: 'string';
@@ -298,6 +299,18 @@ export interface AllOfCriterion {
 }
 
 /** One of `criteria` holds (none: nothing matches). Not a client parameter: access constraints carried into chains and _has. */
+/**
+ * Resources whose id (code `_id`) is one of `ids`, or that refer under `code` to a `targetType`
+ * with one of them: a list the access layer keeps (a clinician's patients), long and reused, so a
+ * store may hold it as a table of its own rather than bind every value each time.
+ */
+export interface InSetCriterion {
+  kind: 'in-set';
+  code: string;
+  targetType?: string;
+  ids: ReadonlySet<string>;
+}
+
 export interface AnyOfCriterion {
   kind: 'any-of';
   code: string;

@@ -16,6 +16,7 @@ export class CurrentCache {
   private entries = new Map<string, StoredResource>();
   private bytes = 0;
   private version: unknown;
+  private changes = 0;
   private checkedThisTurn = false;
   private readonly nextTurn = () => {
     this.checkedThisTurn = false;
@@ -27,17 +28,29 @@ export class CurrentCache {
   }
 
   get(resourceType: string, id: string): StoredResource | undefined {
-    if (!this.checkedThisTurn) {
-      this.checkedThisTurn = true;
-      setImmediate(this.nextTurn);
-      const v = this.dataVersion.get();
-      if (v !== this.version) {
-        this.version = v;
-        this.clear();
-        return undefined;
-      }
-    }
+    if (!this.checkedThisTurn && this.checkFile()) return undefined;
     return this.entries.get(key(resourceType, id));
+  }
+
+  /**
+   * A number that changes whenever the file may have changed since it was last asked, by the same
+   * rules as the cached reads: what is derived from the store (a clinician's related patients) is
+   * kept while it stays the same.
+   */
+  generation(): number {
+    if (!this.checkedThisTurn) this.checkFile();
+    return this.changes;
+  }
+
+  /** True when another commit is found (and everything cached was forgotten). */
+  private checkFile(): boolean {
+    this.checkedThisTurn = true;
+    setImmediate(this.nextTurn);
+    const v = this.dataVersion.get();
+    if (v === this.version) return false;
+    this.version = v;
+    this.clear();
+    return true;
   }
 
   set(stored: StoredResource): void {
@@ -62,6 +75,7 @@ export class CurrentCache {
   }
 
   private clear(): void {
+    this.changes++;
     if (this.entries.size > 0) this.entries = new Map();
     this.bytes = 0;
   }

@@ -15,6 +15,16 @@ import { keysetCondition, type Cursor } from './search-cursor.ts';
 
 export { frag, join, type Frag, type SqlArg } from './sql-frag.ts';
 
+const setTables = new WeakMap<ReadonlySet<string>, string>();
+let setTablesNamed = 0;
+
+/** The name of the temporary table holding an in-set criterion's ids (see search-sets.ts), the same for the set's lifetime. */
+export function setTable(ids: ReadonlySet<string>): string {
+  let name = setTables.get(ids);
+  if (!name) setTables.set(ids, (name = `bastion_set_${++setTablesNamed}`));
+  return name;
+}
+
 /** OR of the parts, leaving out those that can never hold (a constraint for types a query does not touch). */
 const or = (parts: Frag[]): Frag => {
   const live = parts.filter((p) => p.sql !== '0');
@@ -226,6 +236,19 @@ function criterionIn(c: SearchCriterion, scope: Scope): Frag {
     case 'composite': {
       const codes = compositeCodes(c.code, scope.types);
       return or(c.values.flatMap((tuple) => codes.map((code) => compositeSql(code, tuple, scope))));
+    }
+    case 'in-set': {
+      const table = `temp.${setTable(c.ids)}`;
+      if (c.code === '_id') return frag(`${alias}.id IN (SELECT id FROM ${table})`);
+      const keys = paramKeys(scope.types, c.code);
+      if (keys.length === 0) return never;
+      // Tested on the row through its own references: a clinician's patients' records are many,
+      // the rows a search's other criteria select usually few.
+      return frag(
+        `EXISTS (SELECT 1 FROM search_reference INDEXED BY search_reference_rid WHERE rid = ${alias}.rid AND pid IN (${placeholders(keys.length)})` +
+          ` AND target_type = ? AND target_id IN (SELECT id FROM ${table}))`,
+        ...keys, c.targetType ?? '',
+      );
     }
     case 'all-of':
       return c.criteria.length === 0 ? always : wrap(and(c.criteria.map((part) => criterionIn(part, scope))));

@@ -7,6 +7,7 @@ import { writeIndexRows } from './search-index.ts';
 import { buildSearchSql, cappedCountSql, lookupOf, type Frag } from './search-sql.ts';
 import { decodeCursor, encodeCursor } from './search-cursor.ts';
 import { findIncluded, type ResourceRow } from './search-include.ts';
+import { ensureSetTables } from './search-sets.ts';
 
 /**
  * Writes the search index rows of one resource version (undefined: the resource was deleted).
@@ -18,6 +19,7 @@ export function indexResource(db: Db, rid: number, resource: Resource | undefine
 }
 
 export function searchResources(db: Db, request: SearchRequest): SearchResult {
+  ensureSetTables(db, request);
   const keyCount = request.sort.length;
   const cursor = request.cursor === undefined ? undefined : decodeCursor(request.cursor, keyCount);
   const run = (f: Frag) => prepare(db, f).all(...f.args) as ResourceRow[];

@@ -83,6 +83,10 @@ export class SqliteStore implements Store {
     return stored;
   }
 
+  generation(): number {
+    return this.cache.generation();
+  }
+
   async vread(resourceType: string, id: string, versionId: string): Promise<StoredResource | undefined> {
     return readVersion(this.readerSql, resourceType, id, versionId);
   }

@@ -1,0 +1,90 @@
+import type { Store, StoredResource } from '../store/store.ts';
+import type { Resource } from '../fhir/types.ts';
+import type { SearchCriterion, SearchRequest } from '../fhir/search/types.ts';
+import type { RelationshipObligation } from '../access/relationship.ts';
+import { compartmentReferences } from '../fhir/search/compartment.ts';
+
+/** What the access rules ask of one stored version: its labels and the patients whose compartment holds it. */
+export interface ResourceFacts {
+  /** `system|code` of each meta.security coding. */
+  labels: string[];
+  /** Ids of the patients whose compartment the resource is in (its own id for a Patient). */
+  patients: string[];
+}
+
+/**
+ * Facts the access rules need, derived from committed data and kept while the store's generation
+ * says nothing committed since: a clinician's related patients, and the labels and patients of
+ * resources read. They let a read be decided without another query, and a search carry its
+ * clinician's patients as a list instead of a join over care teams and encounters per row.
+ * Only ever used with the store itself (never a transaction's view, which may differ).
+ */
+export class AccessFacts {
+  readonly store: Store;
+  private generation = -1;
+  private related = new Map<string, Promise<ReadonlySet<string> | undefined>>();
+  private resources = new Map<string, { versionId: string; facts: ResourceFacts }>();
+
+  constructor(store: Store) {
+    this.store = store;
+  }
+
+  /**
+   * The patients a clinician is related to now (by the kinds of the obligation); undefined when
+   * they are too many to carry as a list (the query then joins as before).
+   */
+  relatedPatients(r: RelationshipObligation, criterion: SearchCriterion): Promise<ReadonlySet<string> | undefined> {
+    this.sync();
+    const key = `${r.practitioner ?? ''}|${r.kinds.join(',')}`;
+    let found = this.related.get(key);
+    if (!found) {
+      if (this.related.size >= 1000) this.related.delete(this.related.keys().next().value!);
+      found = this.findRelated(criterion);
+      this.related.set(key, found);
+      // A failed lookup is not remembered.
+      found.catch(() => this.related.delete(key));
+    }
+    return found;
+  }
+
+  /** Labels and patients of a stored version, parsed once per version. */
+  of(stored: StoredResource & { json: string }): ResourceFacts {
+    this.sync();
+    const key = `${stored.resourceType}/${stored.id}`;
+    const known = this.resources.get(key);
+    if (known && known.versionId === stored.versionId) return known.facts;
+    const facts = factsOf(JSON.parse(stored.json) as Resource);
+    if (this.resources.size >= 50_000) this.resources.delete(this.resources.keys().next().value!);
+    this.resources.set(key, { versionId: stored.versionId, facts });
+    return facts;
+  }
+
+  private sync(): void {
+    const g = this.store.generation();
+    if (g === this.generation) return;
+    this.generation = g;
+    if (this.related.size > 0) this.related = new Map();
+  }
+
+  private async findRelated(criterion: SearchCriterion): Promise<ReadonlySet<string> | undefined> {
+    const request: SearchRequest = {
+      resourceTypes: ['Patient'], criteria: [criterion], sort: [], count: maxRelated + 1, offset: 0, total: 'none', include: [], revinclude: [],
+    };
+    const { matches } = await this.store.search(request);
+    return matches.length > maxRelated ? undefined : new Set(matches.map((m) => m.id));
+  }
+}
+
+/** A clinician's panel beyond this is left to the query's join (a list this long stops paying). */
+const maxRelated = 2000;
+
+export function factsOf(resource: Resource): ResourceFacts {
+  const security = (resource.meta as { security?: { system?: string; code?: string }[] } | undefined)?.security;
+  const labels = Array.isArray(security) ? security.map((c) => `${c.system ?? ''}|${c.code ?? ''}`) : [];
+  if (resource.resourceType === 'Patient') return { labels, patients: resource.id ? [resource.id] : [] };
+  const patients: string[] = [];
+  for (const ref of compartmentReferences('Patient', resource)) {
+    if (ref.startsWith('Patient/')) patients.push(ref.slice('Patient/'.length));
+  }
+  return { labels, patients };
+}

@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import { call, patient } from '../rest/server.ts';
+import type { IssuerServer } from '../auth/external-issuer.ts';
+
+/**
+ * The world the decision matrix runs against, seeded once by a backend service (system token).
+ * A clinician (Practitioner "Matrixdoc", the fhirUser of every clinician token) is the GP of the
+ * "rel" patient; the "unrel" patient is nobody's. Every resource carries a tag naming it (so a
+ * search finds exactly that one) and the security labels of its cell.
+ */
+export const TAG = 'http://matrix.test/cell';
+const CONF = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
+const SENS = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
+
+/** Whose record a resource is in: the GP's patient, nobody's patient, or no patient's (Organization). */
+export type Side = 'rel' | 'unrel' | 'none';
+
+export interface World {
+  doc: string;
+  /** The base patients' ids: rel (GP Matrixdoc), unrel (no relationship). */
+  rel: string;
+  unrel: string;
+}
+
+export interface Target {
+  key: string;
+  /** The code of its tag (TAG): searching `_tag=TAG|code` finds exactly it. */
+  tag: string;
+  type: string;
+  id: string;
+  /** The patient whose compartment holds it (for a Patient: itself), if any. */
+  patient?: string;
+  /** The resource as created (its id added): the base of an update. */
+  resource: Record<string, unknown>;
+}
+
+export interface TargetSpec {
+  key: string;
+  type: string;
+  side: Side;
+  label: string;
+}
+
+/** meta.security from the matrix file's label codes ([kind, code] pairs). */
+export function security(pairs: [string, string][]): { system: string; code: string }[] {
+  return pairs.map(([kind, code]) => ({ system: kind === 'confidentiality' ? CONF : SENS, code }));
+}
+
+/** A valid resource of `type` in the compartment of `patientId` (the Patient itself: one related to the GP when side is rel). */
+export function resourceOf(type: string, w: World, side: Side, patientId: string | undefined, tag: string, labels: [string, string][]): Record<string, unknown> {
+  const meta = { tag: [{ system: TAG, code: tag }], ...(labels.length ? { security: security(labels) } : {}) };
+  const subject = { reference: `Patient/${patientId}` };
+  switch (type) {
+    case 'Patient':
+      return { ...patient('Matrix', side === 'rel' ? { generalPractitioner: [{ reference: w.doc }] } : {}), meta };
+    case 'Observation':
+      return { resourceType: 'Observation', meta, status: 'final', code: { text: 'matrix' }, subject };
+    case 'MedicationRequest':
+      return { resourceType: 'MedicationRequest', meta, status: 'active', intent: 'order', subject, medicationCodeableConcept: { text: 'aspirin' } };
+    case 'Claim':
+      return { resourceType: 'Claim', meta, status: 'active', use: 'claim', type: { text: 't' }, patient: subject, created: '2026-01-01', provider: { display: 'x' }, priority: { text: 'normal' }, insurance: [{ sequence: 1, focal: true, coverage: { display: 'c' } }] };
+    case 'DocumentReference':
+      return { resourceType: 'DocumentReference', meta, status: 'current', subject, content: [{ attachment: { contentType: 'text/plain', data: Buffer.from('matrix note').toString('base64') } }] };
+    case 'AuditEvent':
+      return {
+        resourceType: 'AuditEvent', meta, type: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110110', display: 'Patient Record' },
+        recorded: '2026-01-01T00:00:00Z', agent: [{ requestor: true, who: { reference: w.doc } }], source: { observer: { display: 'matrix' } },
+        entity: [{ what: subject }],
+      };
+    case 'Organization':
+      return { resourceType: 'Organization', meta, name: 'Matrix Org' };
+    default:
+      throw new Error(`decision matrix: no seed body for ${type}`);
+  }
+}
+
+/** Creates the base world, then every target in transactions (one per 250 entries). */
+export async function seedMatrix(t: IssuerServer, specs: TargetSpec[], labels: Record<string, [string, string][]>): Promise<{ world: World; targets: Map<string, Target> }> {
+  const headers = await t.auth('system');
+  const create = async (body: Record<string, unknown>): Promise<string> => {
+    const r = await call(`${t.base}/${body.resourceType}`, { method: 'POST', headers, json: body });
+    assert.equal(r.status, 201, r.text);
+    return r.body.id;
+  };
+  const doc = `Practitioner/${await create({ resourceType: 'Practitioner', name: [{ family: 'Matrixdoc' }] })}`;
+  const world: World = { doc, rel: '', unrel: '' };
+  world.rel = await create(patient('Matrixrel', { generalPractitioner: [{ reference: doc }] }));
+  world.unrel = await create(patient('Matrixunrel'));
+  const targets = new Map<string, Target>();
+  for (let i = 0; i < specs.length; i += 250) {
+    const chunk = specs.slice(i, i + 250);
+    const tags = chunk.map((_, j) => `target-${i + j}`);
+    const bodies = chunk.map((s, j) => resourceOf(s.type, world, s.side, s.side === 'rel' ? world.rel : world.unrel, tags[j], labels[s.label]));
+    const r = await call(t.base, { method: 'POST', headers, json: {
+      resourceType: 'Bundle', type: 'transaction', entry: bodies.map((resource) => ({ resource, request: { method: 'POST', url: resource.resourceType } })),
+    } });
+    assert.equal(r.status, 200, r.text);
+    chunk.forEach((s, j) => {
+      const location: string = r.body.entry[j].response.location;
+      const id = /([A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})\/_history\//.exec(location)?.[2];
+      assert.ok(id, `no id in ${location}`);
+      const patientId = s.type === 'Patient' ? id : s.side === 'none' ? undefined : s.side === 'rel' ? world.rel : world.unrel;
+      targets.set(s.key, { key: s.key, tag: tags[j], type: s.type, id, ...(patientId ? { patient: patientId } : {}), resource: { ...bodies[j], id } });
+    });
+  }
+  return { world, targets };
+}

@@ -1,0 +1,226 @@
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { call, type Reply } from '../rest/server.ts';
+import { useIssuerServer } from '../auth/external-issuer.ts';
+import { TAG, resourceOf, seedMatrix, type Side, type Target, type TargetSpec, type World } from './decision-matrix-seed.ts';
+
+/**
+ * The access engine's decision matrix: roles x interactions x resource types x relationship x
+ * security labels x break-the-glass x consent, every cell its own test against a live server.
+ * The expectations come from decision-matrix.json (the rules as data), never from the server's
+ * own access code. A cell whose answer contradicts its rule is listed there under `mismatches`
+ * and runs as a todo, so it reports without failing the build.
+ */
+
+interface RoleSpec {
+  token: 'patient' | 'user' | 'client';
+  relationship: 'clinician' | 'own-compartment' | 'none';
+  breakGlass: boolean;
+  clearance: { max: string; sensitivities: string[] | '*' };
+  permissions: Record<string, string>;
+  statusOnly?: string;
+}
+
+type Interaction = 'read' | 'search' | 'create' | 'update' | 'delete';
+type Outcome = number | { status: number; total: number };
+
+interface Matrix {
+  axes: {
+    role: string[];
+    interaction: Interaction[];
+    type: string[];
+    relationship: Record<string, string[]>;
+    label: string[];
+    btg: boolean[];
+    consent: string[];
+  };
+  labels: Record<string, [string, string][]>;
+  confidentialityOrder: string[];
+  patientCompartment: { members: string[] };
+  roles: Record<string, RoleSpec>;
+  permissionOf: Record<Interaction, string>;
+  outcomes: Record<Interaction, { reachable: Outcome; hidden: Outcome }> & { denied: number };
+  consent: Record<string, unknown>;
+  mismatches: Record<string, string>;
+}
+
+interface Cell {
+  role: string;
+  interaction: Interaction;
+  type: string;
+  relationship: string;
+  label: string;
+  btg: boolean;
+  consent: string;
+}
+
+interface Expected {
+  status: number;
+  /** Searches: the exact total (_total=accurate); undefined when only the status is asserted. */
+  total?: number;
+}
+
+const spec = JSON.parse(readFileSync(new URL('./decision-matrix.json', import.meta.url), 'utf8')) as Matrix;
+const members = new Set(spec.patientCompartment.members);
+
+/** Every cell: the cross product of the axes, the relationship axis taking the values that mean something for the role and type. */
+function expand(m: Matrix): Cell[] {
+  const cells: Cell[] = [];
+  for (const role of m.axes.role) {
+    const r = m.roles[role];
+    assert.ok(r, `no rules for role ${role}`);
+    for (const type of m.axes.type) {
+      const relationships = m.axes.relationship[members.has(type) ? r.relationship : 'outside-compartment'];
+      for (const interaction of m.axes.interaction) {
+        for (const relationship of relationships) {
+          for (const label of m.axes.label) {
+            for (const btg of m.axes.btg) {
+              for (const consent of m.axes.consent) cells.push({ role, interaction, type, relationship, label, btg, consent });
+            }
+          }
+        }
+      }
+    }
+  }
+  return cells;
+}
+
+/** Whose record the cell's target is in (see decision-matrix-seed.ts). */
+function sideOf(c: Cell): Side {
+  switch (c.relationship) {
+    case 'related': case 'own': return 'rel';
+    case 'unrelated': case 'other': case 'none-needed': return 'unrel';
+    case 'n/a': return 'none';
+    default: throw new Error(`unknown relationship ${c.relationship}`);
+  }
+}
+
+/** Whether labels are within a clearance: confidentiality at most max (none counts as N), every sensitivity cleared. */
+function cleared(clearance: RoleSpec['clearance'], labels: [string, string][]): boolean {
+  const order = spec.confidentialityOrder;
+  for (const [kind, code] of labels) {
+    if (kind === 'confidentiality' && order.indexOf(code) > order.indexOf(clearance.max)) return false;
+    if (kind === 'sensitivity' && clearance.sensitivities !== '*' && !clearance.sensitivities.includes(code)) return false;
+  }
+  return true;
+}
+
+/** The cell's expected answer, from the rules in decision-matrix.json (see its "rules"). */
+function expected(c: Cell): Expected {
+  const r = spec.roles[c.role];
+  // Rule 5: consent values other than none need their rule here first (see the matrix file's consent.pending).
+  if (c.consent !== 'none') throw new Error(`decision matrix: no rule yet for consent=${c.consent}`);
+  // Rules 1 and 2.
+  if (c.btg && !r.breakGlass) return { status: spec.outcomes.denied };
+  if (!(r.permissions[c.type] ?? '').includes(spec.permissionOf[c.interaction])) return { status: spec.outcomes.denied };
+  // Rule 3.
+  const inCompartment = members.has(c.type);
+  const btgCovers = c.btg && inCompartment && !(c.type === 'Patient' && c.interaction === 'create');
+  let reachable = true;
+  if (r.relationship === 'own-compartment' && !(inCompartment && c.relationship === 'own')) reachable = false;
+  if (r.relationship === 'clinician' && inCompartment && c.relationship !== 'related' && !btgCovers) reachable = false;
+  if (!cleared(r.clearance, spec.labels[c.label]) && !btgCovers) reachable = false;
+  // Rule 4.
+  const o = spec.outcomes[c.interaction][reachable ? 'reachable' : 'hidden'];
+  const out: Expected = typeof o === 'number' ? { status: o } : { ...o };
+  if (r.statusOnly) delete out.total;
+  return out;
+}
+
+const cellName = (c: Cell) => `${c.role} ${c.interaction} ${c.type} ${c.relationship} label=${c.label} btg=${c.btg ? 'yes' : 'no'} consent=${c.consent}`;
+const expectName = (e: Expected) => (e.total === undefined ? `${e.status}` : `${e.status} total=${e.total}`);
+/** Reads and searches share one target per type, side and label; writes get their own. */
+const sharedKey = (c: Cell) => `${c.type}|${sideOf(c)}|${c.label}`;
+const ownsTarget = (c: Cell) => c.interaction === 'update' || c.interaction === 'delete';
+const targetKey = (c: Cell) => (ownsTarget(c) ? cellName(c) : sharedKey(c));
+
+const cells = expand(spec);
+const unknownMismatches = Object.keys(spec.mismatches).filter((k) => k !== '//' && !cells.some((c) => cellName(c) === k));
+assert.deepEqual(unknownMismatches, [], 'every listed mismatch names a cell');
+
+const BTG_REASON = 'Decision matrix: patient unconscious in the emergency department, no GP reachable';
+
+describe('access decision matrix', () => {
+  const t = useIssuerServer();
+  let world: World;
+  let targets: Map<string, Target>;
+  const tokens = new Map<string, Promise<Record<string, string>>>();
+  const token = (key: string, mint: () => Promise<Record<string, string>>) => {
+    let p = tokens.get(key);
+    if (!p) tokens.set(key, (p = mint()));
+    return p;
+  };
+
+  before(async () => {
+    const specs = new Map<string, TargetSpec>();
+    for (const c of cells) {
+      if (c.interaction === 'create') continue;
+      const key = targetKey(c);
+      if (!specs.has(key)) specs.set(key, { key, type: c.type, side: sideOf(c), label: c.label });
+    }
+    ({ world, targets } = await seedMatrix(t, [...specs.values()], spec.labels));
+  });
+
+  /** The patient whose compartment the cell is about: the target Patient itself, or the side's patient. */
+  const patientOf = (c: Cell, target: Target | undefined): string =>
+    target?.patient ?? (sideOf(c) === 'rel' ? world.rel : world.unrel);
+
+  const headersFor = async (c: Cell, target: Target | undefined): Promise<Record<string, string>> => {
+    const r = spec.roles[c.role];
+    let auth: Record<string, string>;
+    if (r.token === 'client') auth = await token('system', () => t.auth('system'));
+    else if (r.token === 'patient') {
+      // The patient's own record: the target Patient itself, else the GP's patient (so "other" is the unrelated one).
+      const own = c.type === 'Patient' && c.relationship === 'own' && target ? target.id : world.rel;
+      auth = await token(`patient|${own}`, () => t.auth('patient', 'launch/patient patient/*.cruds', { patient: own }));
+    } else auth = await token(c.role, () => t.auth(c.role, undefined, r.relationship === 'clinician' ? { fhirUser: world.doc } : {}));
+    return c.btg ? { ...auth, 'x-break-glass-patient': patientOf(c, target), 'x-break-glass-reason': BTG_REASON } : auth;
+  };
+
+  const run = async (c: Cell): Promise<Reply> => {
+    const target = c.interaction === 'create' ? undefined : targets.get(targetKey(c));
+    if (c.interaction !== 'create') assert.ok(target, `no target seeded for ${targetKey(c)}`);
+    const headers = await headersFor(c, target);
+    const url = `${t.base}/${c.type}`;
+    switch (c.interaction) {
+      case 'read': {
+        let id = target!.id;
+        // Researchers address resources by the ids they are shown (pseudonyms, once de-identification is in).
+        if (spec.roles[c.role].statusOnly) {
+          const shown = await call(`${url}?_tag=${encodeURIComponent(`${TAG}|${target!.tag}`)}`, { headers });
+          id = shown.body?.entry?.[0]?.resource?.id ?? id;
+        }
+        return call(`${url}/${id}`, { headers });
+      }
+      case 'search':
+        return call(`${url}?_tag=${encodeURIComponent(`${TAG}|${target!.tag}`)}&_total=accurate`, { headers });
+      case 'create': {
+        const side = sideOf(c);
+        return call(url, { method: 'POST', headers, json: resourceOf(c.type, world, side, side === 'rel' ? world.rel : world.unrel, `created-${cells.indexOf(c)}`, spec.labels[c.label]) });
+      }
+      case 'update':
+        return call(`${url}/${target!.id}`, { method: 'PUT', headers, json: { ...target!.resource, language: 'en' } });
+      case 'delete':
+        return call(`${url}/${target!.id}`, { method: 'DELETE', headers });
+    }
+  };
+
+  // Break-the-glass access lasts beyond the request that asked for it (for that user): the cells
+  // without it run first, then those with it.
+  for (const btg of [false, true]) {
+    describe(`btg=${btg ? 'yes' : 'no'}`, { concurrency: 16 }, () => {
+      for (const c of cells.filter((x) => x.btg === btg)) {
+        const name = cellName(c);
+        const want = expected(c);
+        const mismatch = spec.mismatches[name];
+        test(`${name} -> ${expectName(want)}`, mismatch ? { todo: `MISMATCH: ${mismatch}` } : {}, async () => {
+          const res = await run(c);
+          const got = res.status === 200 && c.interaction === 'search' ? `${res.status} total=${res.body?.total}` : `${res.status}`;
+          assert.equal(res.status, want.status, `${name}: expected ${expectName(want)}, got ${got}: ${res.text.slice(0, 300)}`);
+          if (want.total !== undefined) assert.equal(res.body?.total, want.total, `${name}: expected ${expectName(want)}, got ${got}`);
+        });
+      }
+    });
+  }
+});
