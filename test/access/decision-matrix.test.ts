@@ -14,6 +14,7 @@ import { TAG, resourceOf, seedMatrix, type Side, type Target, type TargetSpec, t
  */
 
 interface RoleSpec {
+  scopes: string;
   token: 'patient' | 'user' | 'client';
   relationship: 'clinician' | 'own-compartment' | 'none';
   breakGlass: boolean;
@@ -57,6 +58,8 @@ interface Cell {
 
 interface Expected {
   status: number;
+  /** Whether the target is reached (reads return it, searches count it, writes take effect). */
+  reachable: boolean;
   /** Searches: the exact total (_total=accurate); undefined when only the status is asserted. */
   total?: number;
 }
@@ -106,14 +109,24 @@ function cleared(clearance: RoleSpec['clearance'], labels: [string, string][]): 
   return true;
 }
 
+/**
+ * Rule 6, consent: only 'none' so far. A new value (deny-actor, deny-class, deny-label,
+ * permit-only-actor: see the matrix file's consent.pending) gets its case here, and its Consent
+ * resources seeded in the suite's `before`.
+ */
+function consentHides(c: Cell): boolean {
+  switch (c.consent) {
+    case 'none': return false;
+    default: throw new Error(`decision matrix: no rule yet for consent=${c.consent}`);
+  }
+}
+
 /** The cell's expected answer, from the rules in decision-matrix.json (see its "rules"). */
 function expected(c: Cell): Expected {
   const r = spec.roles[c.role];
-  // Rule 5: consent values other than none need their rule here first (see the matrix file's consent.pending).
-  if (c.consent !== 'none') throw new Error(`decision matrix: no rule yet for consent=${c.consent}`);
   // Rules 1 and 2.
-  if (c.btg && !r.breakGlass) return { status: spec.outcomes.denied };
-  if (!(r.permissions[c.type] ?? '').includes(spec.permissionOf[c.interaction])) return { status: spec.outcomes.denied };
+  if (c.btg && !r.breakGlass) return { status: spec.outcomes.denied, reachable: false };
+  if (!(r.permissions[c.type] ?? '').includes(spec.permissionOf[c.interaction])) return { status: spec.outcomes.denied, reachable: false };
   // Rule 3.
   const inCompartment = members.has(c.type);
   const btgCovers = c.btg && inCompartment && !(c.type === 'Patient' && c.interaction === 'create');
@@ -121,9 +134,10 @@ function expected(c: Cell): Expected {
   if (r.relationship === 'own-compartment' && !(inCompartment && c.relationship === 'own')) reachable = false;
   if (r.relationship === 'clinician' && inCompartment && c.relationship !== 'related' && !btgCovers) reachable = false;
   if (!cleared(r.clearance, spec.labels[c.label]) && !btgCovers) reachable = false;
+  if (consentHides(c)) reachable = false;
   // Rule 4.
   const o = spec.outcomes[c.interaction][reachable ? 'reachable' : 'hidden'];
-  const out: Expected = typeof o === 'number' ? { status: o } : { ...o };
+  const out: Expected = typeof o === 'number' ? { status: o, reachable } : { ...o, reachable };
   if (r.statusOnly) delete out.total;
   return out;
 }
@@ -136,6 +150,7 @@ const ownsTarget = (c: Cell) => c.interaction === 'update' || c.interaction === 
 const targetKey = (c: Cell) => (ownsTarget(c) ? cellName(c) : sharedKey(c));
 
 const cells = expand(spec);
+const cellIndex = new Map(cells.map((c, i) => [c, i]));
 const unknownMismatches = Object.keys(spec.mismatches).filter((k) => k !== '//' && !cells.some((c) => cellName(c) === k));
 assert.deepEqual(unknownMismatches, [], 'every listed mismatch names a cell');
 
@@ -160,6 +175,7 @@ describe('access decision matrix', () => {
       if (!specs.has(key)) specs.set(key, { key, type: c.type, side: sideOf(c), label: c.label });
     }
     ({ world, targets } = await seedMatrix(t, [...specs.values()], spec.labels));
+    // Consent cells (other than none) seed their Consent resources here, per target patient.
   });
 
   /** The patient whose compartment the cell is about: the target Patient itself, or the side's patient. */
@@ -169,18 +185,20 @@ describe('access decision matrix', () => {
   const headersFor = async (c: Cell, target: Target | undefined): Promise<Record<string, string>> => {
     const r = spec.roles[c.role];
     let auth: Record<string, string>;
-    if (r.token === 'client') auth = await token('system', () => t.auth('system'));
+    if (r.token === 'client') auth = await token('system', () => t.auth('system', r.scopes));
     else if (r.token === 'patient') {
       // The patient's own record: the target Patient itself, else the GP's patient (so "other" is the unrelated one).
       const own = c.type === 'Patient' && c.relationship === 'own' && target ? target.id : world.rel;
-      auth = await token(`patient|${own}`, () => t.auth('patient', 'launch/patient patient/*.cruds', { patient: own }));
-    } else auth = await token(c.role, () => t.auth(c.role, undefined, r.relationship === 'clinician' ? { fhirUser: world.doc } : {}));
+      auth = await token(`patient|${own}`, () => t.auth('patient', r.scopes, { patient: own }));
+    } else auth = await token(c.role, () => t.auth(c.role, r.scopes, r.relationship === 'clinician' ? { fhirUser: world.doc } : {}));
     return c.btg ? { ...auth, 'x-break-glass-patient': patientOf(c, target), 'x-break-glass-reason': BTG_REASON } : auth;
   };
 
-  const run = async (c: Cell): Promise<Reply> => {
-    const target = c.interaction === 'create' ? undefined : targets.get(targetKey(c));
-    if (c.interaction !== 'create') assert.ok(target, `no target seeded for ${targetKey(c)}`);
+  /** The tag of what a create cell creates (so the system can look for it afterwards). */
+  const createdTag = (c: Cell) => `created-${cellIndex.get(c)}`;
+
+  /** The cell's one request, as its role, to its target (none for a create). */
+  const send = async (c: Cell, target: Target | undefined): Promise<Reply> => {
     const headers = await headersFor(c, target);
     const url = `${t.base}/${c.type}`;
     switch (c.interaction) {
@@ -197,12 +215,31 @@ describe('access decision matrix', () => {
         return call(`${url}?_tag=${encodeURIComponent(`${TAG}|${target!.tag}`)}&_total=accurate`, { headers });
       case 'create': {
         const side = sideOf(c);
-        return call(url, { method: 'POST', headers, json: resourceOf(c.type, world, side, side === 'rel' ? world.rel : world.unrel, `created-${cells.indexOf(c)}`, spec.labels[c.label]) });
+        return call(url, { method: 'POST', headers, json: resourceOf(c.type, world, side, side === 'rel' ? world.rel : world.unrel, createdTag(c), spec.labels[c.label]) });
       }
       case 'update':
         return call(`${url}/${target!.id}`, { method: 'PUT', headers, json: { ...target!.resource, language: 'en' } });
       case 'delete':
         return call(`${url}/${target!.id}`, { method: 'DELETE', headers });
+    }
+  };
+
+  /** Rule 5, checked by the system token: created, changed or deleted exactly when reachable. */
+  const assertEffect = async (c: Cell, want: Expected, target: Target | undefined) => {
+    if (c.interaction === 'read' || c.interaction === 'search') return;
+    const system = await token('system', () => t.auth('system', spec.roles.system.scopes));
+    if (c.interaction === 'create') {
+      const found = await call(`${t.base}/${c.type}?_tag=${encodeURIComponent(`${TAG}|${createdTag(c)}`)}&_total=accurate`, { headers: system });
+      assert.equal(found.body?.total, want.reachable ? 1 : 0, `create: ${want.reachable ? 'not created' : 'created anyway'}`);
+      return;
+    }
+    const now = await call(`${t.base}/${c.type}/${target!.id}`, { headers: system });
+    if (c.interaction === 'delete') {
+      if (want.reachable) assert.ok(now.status === 410 || now.status === 404, `delete: still there (${now.status})`);
+      else assert.equal(now.status, 200, `delete: the target is gone (${now.status})`);
+    } else {
+      assert.equal(now.status, 200, now.text);
+      assert.equal(now.body.language, want.reachable ? 'en' : undefined, `update: ${want.reachable ? 'not changed' : 'changed anyway'}`);
     }
   };
 
@@ -215,10 +252,19 @@ describe('access decision matrix', () => {
         const want = expected(c);
         const mismatch = spec.mismatches[name];
         test(`${name} -> ${expectName(want)}`, mismatch ? { todo: `MISMATCH: ${mismatch}` } : {}, async () => {
-          const res = await run(c);
+          const target = c.interaction === 'create' ? undefined : targets.get(targetKey(c));
+          if (c.interaction !== 'create') assert.ok(target, `no target seeded for ${targetKey(c)}`);
+          const res = await send(c, target);
+          // Rule 5 first: whatever the status, a write takes effect exactly when the target is reachable.
+          await assertEffect(c, want, target);
           const got = res.status === 200 && c.interaction === 'search' ? `${res.status} total=${res.body?.total}` : `${res.status}`;
           assert.equal(res.status, want.status, `${name}: expected ${expectName(want)}, got ${got}: ${res.text.slice(0, 300)}`);
           if (want.total !== undefined) assert.equal(res.body?.total, want.total, `${name}: expected ${expectName(want)}, got ${got}`);
+          // What comes back is the target itself (not for researchers: their view is being de-identified).
+          if (!spec.roles[c.role].statusOnly && want.reachable) {
+            if (c.interaction === 'read') assert.equal(res.body?.id, target!.id);
+            if (c.interaction === 'search') assert.deepEqual(res.body?.entry?.map((e: { resource: { id: string } }) => e.resource.id), [target!.id]);
+          }
         });
       }
     });
