@@ -7,6 +7,7 @@ import { breakGlassPatients } from './break-glass.ts';
 import { contextRule } from './context.ts';
 import { masksFor } from './minimum-necessary.ts';
 import { labelsAboveClearance, type LabelCode } from './security-labels.ts';
+import { consentObligationFor, type ConsentObligation, type ConsentPolicy } from './consent.ts';
 
 export interface Decision {
   permit: boolean;
@@ -33,6 +34,8 @@ export interface Obligations {
   breakGlass?: readonly string[];
   /** Security labels (meta.security) a resource must not carry to be seen or written: those above the principal's clearance. */
   hiddenLabels?: LabelCode[];
+  /** What patients' Consents withhold from this principal, and which were checked and permit. */
+  consent?: ConsentObligation;
 }
 
 /**
@@ -40,7 +43,7 @@ export interface Obligations {
  * only on a loopback-only server with authorization switched off (development, tests); every other
  * principal came with a verified token and passes the rules below in turn.
  */
-export function decide(principal: Principal, interaction: Interaction, now: number = Date.now()): Decision {
+export function decide(principal: Principal, interaction: Interaction, now: number = Date.now(), consents: readonly ConsentPolicy[] = []): Decision {
   if (principal.kind === 'anonymous-local') {
     return { permit: true, reasons: ['local principal on a loopback-only server without authorization'], obligations: none() };
   }
@@ -69,6 +72,10 @@ export function decide(principal: Principal, interaction: Interaction, now: numb
   const cleared = labelsAboveClearance(principal);
   const hidden = cleared || context.hiddenLabels.length > 0 ? [...(cleared ?? []), ...context.hiddenLabels] : undefined;
   if (hidden) obligations.hiddenLabels = hidden;
+  if (consents.length > 0) {
+    const consent = consentObligationFor(consents, principal, now);
+    if (consent.rules.length > 0 || consent.permitting.length > 0) obligations.consent = consent;
+  }
   const emergency = breakGlassPatients(principal);
   if (emergency.length > 0 && (relationship || hidden)) {
     obligations.breakGlass = emergency;

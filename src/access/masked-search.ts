@@ -30,6 +30,9 @@ function check(c: SearchCriterion, types: readonly string[], masks: readonly str
     case 'for-types':
       check(c.criterion, c.resourceTypes, masks, masked);
       return;
+    case 'not':
+      check(c.criterion, types, masks, masked);
+      return;
     case 'all-of': case 'any-of':
       for (const part of c.criteria) check(part, types, masks, masked);
       return;

@@ -14,6 +14,10 @@ export function renderAuditEvent(facts: AuditRecordFacts, id?: string): Record<s
   if (facts.op) entity.push({ type: systemObject, detail: [{ type: 'operation', valueString: `$${facts.op}` }] });
   if (facts.q) entity.push({ type: systemObject, role: queryRole, query: Buffer.from(facts.q).toString('base64') });
   if (facts.fl) entity.push({ type: systemObject, detail: facts.fl.map((f) => ({ type: 'access-flag', valueString: f })) });
+  for (const checked of facts.cs ?? []) {
+    const [reference, result] = checked.split(' ');
+    entity.push({ what: { reference }, type: systemObject, detail: [{ type: 'consent-decision', valueString: result }] });
+  }
   const outcome = outcomeCode(facts.st);
   return {
     resourceType: 'AuditEvent',

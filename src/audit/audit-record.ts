@@ -32,6 +32,8 @@ export interface AuditRecordFacts {
   q?: string;
   /** What the access decision flagged (e.g. off-hours). */
   fl?: string[];
+  /** Consents checked for the decision and their result for this principal: `Consent/7 deny` (withholds some of the record) or `Consent/7 permit`. */
+  cs?: string[];
 }
 
 export function auditFacts(principal: Principal, interaction: Interaction, status: number, entities: string[], at: string): AuditRecordFacts {

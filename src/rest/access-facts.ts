@@ -3,6 +3,7 @@ import type { Resource } from '../fhir/types.ts';
 import type { SearchCriterion, SearchRequest } from '../fhir/search/types.ts';
 import type { RelationshipObligation } from '../access/relationship.ts';
 import { compartmentReferences } from '../fhir/search/compartment.ts';
+import { consentPolicy, type ConsentPolicy } from '../access/consent.ts';
 
 /** What the access rules ask of one stored version: its labels and the patients whose compartment holds it. */
 export interface ResourceFacts {
@@ -24,6 +25,8 @@ export class AccessFacts {
   private generation = -1;
   private related = new Map<string, Promise<ReadonlySet<string> | undefined>>();
   private resources = new Map<string, { versionId: string; facts: ResourceFacts }>();
+  private consents: Promise<readonly ConsentPolicy[]> | undefined;
+  private consentsLoaded: readonly ConsentPolicy[] | undefined;
 
   constructor(store: Store) {
     this.store = store;
@@ -59,11 +62,52 @@ export class AccessFacts {
     return facts;
   }
 
+  /**
+   * The active patient-privacy Consents, as policies (see access/consent.ts): read again after
+   * anything was committed. Synchronous when nothing changed since they were last read.
+   */
+  activeConsents(): readonly ConsentPolicy[] | Promise<readonly ConsentPolicy[]> {
+    this.sync();
+    if (this.consentsLoaded) return this.consentsLoaded;
+    if (!this.consents) {
+      const generation = this.generation;
+      const loading = this.loadConsents();
+      this.consents = loading;
+      loading.then((policies) => {
+        if (this.generation === generation && this.consents === loading) this.consentsLoaded = policies;
+      }, () => {
+        if (this.consents === loading) this.consents = undefined;
+      });
+    }
+    return this.consents;
+  }
+
   private sync(): void {
     const g = this.store.generation();
     if (g === this.generation) return;
     this.generation = g;
     if (this.related.size > 0) this.related = new Map();
+    this.consents = undefined;
+    this.consentsLoaded = undefined;
+  }
+
+  private async loadConsents(): Promise<readonly ConsentPolicy[]> {
+    const policies: ConsentPolicy[] = [];
+    const page = 1000;
+    let cursor: string | undefined;
+    for (;;) {
+      const request: SearchRequest = {
+        resourceTypes: ['Consent'], criteria: [{ kind: 'token', code: 'status', negate: false, values: [{ code: 'active' }] }],
+        sort: [], count: page, offset: 0, total: 'none', include: [], revinclude: [], ...(cursor ? { cursor } : {}),
+      };
+      const result = await this.store.search(request);
+      for (const m of result.matches) {
+        const policy = m.json ? consentPolicy(JSON.parse(m.json) as Record<string, unknown>) : undefined;
+        if (policy) policies.push(policy);
+      }
+      if (!result.next) return policies;
+      cursor = result.next;
+    }
   }
 
   private async findRelated(criterion: SearchCriterion): Promise<ReadonlySet<string> | undefined> {
@@ -87,4 +131,9 @@ export function factsOf(resource: Resource): ResourceFacts {
     if (ref.startsWith('Patient/')) patients.push(ref.slice('Patient/'.length));
   }
   return { labels, patients };
+}
+
+/** The active consents the access rules consult (none where no facts are kept: a context without the store's facts). */
+export function consentsIn(facts: AccessFacts | undefined): readonly ConsentPolicy[] | Promise<readonly ConsentPolicy[]> {
+  return facts ? facts.activeConsents() : [];
 }

@@ -7,6 +7,7 @@ import { FhirError, badRequest, issue, notFound, preconditionFailed } from '../f
 import { entryRequest, entryResponse, errorResponse } from './bundle-entry.ts';
 import { findMatches, splitConditional } from './conditional.ts';
 import { searchReaderFor } from './confinement.ts';
+import { consentsIn } from './access-facts.ts';
 import { rewriteReferences } from './references.ts';
 import { settleTransactionAudit } from '../audit/audit-log.ts';
 import type { AuditRecordFacts } from '../audit/audit-record.ts';
@@ -100,13 +101,13 @@ async function assignIdentities(ctx: RestContext, tx: StoreWriter, entries: Bund
     let id: string | undefined;
     if (req.method === 'POST' && req.segments.length === 1) {
       if (req.ifNoneExist !== undefined) {
-        const matches = await findMatches(searchReaderFor(ctx.principal, tx, type), ctx.config, type, req.ifNoneExist.replace(new RegExp(`^${type}\\?`), '').replace(/^\?/, ''), ctx.terminology);
+        const matches = await findMatches(searchReaderFor(ctx.principal, tx, type, await consentsIn(ctx.facts)), ctx.config, type, req.ifNoneExist.replace(new RegExp(`^${type}\\?`), '').replace(/^\?/, ''), ctx.terminology);
         if (matches.length > 1) throw failedEntry(preconditionFailed(`If-None-Exist matched several ${type} resources`), i);
         id = matches[0]?.id;
       }
       if (!id) id = req.assignedId = randomUUID();
     } else if (req.method === 'PUT' && req.segments.length === 1 && req.queryString) {
-      const matches = await findMatches(searchReaderFor(ctx.principal, tx, type), ctx.config, type, req.queryString, ctx.terminology);
+      const matches = await findMatches(searchReaderFor(ctx.principal, tx, type, await consentsIn(ctx.facts)), ctx.config, type, req.queryString, ctx.terminology);
       if (matches.length > 1) throw failedEntry(preconditionFailed(`The conditional update matched several ${type} resources`), i);
       id = matches[0]?.id ?? (req.body as Resource | undefined)?.id ?? randomUUID();
       if (req.body && typeof req.body === 'object' && !matches[0]) (req.body as Resource).id = id;
@@ -133,7 +134,7 @@ async function assignIdentities(ctx: RestContext, tx: StoreWriter, entries: Bund
 async function resolveConditional(ctx: RestContext, tx: StoreWriter, reference: string, index: number): Promise<string | undefined> {
   const cond = splitConditional(reference);
   if (!cond) return undefined;
-  const matches = await findMatches(searchReaderFor(ctx.principal, tx, cond.resourceType), ctx.config, cond.resourceType, cond.criteria, ctx.terminology);
+  const matches = await findMatches(searchReaderFor(ctx.principal, tx, cond.resourceType, await consentsIn(ctx.facts)), ctx.config, cond.resourceType, cond.criteria, ctx.terminology);
   if (matches.length === 0) throw failedEntry(notFound(`The conditional reference ${reference} matches no resource`), index);
   if (matches.length > 1) throw failedEntry(preconditionFailed(`The conditional reference ${reference} matches several resources`), index);
   return `${cond.resourceType}/${matches[0].id}`;

@@ -9,6 +9,7 @@ import { compartmentMemberTypes, compartmentParams } from '../fhir/compartments.
 import { resourceTypes } from '../fhir/definitions.ts';
 import type { RelationshipObligation } from '../access/relationship.ts';
 import type { ReadableScope } from '../access/smart-scope-rule.ts';
+import { holds, type ConsentObligation, type ConsentPolicy, type ResourceCondition } from '../access/consent.ts';
 import { factsOf, type AccessFacts, type ResourceFacts } from './access-facts.ts';
 import { parseSearch } from '../fhir/search/parse.ts';
 import { FhirError, preconditionFailed } from '../fhir/outcome.ts';
@@ -152,6 +153,8 @@ interface ReadRules {
   readableTypes?: ReadonlySet<string> | '*';
   readable?: readonly ReadableScope[];
   hasGranularRead: boolean;
+  /** What Consents withhold from the principal. */
+  consent?: ConsentObligation;
 }
 
 function readRules(o: Obligations): ReadRules {
@@ -159,6 +162,7 @@ function readRules(o: Obligations): ReadRules {
   if (o.compartmentPatient !== undefined) rules.compartmentPatient = o.compartmentPatient;
   if (o.hiddenLabels) rules.hiddenLabels = new Set(o.hiddenLabels.map((l) => `${l.system}|${l.code}`));
   if (o.relationship) rules.relationship = o.relationship;
+  if (o.consent && o.consent.rules.length > 0) rules.consent = o.consent;
   if (o.roleReadable) rules.roleReadable = new Set(o.roleReadable);
   if (o.readable) {
     rules.readable = o.readable;
@@ -186,12 +190,70 @@ function scopeConstraints(rules: ReadRules): SearchConstraint[] {
   const out: SearchConstraint[] = [];
   if (rules.roleReadable) out.push({ anyOf: [{ kind: 'for-types', code: '_role', resourceTypes: [...rules.roleReadable], criterion: { kind: 'all-of', code: '_role', criteria: [] } }] });
   if (rules.readable) out.push({ anyOf: rules.readable.map((r) => readableCriterion(r.type, r.query)) });
+  if (rules.consent) out.push(...consentConstraints(rules.consent));
   return out;
 }
 
+/**
+ * What Consents withhold, as constraints: for each distinct condition, the records of the
+ * patients whose consent has it that meet it are left out. Built once per obligation (obligations
+ * are shared while the consents and the principal's kind stay the same), so the patient lists
+ * keep their identity (and their tables in the store).
+ */
+function consentConstraints(consent: ConsentObligation): SearchConstraint[] {
+  let built = consentBuilt.get(consent);
+  if (built) return built;
+  const groups = new Map<string, { withheld: ResourceCondition; patients: Set<string> }>();
+  for (const rule of consent.rules) {
+    const key = JSON.stringify(rule.withheld);
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = { withheld: rule.withheld, patients: new Set() }));
+    group.patients.add(rule.patient);
+  }
+  built = [...groups.values()].map(({ withheld, patients }) => ({
+    anyOf: [{ kind: 'not', code: '_consent', criterion: { kind: 'all-of', code: '_consent', criteria: [ofPatients(patients), conditionCriterion(withheld)] } }],
+  }));
+  consentBuilt.set(consent, built);
+  return built;
+}
+
+const consentBuilt = new WeakMap<ConsentObligation, SearchConstraint[]>();
+
+/** Records of these patients: a Patient by its id, a compartment member by a membership reference. */
+function ofPatients(patients: ReadonlySet<string>): SearchCriterion {
+  const anyOf: SearchCriterion[] = [{ kind: 'for-types', code: '_consent', resourceTypes: ['Patient'], criterion: { kind: 'in-set', code: '_id', ids: patients } }];
+  for (const type of compartmentMemberTypes('Patient')) {
+    if (type === 'Patient') continue;
+    const through = compartmentParams('Patient', type).map((code): SearchCriterion => ({ kind: 'in-set', code, targetType: 'Patient', ids: patients }));
+    anyOf.push({ kind: 'for-types', code: '_consent', resourceTypes: [type], criterion: { kind: 'any-of', code: '_consent', criteria: through } });
+  }
+  return { kind: 'any-of', code: '_consent', criteria: anyOf };
+}
+
+function conditionCriterion(c: ResourceCondition): SearchCriterion {
+  switch (c.kind) {
+    case 'always': return { kind: 'all-of', code: '_consent', criteria: [] };
+    case 'never': return { kind: 'any-of', code: '_consent', criteria: [] };
+    case 'type-in': return { kind: 'for-types', code: '_consent', resourceTypes: c.types, criterion: { kind: 'all-of', code: '_consent', criteria: [] } };
+    case 'label-in': return { kind: 'token', code: '_security', negate: false, values: c.labels.map(splitLabel) };
+    case 'and': return { kind: 'all-of', code: '_consent', criteria: c.parts.map(conditionCriterion) };
+    case 'or': return { kind: 'any-of', code: '_consent', criteria: c.parts.map(conditionCriterion) };
+    case 'not': return { kind: 'not', code: '_consent', criterion: conditionCriterion(c.part) };
+  }
+}
+
+function splitLabel(label: string): { system: string; code: string } {
+  const bar = label.lastIndexOf('|');
+  return { system: label.slice(0, bar), code: label.slice(bar + 1) };
+}
+
+/** Whether a Consent withholds this resource (of these patients, type and labels) from the principal. */
+function withheldByConsent(consent: ConsentObligation, resourceType: string, facts: ResourceFacts): boolean {
+  return consent.rules.some((rule) => facts.patients.includes(rule.patient) && holds(rule.withheld, resourceType, facts.labels));
+}
+
 function hiddenLabelsCriterion(hidden: ReadonlySet<string>): SearchCriterion {
-  const values = [...hidden].map((l) => ({ system: l.slice(0, l.lastIndexOf('|')), code: l.slice(l.lastIndexOf('|') + 1) }));
-  return { kind: 'token', code: '_security', negate: true, values };
+  return { kind: 'token', code: '_security', negate: true, values: [...hidden].map(splitLabel) };
 }
 
 /** The read rules evaluated on one resource's facts (see Confinement.admitsFacts). */
@@ -200,6 +262,7 @@ function admitsByRules(rules: ReadRules, resourceType: string, facts: ResourceFa
   if (rules.readableTypes !== undefined && rules.readableTypes !== '*' && !rules.readableTypes.has(resourceType)) return false;
   if (rules.roleReadable && !rules.roleReadable.has(resourceType)) return false;
   if (rules.compartmentPatient !== undefined && !facts.patients.includes(rules.compartmentPatient)) return false;
+  if (rules.consent && withheldByConsent(rules.consent, resourceType, facts)) return false;
   const emergency = rules.emergency.length > 0 && facts.patients.some((p) => rules.emergency.includes(p));
   if (emergency) return true;
   const hidden = rules.hiddenLabels;
@@ -335,8 +398,8 @@ function readableCriterion(type: string, query: [string, string][] | undefined):
  * (conditional references, If-None-Exist, conditional update matching): decided as a search of
  * that type and confined like one, so a lookup tells nothing a search would not.
  */
-export function searchReaderFor(principal: Principal, reader: StoreReader, resourceType: string): StoreReader {
-  const decision = decide(principal, { kind: 'search-type', resourceType });
+export function searchReaderFor(principal: Principal, reader: StoreReader, resourceType: string, consents: readonly ConsentPolicy[]): StoreReader {
+  const decision = decide(principal, { kind: 'search-type', resourceType }, Date.now(), consents);
   if (!decision.permit) throw new FhirError(403, `Access denied: ${decision.reasons.join('; ')}`, 'forbidden');
   const confinement = Confinement.of(decision.obligations, resourceType);
   return confinement ? confinement.reader(reader) : reader;

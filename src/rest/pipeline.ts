@@ -5,12 +5,13 @@ import type { Store } from '../store/store.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Interaction } from '../access/interaction.ts';
 import { decide } from '../access/decide.ts';
+import type { ConsentObligation } from '../access/consent.ts';
 import { applyObligations } from '../access/filter.ts';
 import { auditFacts } from '../audit/audit-record.ts';
 import { FhirError } from '../fhir/outcome.ts';
 import { route } from './router.ts';
 import { Confinement } from './confinement.ts';
-import type { AccessFacts } from './access-facts.ts';
+import { consentsIn, type AccessFacts } from './access-facts.ts';
 
 /** The context of one request from outside (HTTP, CLI import): its own transactions on the store. */
 export function requestContext(config: Config, store: Store, audit: AuditLog, principal: Principal, facts?: AccessFacts): RestContext {
@@ -24,19 +25,23 @@ export function requestContext(config: Config, store: Store, audit: AuditLog, pr
 export async function handle(ctx: RestContext, req: FhirRequest): Promise<FhirResponse> {
   const audit = ctx.audit;
   let interaction: Interaction = { kind: 'operation', query: req.queryString || undefined };
+  let consentOf: ConsentObligation | undefined;
   try {
     const r = route(req);
     interaction = r.interaction;
-    const decision = decide(ctx.principal, interaction);
+    const loaded = consentsIn(ctx.facts);
+    const consents = loaded instanceof Promise ? await loaded : loaded;
+    const decision = decide(ctx.principal, interaction, Date.now(), consents);
+    consentOf = decision.obligations.consent;
     if (!decision.permit) throw new FhirError(403, `Access denied: ${decision.reasons.join('; ')}`, 'forbidden');
     const confinement = Confinement.of(decision.obligations, interaction.resourceType);
     const response = await r.execute(confinement ? confined(ctx, confinement) : ctx, req);
     if (response.resource) response.resource = applyObligations(decision, response.resource);
     if (response.json) response.json = applyObligations(decision, response.json);
-    record(ctx, audit, interaction, response.status, response.entities ?? [], decision.obligations.flags);
+    record(ctx, audit, interaction, response.status, response.entities ?? [], decision.obligations.flags, consentChecks(decision.obligations.consent));
     return response;
   } catch (err) {
-    record(ctx, audit, interaction, err instanceof FhirError ? err.status : 500, targetOf(interaction));
+    record(ctx, audit, interaction, err instanceof FhirError ? err.status : 500, targetOf(interaction), undefined, consentChecks(consentOf));
     throw err;
   }
 }
@@ -46,11 +51,18 @@ function confined(ctx: RestContext, confinement: Confinement): RestContext {
   return { ...ctx, reader: confinement.reader(ctx.reader, ctx.facts), write: (work) => ctx.write((tx) => work(confinement.writer(tx))) };
 }
 
-function record(ctx: RestContext, audit: AuditLog, interaction: Interaction, status: number, entities: string[], flags?: string[]): void {
+function record(ctx: RestContext, audit: AuditLog, interaction: Interaction, status: number, entities: string[], flags?: string[], consents?: string[]): void {
   const facts = auditFacts(ctx.principal, interaction, status, entities, new Date().toISOString());
   if (flags && flags.length > 0) facts.fl = flags;
+  if (consents && consents.length > 0) facts.cs = consents;
   if (ctx.pendingAudit) ctx.pendingAudit.push(facts);
   else audit.record(facts);
+}
+
+/** The consents checked, with their result for this principal (at most 50: a search may meet many). */
+function consentChecks(consent: ConsentObligation | undefined): string[] | undefined {
+  if (!consent) return undefined;
+  return [...consent.rules.map((r) => `${r.ref} deny`), ...consent.permitting.map((ref) => `${ref} permit`)].slice(0, 50);
 }
 
 function targetOf(interaction: Interaction): string[] {

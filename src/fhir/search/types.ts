@@ -65,7 +65,8 @@ export type SearchCriterion =
   | ForTypesCriterion
   | AllOfCriterion
   | AnyOfCriterion
-  | InSetCriterion;
+  | InSetCriterion
+  | NotCriterion;
 
 export interface StringCriterion {
   kind: 'string';
@@ -309,6 +310,13 @@ export interface InSetCriterion {
   code: string;
   targetType?: string;
   ids: ReadonlySet<string>;
+}
+
+/** Resources that do not satisfy `criterion` (access constraints only: a consent withholding part of a record). */
+export interface NotCriterion {
+  kind: 'not';
+  code: string;
+  criterion: SearchCriterion;
 }
 
 export interface AnyOfCriterion {

@@ -35,7 +35,7 @@ function ensure(db: Db, ids: ReadonlySet<string>): void {
 function collect(c: SearchCriterion, out: Set<ReadonlySet<string>>): void {
   switch (c.kind) {
     case 'in-set': out.add(c.ids); return;
-    case 'chain': case 'has': case 'for-types': collect(c.criterion, out); return;
+    case 'chain': case 'has': case 'for-types': case 'not': collect(c.criterion, out); return;
     case 'all-of': case 'any-of': for (const part of c.criteria) collect(part, out); return;
     case 'composite': for (const tuple of c.values) for (const part of tuple) collect(part, out); return;
     default:

@@ -250,6 +250,12 @@ function criterionIn(c: SearchCriterion, scope: Scope): Frag {
         ...keys, c.targetType ?? '',
       );
     }
+    case 'not': {
+      const inner = criterionIn(c.criterion, { ...scope, probe: false });
+      if (inner.sql === '0') return always;
+      if (inner.sql === '1') return never;
+      return wrap(join([frag('NOT '), wrap(inner)], ''));
+    }
     case 'all-of':
       return c.criteria.length === 0 ? always : wrap(and(c.criteria.map((part) => criterionIn(part, scope))));
     case 'any-of':

@@ -1,0 +1,265 @@
+import type { Principal } from '../auth/principal.ts';
+
+/**
+ * Consent rule: a patient's active privacy Consent (R4 Consent, scope `patient-privacy`) permits or
+ * denies access to their record by actor, purpose of use, resource class, security label and
+ * period. The root provision is the base rule and nested provisions are its exceptions, to any
+ * depth (consent.html#provision). The base, when the root provision has no type, follows the
+ * policy rule: OPTOUT / OPTOUTE deny, anything else permits. Several consents of one patient:
+ * any denial wins. The patient's own access and break-the-glass are not subject to it.
+ *
+ * Conditions this rule does not evaluate (`provision.data`, `code`, `dataPeriod`, `action`) are
+ * read on the safe side: a deny provision carrying them applies as if they were absent (it denies
+ * more), a permit provision carrying them never applies (it permits nothing more).
+ *
+ * For one principal, each consent reduces to a condition on a resource's type and labels (the
+ * actor, purpose and period are known); resources of the patient meeting it are withheld. The
+ * condition travels into search queries (src/rest/confinement.ts) and is checked on reads.
+ */
+
+export const patientPrivacyScope = { system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' };
+
+/** A condition on one resource (its type and `system|code` labels). */
+export type ResourceCondition =
+  | { kind: 'always' }
+  | { kind: 'never' }
+  | { kind: 'type-in'; types: string[] }
+  | { kind: 'label-in'; labels: string[] }
+  | { kind: 'and'; parts: ResourceCondition[] }
+  | { kind: 'or'; parts: ResourceCondition[] }
+  | { kind: 'not'; part: ResourceCondition };
+
+export interface Provision {
+  type?: 'permit' | 'deny';
+  /** [start, end) in epoch ms; undefined ends: open. */
+  period?: { start?: number; end?: number };
+  /** Local references (`Practitioner/7`, `Organization/3`). */
+  actors: string[];
+  /** `system|code` of purposes of use. */
+  purposes: string[];
+  /** Resource types (resource-types code system). */
+  classes: string[];
+  /** `system|code` of security labels. */
+  labels: string[];
+  /** Carries conditions this rule does not evaluate (see above). */
+  unevaluated: boolean;
+  provisions: Provision[];
+}
+
+export interface ConsentPolicy {
+  /** `Consent/<id>`, for the audit. */
+  ref: string;
+  patient: string;
+  base: 'permit' | 'deny';
+  root: Provision;
+}
+
+/** What one principal's consents withhold: per consent, the patient and the condition. */
+export interface ConsentObligation {
+  rules: { ref: string; patient: string; withheld: ResourceCondition }[];
+  /** Consents that were checked and withhold nothing from this principal (for the audit). */
+  permitting: string[];
+}
+
+const purposeSystem = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
+
+/**
+ * The purposes of use a role acts under (tokens carry no purpose claim yet): treatment for
+ * clinicians, payment for billing, research, operations for admins, and BTG for break-the-glass.
+ */
+export function purposesOf(principal: Principal, breakingGlass: boolean): string[] {
+  const byRole: Record<string, string> = {
+    physician: 'TREAT', nurse: 'TREAT', 'lab-technician': 'TREAT', billing: 'HPAYMT', researcher: 'HRESCH', admin: 'HOPERAT', system: 'HOPERAT',
+  };
+  const out = byRole[principal.role] ? [`${purposeSystem}|${byRole[principal.role]}`] : [];
+  if (breakingGlass) out.push(`${purposeSystem}|BTG`);
+  return out;
+}
+
+/** An active patient-privacy Consent as a policy; undefined when it is not one this rule applies. */
+export function consentPolicy(resource: Record<string, unknown>): ConsentPolicy | undefined {
+  if (resource.resourceType !== 'Consent' || resource.status !== 'active' || typeof resource.id !== 'string') return undefined;
+  if (!codings(resource.scope).some((c) => c === `${patientPrivacyScope.system}|${patientPrivacyScope.code}`)) return undefined;
+  const patient = localId((resource.patient as { reference?: unknown } | undefined)?.reference, 'Patient');
+  if (!patient) return undefined;
+  const rules = (Array.isArray(resource.policyRule) ? resource.policyRule : [resource.policyRule]).flatMap(codings);
+  const base = rules.some((c) => /\|OPTOUTE?$/.test(c)) ? 'deny' : 'permit';
+  const root = provision(resource.provision ?? {});
+  return { ref: `Consent/${resource.id}`, patient, base, root };
+}
+
+/** The conditions under which each consent withholds a resource of its patient from this principal, now. */
+export function consentObligation(policies: readonly ConsentPolicy[], principal: Principal, now: number): ConsentObligation {
+  const out: ConsentObligation = { rules: [], permitting: [] };
+  if (principal.kind === 'anonymous-local') return out;
+  const breakGlass = new Set(principal.breakGlass ?? []);
+  for (const policy of policies) {
+    // The patient is the grantor: their own access is theirs. Break-the-glass overrides consent.
+    if ((principal.role === 'patient' && principal.patient === policy.patient) || principal.fhirUser === `Patient/${policy.patient}`) continue;
+    if (breakGlass.has(policy.patient)) continue;
+    const who = { actors: actorsOf(principal), purposes: purposesOf(principal, false) };
+    const applies = appliesWhen({ ...policy.root, type: policy.root.type ?? policy.base }, who, now);
+    // The consents themselves stay reachable (to be read, revoked, replaced): they are the policy, not the record.
+    const notPolicy: ResourceCondition = { kind: 'not', part: { kind: 'type-in', types: ['Consent'] } };
+    const withheld = simplify({ kind: 'and', parts: [applies, deniedBy(policy.root, policy.base, who, now), notPolicy] });
+    if (withheld.kind === 'never') out.permitting.push(policy.ref);
+    else out.rules.push({ ref: policy.ref, patient: policy.patient, withheld });
+  }
+  return out;
+}
+
+const remembered = new WeakMap<readonly ConsentPolicy[], { boundaries: number[]; byWho: Map<string, { until: number; value: ConsentObligation }> }>();
+
+/**
+ * consentObligation, computed once per set of policies and kind of principal until the next
+ * period boundary among the policies (requests repeat, and the policies change only on commits).
+ * The result is shared: callers must not change it.
+ */
+export function consentObligationFor(policies: readonly ConsentPolicy[], principal: Principal, now: number): ConsentObligation {
+  let memo = remembered.get(policies);
+  if (!memo) remembered.set(policies, (memo = { boundaries: boundariesOf(policies), byWho: new Map() }));
+  const key = `${principal.kind}|${principal.role}|${principal.fhirUser ?? ''}|${principal.patient ?? ''}|${(principal.breakGlass ?? []).join(',')}`;
+  const hit = memo.byWho.get(key);
+  if (hit && now < hit.until) return hit.value;
+  const value = consentObligation(policies, principal, now);
+  if (memo.byWho.size >= 1000) memo.byWho.delete(memo.byWho.keys().next().value!);
+  memo.byWho.set(key, { until: memo.boundaries.find((b) => b > now) ?? Infinity, value });
+  return value;
+}
+
+function boundariesOf(policies: readonly ConsentPolicy[]): number[] {
+  const out: number[] = [];
+  const walk = (p: Provision) => {
+    if (p.period?.start !== undefined) out.push(p.period.start);
+    if (p.period?.end !== undefined) out.push(p.period.end);
+    p.provisions.forEach(walk);
+  };
+  for (const policy of policies) walk(policy.root);
+  return out.sort((a, b) => a - b);
+}
+
+/** Whether a condition holds for a resource of this type and labels. */
+export function holds(c: ResourceCondition, type: string, labels: readonly string[]): boolean {
+  switch (c.kind) {
+    case 'always': return true;
+    case 'never': return false;
+    case 'type-in': return c.types.includes(type);
+    case 'label-in': return labels.some((l) => c.labels.includes(l));
+    case 'and': return c.parts.every((p) => holds(p, type, labels));
+    case 'or': return c.parts.some((p) => holds(p, type, labels));
+    case 'not': return !holds(c.part, type, labels);
+  }
+}
+
+interface Who {
+  actors: string[];
+  purposes: string[];
+}
+
+/**
+ * When `p` (already applying, with `inherited` as the decision above it) ends in a denial: a
+ * nested provision that applies decides (any denial among them wins); where none applies, p's own
+ * type (or the inherited decision) does.
+ */
+function deniedBy(p: Provision, inherited: 'permit' | 'deny', who: Who, now: number): ResourceCondition {
+  const own = p.type ?? inherited;
+  const applying: ResourceCondition[] = [];
+  const denying: ResourceCondition[] = [];
+  for (const child of p.provisions) {
+    const when = appliesWhen(child, who, now);
+    if (when.kind === 'never') continue;
+    applying.push(when);
+    denying.push({ kind: 'and', parts: [when, deniedBy(child, own, who, now)] });
+  }
+  const noneApplies: ResourceCondition = { kind: 'not', part: { kind: 'or', parts: applying } };
+  return { kind: 'or', parts: [...denying, own === 'deny' ? noneApplies : { kind: 'never' }] };
+}
+
+/** The condition under which a nested provision applies: never if its actor, purpose or period rule it out. */
+function appliesWhen(p: Provision, who: Who, now: number): ResourceCondition {
+  const deny = p.type === 'deny';
+  if (p.unevaluated && !deny) return { kind: 'never' };
+  if (p.actors.length > 0 && !p.actors.some((a) => who.actors.includes(a))) return { kind: 'never' };
+  if (p.purposes.length > 0 && !p.purposes.some((u) => who.purposes.includes(u))) return { kind: 'never' };
+  if (p.period && !within(p.period, now)) return { kind: 'never' };
+  const parts: ResourceCondition[] = [];
+  if (p.classes.length > 0) parts.push({ kind: 'type-in', types: p.classes });
+  if (p.labels.length > 0) parts.push({ kind: 'label-in', labels: p.labels });
+  return parts.length === 0 ? { kind: 'always' } : { kind: 'and', parts };
+}
+
+/** Folds constants away, so a consent that withholds nothing from this principal says `never`. */
+export function simplify(c: ResourceCondition): ResourceCondition {
+  switch (c.kind) {
+    case 'and': {
+      const parts = c.parts.map(simplify).filter((p) => p.kind !== 'always');
+      if (parts.some((p) => p.kind === 'never')) return { kind: 'never' };
+      return parts.length === 0 ? { kind: 'always' } : parts.length === 1 ? parts[0] : { kind: 'and', parts };
+    }
+    case 'or': {
+      const parts = c.parts.map(simplify).filter((p) => p.kind !== 'never');
+      if (parts.some((p) => p.kind === 'always')) return { kind: 'always' };
+      return parts.length === 0 ? { kind: 'never' } : parts.length === 1 ? parts[0] : { kind: 'or', parts };
+    }
+    case 'not': {
+      const part = simplify(c.part);
+      if (part.kind === 'always') return { kind: 'never' };
+      if (part.kind === 'never') return { kind: 'always' };
+      return { kind: 'not', part };
+    }
+    default:
+      return c;
+  }
+}
+
+function provision(raw: unknown): Provision {
+  const p = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+  const list = (v: unknown): Record<string, unknown>[] => (Array.isArray(v) ? v.filter((x) => typeof x === 'object' && x !== null) : []);
+  const out: Provision = {
+    actors: list(p.actor).map((a) => localRef((a.reference as { reference?: unknown } | undefined)?.reference)).filter((r): r is string => r !== undefined),
+    purposes: list(p.purpose).map((c) => `${c.system ?? ''}|${c.code ?? ''}`),
+    classes: list(p.class).filter((c) => c.system === undefined || c.system === 'http://hl7.org/fhir/resource-types').map((c) => String(c.code ?? '')),
+    labels: list(p.securityLabel).map((c) => `${c.system ?? ''}|${c.code ?? ''}`),
+    unevaluated: ['data', 'code', 'dataPeriod', 'action'].some((k) => Array.isArray(p[k]) ? (p[k] as unknown[]).length > 0 : p[k] !== undefined),
+    provisions: list(p.provision).map(provision),
+  };
+  if (p.type === 'permit' || p.type === 'deny') out.type = p.type;
+  const period = periodOf(p.period);
+  if (period) out.period = period;
+  // A class given in another system than resource-types cannot be evaluated.
+  if (list(p.class).length !== out.classes.length) out.unevaluated = true;
+  return out;
+}
+
+function actorsOf(principal: Principal): string[] {
+  return principal.fhirUser ? [localRef(principal.fhirUser) ?? principal.fhirUser] : [];
+}
+
+function within(period: { start?: number; end?: number }, now: number): boolean {
+  return (period.start === undefined || now >= period.start) && (period.end === undefined || now < period.end);
+}
+
+function periodOf(raw: unknown): { start?: number; end?: number } | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const { start, end } = raw as { start?: unknown; end?: unknown };
+  const out: { start?: number; end?: number } = {};
+  if (typeof start === 'string' && !Number.isNaN(Date.parse(start))) out.start = Date.parse(start);
+  if (typeof end === 'string' && !Number.isNaN(Date.parse(end))) out.end = Date.parse(end);
+  return out.start === undefined && out.end === undefined ? undefined : out;
+}
+
+function codings(v: unknown): string[] {
+  const cc = v as { coding?: { system?: string; code?: string }[] } | undefined;
+  return Array.isArray(cc?.coding) ? cc.coding.map((c) => `${c.system ?? ''}|${c.code ?? ''}`) : [];
+}
+
+function localRef(ref: unknown): string | undefined {
+  if (typeof ref !== 'string') return undefined;
+  const m = /([A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64})$/.exec(ref);
+  return m ? m[1] : undefined;
+}
+
+function localId(ref: unknown, type: string): string | undefined {
+  const local = localRef(ref);
+  return local?.startsWith(`${type}/`) ? local.slice(type.length + 1) : undefined;
+}
