@@ -43,8 +43,21 @@ export class Confinement {
     this.rules = rules;
   }
 
-  /** undefined when the obligations confine nothing. */
+  /**
+   * undefined when the obligations confine nothing. The same obligations give the same
+   * confinement, built once: its constraints are then the same objects request after request, so
+   * what the store derives from them (their SQL, their lists' tables) is derived once too.
+   */
   static of(obligations: Obligations, resourceType: string | undefined): Confinement | undefined {
+    const key = signature(obligations, resourceType);
+    if (built.has(key)) return built.get(key);
+    const confinement = Confinement.build(obligations, resourceType);
+    if (built.size >= 2000) built.delete(built.keys().next().value!);
+    built.set(key, confinement);
+    return confinement;
+  }
+
+  private static build(obligations: Obligations, resourceType: string | undefined): Confinement | undefined {
     const rules = readRules(obligations);
     const joined = rules.relationship ? relationshipConstraint(rules.relationship) : undefined;
     const read = [...guardConstraints(rules, joined), ...scopeConstraints(rules)];
@@ -61,9 +74,15 @@ export class Confinement {
 
   /** The same confinement with the clinician's related patients given as a list (no join per row). */
   withRelated(patients: ReadonlySet<string>): Confinement {
+    if (this.listed?.patients === patients) return this.listed.confinement;
     const read = [...guardConstraints(this.rules, relatedListConstraint(patients)), ...scopeConstraints(this.rules)];
-    return new Confinement(read, this.writeConstraints, this.patient, this.masks, { ...this.rules, related: patients });
+    const confinement = new Confinement(read, this.writeConstraints, this.patient, this.masks, { ...this.rules, related: patients });
+    this.listed = { patients, confinement };
+    return confinement;
   }
+
+  /** The last confinement made by withRelated (a clinician's list changes only with commits). */
+  private listed: { patients: ReadonlySet<string>; confinement: Confinement } | undefined;
 
   /**
    * Whether a resource may be read, from its own labels and compartment alone: the same rules as
@@ -136,6 +155,26 @@ export class Confinement {
         return c;
     }
   }
+}
+
+const built = new Map<string, Confinement | undefined>();
+const identities = new WeakMap<object, number>();
+let identified = 0;
+
+/** A number for an object that stays the same while it lives (shared arrays of a role, consent obligations). */
+function identity(o: object | undefined): number {
+  if (!o || (Array.isArray(o) && o.length === 0)) return 0;
+  let id = identities.get(o);
+  if (!id) identities.set(o, (id = ++identified));
+  return id;
+}
+
+/** What tells two obligations apart for a confinement (flags only concern the audit). */
+function signature(o: Obligations, resourceType: string | undefined): string {
+  return JSON.stringify([
+    resourceType, identity(o.mask), identity(o.roleReadable), identity(o.consent), o.compartmentPatient, o.anyOfQueries, o.readable,
+    o.relationship, o.breakGlass, o.hiddenLabels,
+  ]);
 }
 
 /** The read rules of a decision, in a form both the constraints and a check of one resource use. */

@@ -1,5 +1,5 @@
 import type { StoreReader } from '../store/store.ts';
-import type { SearchCriterion, SearchRequest, TokenValue } from '../fhir/search/types.ts';
+import type { SearchConstraint, SearchCriterion, SearchRequest, TokenValue } from '../fhir/search/types.ts';
 import { FhirError, badRequest } from '../fhir/outcome.ts';
 import { ValueSetExpander } from '../fhir/terminology/expand.ts';
 import { closure, hierarchyOf } from '../fhir/terminology/hierarchy.ts';
@@ -18,7 +18,7 @@ export const maxExpandedCodes = 5000;
  */
 export async function resolveTerminology(request: SearchRequest, reader: StoreReader): Promise<void> {
   const constraints = request.constraints ?? [];
-  if (!request.criteria.some(needsTerminology) && !constraints.some((k) => k.anyOf.some(needsTerminology))) return;
+  if (!request.criteria.some(needsTerminology) && !constraints.some(constraintNeedsTerminology)) return;
   const stored = new StoredTerminology(reader);
   // Each round finds which definitions the expansion asks for; those not yet looked up in the
   // store are fetched and the round repeats (value sets include value sets).
@@ -36,10 +36,19 @@ export async function resolveTerminology(request: SearchRequest, reader: StoreRe
   throw badRequest('The value sets of this search include each other too deeply to expand');
 }
 
+const constraintsNeeding = new WeakMap<SearchConstraint, boolean>();
+
+/** Constraints are reused from request to request (src/rest/confinement.ts): asked once each. */
+function constraintNeedsTerminology(k: SearchConstraint): boolean {
+  let needs = constraintsNeeding.get(k);
+  if (needs === undefined) constraintsNeeding.set(k, (needs = k.anyOf.some(needsTerminology)));
+  return needs;
+}
+
 function needsTerminology(c: SearchCriterion): boolean {
   switch (c.kind) {
     case 'token-in': case 'token-subsumes': return true;
-    case 'chain': case 'has': case 'for-types': return needsTerminology(c.criterion);
+    case 'chain': case 'has': case 'for-types': case 'not': return needsTerminology(c.criterion);
     case 'composite': return c.values.some((tuple) => tuple.some(needsTerminology));
     case 'all-of': case 'any-of': return c.criteria.some(needsTerminology);
     default: return false;
@@ -52,7 +61,7 @@ function resolve(c: SearchCriterion, expander: ValueSetExpander, source: StoredT
       return { kind: 'token', code: c.code, negate: c.negate, values: capped(c.code, c.valueSets.flatMap((url) => valueSetCodes(url, expander, source))) };
     case 'token-subsumes':
       return { kind: 'token', code: c.code, negate: false, values: capped(c.code, c.values.flatMap((v) => subsumed(c.code, c.direction, v, source))) };
-    case 'chain': case 'has': case 'for-types':
+    case 'chain': case 'has': case 'for-types': case 'not':
       return { ...c, criterion: resolve(c.criterion, expander, source) };
     case 'composite':
       return { ...c, values: c.values.map((tuple) => tuple.map((part) => resolve(part, expander, source))) };

@@ -51,6 +51,20 @@ describe('relationships (all kinds)', () => {
     assert.equal((await call(`${t.base}/Organization/${ids.org}`, { headers: doc })).status, 200, 'what is in no patient\'s compartment stays reachable');
   });
 
+  test('a relationship that ends closes the record at once (what reads remember is forgotten on commit)', async () => {
+    const doc = await t.auth('physician', 'user/*.rs', d1);
+    const system = await t.auth('system');
+    const patientId = (await call(`${t.base}/Patient`, { method: 'POST', headers: system, json: patient('Endingrel') })).body.id;
+    const team = await call(`${t.base}/CareTeam`, { method: 'POST', headers: system, json: { resourceType: 'CareTeam', status: 'active', subject: { reference: `Patient/${patientId}` }, participant: [{ member: { reference: 'Practitioner/d1' } }] } });
+    assert.equal(team.status, 201);
+    assert.equal((await call(`${t.base}/Patient/${patientId}`, { headers: doc })).status, 200);
+    assert.deepEqual(names(await call(`${t.base}/Patient?name=endingrel`, { headers: doc })), ['Endingrel']);
+    const ended = await call(`${t.base}/CareTeam/${team.body.id}`, { method: 'PUT', headers: system, json: { ...team.body, status: 'inactive' } });
+    assert.equal(ended.status, 200);
+    assert.equal((await call(`${t.base}/Patient/${patientId}`, { headers: doc })).status, 404);
+    assert.deepEqual(names(await call(`${t.base}/Patient?name=endingrel`, { headers: doc })), []);
+  });
+
   test('without a practitioner identity, no patient; writes only for related patients', async () => {
     const anonymousDoc = await t.auth('physician', 'user/*.rs');
     assert.deepEqual(names(await call(`${t.base}/Patient?name=rel`, { headers: anonymousDoc })), []);

@@ -1,6 +1,6 @@
 import type { Db } from './open.ts';
 import type { Statement } from './statements.ts';
-import type { SearchCriterion, SearchRequest } from '../../fhir/search/types.ts';
+import type { SearchConstraint, SearchCriterion, SearchRequest } from '../../fhir/search/types.ts';
 import { setTable } from './search-sql.ts';
 
 /**
@@ -12,24 +12,44 @@ import { setTable } from './search-sql.ts';
 export function ensureSetTables(db: Db, request: SearchRequest): void {
   const sets = new Set<ReadonlySet<string>>();
   for (const c of request.criteria) collect(c, sets);
-  for (const k of request.constraints ?? []) for (const c of k.anyOf) collect(c, sets);
+  for (const k of request.constraints ?? []) for (const ids of setsOf(k)) sets.add(ids);
   for (const ids of sets) ensure(db, ids);
 }
 
+const constraintSets = new WeakMap<SearchConstraint, ReadonlySet<string>[]>();
+
+/** Constraints are reused from request to request (src/rest/confinement.ts): walked once each. */
+function setsOf(k: SearchConstraint): ReadonlySet<string>[] {
+  let found = constraintSets.get(k);
+  if (!found) {
+    const sets = new Set<ReadonlySet<string>>();
+    for (const c of k.anyOf) collect(c, sets);
+    constraintSets.set(k, (found = [...sets]));
+  }
+  return found;
+}
+
 const kept = 32;
-const connections = new WeakMap<Db, { exists: Statement; names: string[] }>();
+const connections = new WeakMap<Db, { exists: Statement; names: string[]; lasting: Set<string> }>();
 
 function ensure(db: Db, ids: ReadonlySet<string>): void {
   const name = setTable(ids);
   let known = connections.get(db);
-  if (!known) connections.set(db, (known = { exists: db.prepare('SELECT 1 FROM temp.sqlite_master WHERE name = ?'), names: [] }));
+  if (!known) connections.set(db, (known = { exists: db.prepare('SELECT 1 FROM temp.sqlite_master WHERE name = ?'), names: [], lasting: new Set() }));
+  // Made outside any transaction, nothing can roll it back: no need to look.
+  if (known.lasting.has(name)) return;
   if (known.exists.get(name)) return;
   const names = known.names;
   db.exec(`CREATE TEMP TABLE ${name} (id TEXT PRIMARY KEY) WITHOUT ROWID`);
   const insert = db.prepare(`INSERT OR IGNORE INTO temp.${name} (id) VALUES (?)`);
   for (const id of ids) insert.run(id);
   names.push(name);
-  while (names.length > kept) db.exec(`DROP TABLE IF EXISTS temp.${names.shift()!}`);
+  if (!db.inTransaction) known.lasting.add(name);
+  while (names.length > kept) {
+    const oldest = names.shift()!;
+    known.lasting.delete(oldest);
+    db.exec(`DROP TABLE IF EXISTS temp.${oldest}`);
+  }
 }
 
 function collect(c: SearchCriterion, out: Set<ReadonlySet<string>>): void {

@@ -1,5 +1,5 @@
 import type {
-  ChainCriterion, DateValue, HasCriterion, NumberValue, Prefix, QuantityValue, ReferenceValue, SearchCriterion, SearchParamType, SearchRequest, SortKey, TokenValue,
+  ChainCriterion, DateValue, HasCriterion, NumberValue, Prefix, QuantityValue, ReferenceValue, SearchConstraint, SearchCriterion, SearchParamType, SearchRequest, SortKey, TokenValue,
 } from '../../fhir/search/types.ts';
 import { componentKeys, compositeUnionOf, ofTypeKeys, paramKey, paramKeys, searchParam } from '../../fhir/search/params.ts';
 import { normalizeText, prefixEnd } from '../../fhir/search/normalize.ts';
@@ -101,8 +101,23 @@ function whereClause(request: SearchRequest, probed: ReadonlySet<SearchCriterion
 
 /** The access layer's constraints on rows of `alias` (one of `types`): for matches and included resources alike. */
 export function constraintsSql(constraints: SearchRequest['constraints'], types: readonly string[], alias: string, probe = false): Frag[] {
-  return (constraints ?? []).map((constraint) =>
-    constraint.anyOf.length === 0 ? never : or(constraint.anyOf.map((c) => criterionIn(c, { types, alias, depth: 0, probe }))));
+  return (constraints ?? []).map((constraint) => constraintSql(constraint, types, alias, probe));
+}
+
+const constraintFrags = new WeakMap<SearchConstraint, Map<string, Frag>>();
+
+/** A constraint's SQL, built once per constraint, types and alias: the access layer reuses its constraints (a clinician's spans every type). */
+function constraintSql(constraint: SearchConstraint, types: readonly string[], alias: string, probe: boolean): Frag {
+  let byShape = constraintFrags.get(constraint);
+  if (!byShape) constraintFrags.set(constraint, (byShape = new Map()));
+  const key = `${alias}|${probe ? 1 : 0}|${types.join(',')}`;
+  let f = byShape.get(key);
+  if (!f) {
+    f = constraint.anyOf.length === 0 ? never : or(constraint.anyOf.map((c) => criterionIn(c, { types, alias, depth: 0, probe })));
+    if (byShape.size >= 64) byShape.delete(byShape.keys().next().value!);
+    byShape.set(key, f);
+  }
+  return f;
 }
 
 /** Whether the criterion selects rows of an index table (rather than excluding them, or using the resource table). */
@@ -140,7 +155,9 @@ function lookupSql(scope: Scope, l: Lookup, negate = false): Frag {
   const cond = l.match ? and([pid, l.match]) : pid;
   // INDEXED BY: through the resource's own rows; left alone, the planner may walk a value index
   // for a range or an OR once per resource instead.
-  if (scope.probe && !negate) return join([frag(`EXISTS (SELECT 1 FROM ${l.table} INDEXED BY ${l.table}_rid WHERE rid = ${scope.alias}.rid AND `), cond, frag(')')], '');
+  // A negation is always tested on the row: listing what it excludes (every V-labelled resource,
+  // say) would cost as many steps as there are such rows, on every query.
+  if (scope.probe || negate) return join([frag(`${negate ? 'NOT ' : ''}EXISTS (SELECT 1 FROM ${l.table} INDEXED BY ${l.table}_rid WHERE rid = ${scope.alias}.rid AND `), cond, frag(')')], '');
   return join([frag(`${scope.alias}.rid ${negate ? 'NOT IN' : 'IN'} (SELECT rid FROM ${l.table} WHERE `), cond, frag(')')], '');
 }
 
