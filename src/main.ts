@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { hkdfSync } from 'node:crypto';
 import { join } from 'node:path';
 import type { Config } from './config/config.ts';
 import { assertLoopback, ConfigError } from './config/config.ts';
@@ -58,7 +59,8 @@ export async function startServer(config: Config, options: { logger?: boolean | 
     await store.close();
     throw err;
   }
-  const app = buildApp({ config, store, authenticator: auth.authenticator, logger: options.logger ?? false });
+  const pseudonymKey = hkdfSync('sha256', storeKeyOf(config.dataDir), Buffer.alloc(0), 'bastion de-identified view pseudonyms', 32);
+  const app = buildApp({ config, store, authenticator: auth.authenticator, logger: options.logger ?? false, pseudonymKey: Buffer.from(pseudonymKey) });
   auth.register(app.fastify, store, app.audit);
   let url: string;
   try {

@@ -34,6 +34,8 @@ export interface Obligations {
   breakGlass?: readonly string[];
   /** Security labels (meta.security) a resource must not carry to be seen or written: those above the principal's clearance. */
   hiddenLabels?: LabelCode[];
+  /** Serve the de-identified view only (HIPAA Safe Harbor): the researcher role. */
+  deIdentify?: boolean;
   /** What patients' Consents withhold from this principal, and which were checked and permit. */
   consent?: ConsentObligation;
 }
@@ -66,6 +68,8 @@ export function decide(principal: Principal, interaction: Interaction, now: numb
     if (readable) obligations.roleReadable = readable;
   }
   if (scope.compartmentPatient) obligations.compartmentPatient = scope.compartmentPatient;
+  // Researchers see de-identified data only (access/de-identification.ts), whatever their scopes.
+  if (principal.role === 'researcher') obligations.deIdentify = true;
   if (scope.readable) obligations.readable = scope.readable;
   const relationship = relationshipObligation(principal);
   if (relationship) obligations.relationship = relationship;

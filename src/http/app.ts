@@ -6,6 +6,7 @@ import { localAuthenticator, type Authenticator } from '../auth/authenticate.ts'
 import { AuditLog } from '../audit/audit-log.ts';
 import { handle, requestContext } from '../rest/pipeline.ts';
 import { AccessFacts } from '../rest/access-facts.ts';
+import { Pseudonyms } from '../access/pseudonyms.ts';
 import { FhirError, badRequest } from '../fhir/outcome.ts';
 import { negotiate, type MediaType } from './format.ts';
 import { toFhirError } from './errors.ts';
@@ -16,6 +17,8 @@ export interface AppOptions {
   store: Store;
   /** Who is asking, from each request's credentials (default: the local principal, auth=off). */
   authenticator?: Authenticator;
+  /** The secret the de-identified view's pseudonyms are keyed with (32+ bytes); without it researchers are refused. */
+  pseudonymKey?: Buffer;
   /** pino options, or false for no logging (tests). */
   logger?: boolean | Record<string, unknown>;
 }
@@ -26,7 +29,7 @@ export interface App {
 }
 
 /** The HTTP face of the pipeline: turns requests into FhirRequests and FhirResponses into replies. */
-export function buildApp({ config, store, authenticator = localAuthenticator, logger = false }: AppOptions): App {
+export function buildApp({ config, store, authenticator = localAuthenticator, logger = false, pseudonymKey }: AppOptions): App {
   const fastify = Fastify({
     logger,
     bodyLimit: config.maxBodyBytes,
@@ -42,6 +45,7 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
   });
   const audit = new AuditLog(store, (err) => fastify.log.error({ err: (err as Error)?.name }, 'audit append failed'));
   const facts = new AccessFacts(store);
+  const pseudonyms = pseudonymKey ? new Pseudonyms(pseudonymKey) : undefined;
   registerBodyParsers(fastify);
   registerPreflight(fastify, ['/fhir', '/fhir/*']);
 
@@ -53,7 +57,7 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
     });
     // A cached token (or no token at all) is decided without waiting for a turn of the microtask queue.
     const principal = who instanceof Promise ? await who : who;
-    const response = await handle(requestContext(config, store, audit, principal, facts), req);
+    const response = await handle(requestContext(config, store, audit, principal, facts, pseudonyms), req);
     addCorsHeaders(request, reply);
     return send(reply, response, format, pretty(req), request.method === 'HEAD');
   };

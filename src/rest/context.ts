@@ -5,6 +5,7 @@ import type { Resource } from '../fhir/types.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { AuditRecordFacts } from '../audit/audit-record.ts';
 import type { AccessFacts } from './access-facts.ts';
+import type { Pseudonyms } from '../access/pseudonyms.ts';
 
 /** A FHIR request, whatever carried it: an HTTP request or an entry of a batch/transaction Bundle. */
 export interface FhirRequest {
@@ -45,6 +46,8 @@ export interface RestContext {
   reader: StoreReader;
   /** Where stored CodeSystems and ValueSets are looked up for :in / :below: never confined (they are definitions, not records). */
   terminology: StoreReader;
+  /** Keyed pseudonyms of the de-identified view (researchers); absent: no view is served. */
+  pseudonyms?: Pseudonyms;
   /** Facts for access decisions derived from the store's committed data (see access-facts.ts); absent: every check queries. */
   facts?: AccessFacts;
   /** Runs writes atomically: its own transaction, or the enclosing transaction Bundle's. */

@@ -11,11 +11,13 @@ import { auditFacts } from '../audit/audit-record.ts';
 import { FhirError } from '../fhir/outcome.ts';
 import { route } from './router.ts';
 import { Confinement } from './confinement.ts';
+import { onDeIdentifiedView } from './de-identified-view.ts';
+import type { Pseudonyms } from '../access/pseudonyms.ts';
 import { consentsIn, type AccessFacts } from './access-facts.ts';
 
 /** The context of one request from outside (HTTP, CLI import): its own transactions on the store. */
-export function requestContext(config: Config, store: Store, audit: AuditLog, principal: Principal, facts?: AccessFacts): RestContext {
-  return { config, principal, audit, reader: store, terminology: store, write: (work) => store.transaction(work), inTransaction: false, dispatch: handle, facts };
+export function requestContext(config: Config, store: Store, audit: AuditLog, principal: Principal, facts?: AccessFacts, pseudonyms?: Pseudonyms): RestContext {
+  return { config, principal, audit, reader: store, terminology: store, write: (work) => store.transaction(work), inTransaction: false, dispatch: handle, facts, pseudonyms };
 }
 
 /**
@@ -35,7 +37,10 @@ export async function handle(ctx: RestContext, req: FhirRequest): Promise<FhirRe
     consentOf = decision.obligations.consent;
     if (!decision.permit) throw new FhirError(403, `Access denied: ${decision.reasons.join('; ')}`, 'forbidden');
     const confinement = Confinement.of(decision.obligations, interaction.resourceType);
-    const response = await r.execute(confinement ? confined(ctx, confinement) : ctx, req);
+    const inner = confinement ? confined(ctx, confinement) : ctx;
+    const response = decision.obligations.deIdentify
+      ? await onDeIdentifiedView(inner, req, interaction, (c, q) => route(q).execute(c, q))
+      : await r.execute(inner, req);
     if (response.resource) response.resource = applyObligations(decision, response.resource);
     if (response.json) response.json = applyObligations(decision, response.json);
     record(ctx, audit, interaction, response.status, response.entities ?? [], decision.obligations.flags, consentChecks(decision.obligations.consent));
