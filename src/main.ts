@@ -13,6 +13,7 @@ import { configureRelationships } from './access/relationship.ts';
 import { configureAccessContext } from './access/context.ts';
 import { configureMasks } from './access/minimum-necessary.ts';
 import type { AuthStore } from './store/auth-store.ts';
+import { Alerts } from './monitor/alerts.ts';
 
 export interface Server {
   app: App;
@@ -21,6 +22,8 @@ export interface Server {
   authStore?: AuthStore;
   /** First start with auth=smart: the `admin` account's one-time password, for the console only. */
   setupSecret?: string;
+  /** Security alerts raised (break-the-glass, ...). */
+  alerts: Alerts;
   /** The address actually bound (port 0 picks a free one). */
   url: string;
   baseUrl: string;
@@ -52,9 +55,15 @@ export async function startServer(config: Config, options: { logger?: boolean | 
     throw new ConfigError((err as Error).message);
   }
   const store = openStore(config.dataDir);
+  const alerts = new Alerts({
+    file: join(config.dataDir, 'alerts.ndjson'),
+    ...(config.alertWebhook ? { webhook: config.alertWebhook } : {}),
+    // Where, never what: an alert's content stays out of the log.
+    onError: (where, err) => process.emitWarning(`security alert not delivered to the ${where}: ${(err as Error)?.name ?? 'error'}`),
+  });
   let auth;
   try {
-    auth = await openAuthServer(config, storeKeyOf(config.dataDir));
+    auth = await openAuthServer(config, storeKeyOf(config.dataDir), alerts);
   } catch (err) {
     await store.close();
     throw err;
@@ -83,8 +92,10 @@ export async function startServer(config: Config, options: { logger?: boolean | 
     ...(auth.setupSecret ? { setupSecret: auth.setupSecret } : {}),
     url,
     baseUrl,
+    alerts,
     async close() {
       await app.fastify.close();
+      await alerts.flush();
       await auth.close();
       await store.close();
     },

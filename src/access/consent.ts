@@ -64,14 +64,15 @@ export interface ConsentObligation {
 const purposeSystem = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
 
 /**
- * The purposes of use a role acts under (tokens carry no purpose claim yet): treatment for
- * clinicians, payment for billing, research, operations for admins, and BTG for break-the-glass.
+ * The purposes of use a principal acts under: its role's (treatment for clinicians, payment for
+ * billing, research, operations for admins), those its token states, and BTG for break-the-glass.
  */
 export function purposesOf(principal: Principal, breakingGlass: boolean): string[] {
   const byRole: Record<string, string> = {
     physician: 'TREAT', nurse: 'TREAT', 'lab-technician': 'TREAT', billing: 'HPAYMT', researcher: 'HRESCH', admin: 'HOPERAT', system: 'HOPERAT',
   };
   const out = byRole[principal.role] ? [`${purposeSystem}|${byRole[principal.role]}`] : [];
+  for (const stated of principal.purposeOfUse ?? []) if (!out.includes(stated)) out.push(stated);
   if (breakingGlass) out.push(`${purposeSystem}|BTG`);
   return out;
 }
@@ -118,7 +119,7 @@ const remembered = new WeakMap<readonly ConsentPolicy[], { boundaries: number[];
 export function consentObligationFor(policies: readonly ConsentPolicy[], principal: Principal, now: number): ConsentObligation {
   let memo = remembered.get(policies);
   if (!memo) remembered.set(policies, (memo = { boundaries: boundariesOf(policies), byWho: new Map() }));
-  const key = `${principal.kind}|${principal.role}|${principal.fhirUser ?? ''}|${principal.patient ?? ''}|${(principal.breakGlass ?? []).join(',')}`;
+  const key = `${principal.kind}|${principal.role}|${principal.fhirUser ?? ''}|${principal.patient ?? ''}|${(principal.breakGlass ?? []).join(',')}|${(principal.purposeOfUse ?? []).join(' ')}`;
   const hit = memo.byWho.get(key);
   if (hit && now < hit.until) return hit.value;
   const value = consentObligation(policies, principal, now);

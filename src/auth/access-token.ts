@@ -88,7 +88,7 @@ function ownClaims(claims: JWTPayload): Omit<Principal, 'address' | 'resourceSco
   };
 }
 
-function common(claims: JWTPayload): Pick<Principal, 'kind' | 'id' | 'scopes' | 'clientId' | 'issuer' | 'tokenId' | 'grantId'> {
+function common(claims: JWTPayload): Pick<Principal, 'kind' | 'id' | 'scopes' | 'clientId' | 'issuer' | 'tokenId' | 'grantId' | 'purposeOfUse' | 'breakGlassClaim'> {
   const clientId = stringClaim(claims.client_id) ?? stringClaim(claims.azp);
   const sub = claims.sub ?? clientId;
   if (!sub) throw new InvalidTokenError('The token names no subject');
@@ -102,7 +102,25 @@ function common(claims: JWTPayload): Pick<Principal, 'kind' | 'id' | 'scopes' | 
     issuer: claims.iss,
     tokenId: claims.jti,
     grantId: stringClaim(claims.grant_id),
+    ...purposeClaims(claims),
   };
+}
+
+const actReason = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
+
+/**
+ * `purpose_of_use` (a code, a `system|code`, or a list of them; bare codes are v3-ActReason), and
+ * with BTG among them, emergency access to the patient of `break_glass_patient` (or the launch
+ * `patient`) for the reason in `break_glass_reason`: an EHR that broke the glass says so in its token.
+ */
+function purposeClaims(claims: JWTPayload): Pick<Principal, 'purposeOfUse' | 'breakGlassClaim'> {
+  const raw = claims.purpose_of_use;
+  const list = (Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(' ') : []).filter((v): v is string => typeof v === 'string' && v !== '');
+  if (list.length === 0) return {};
+  const purposeOfUse = list.map((v) => (v.includes('|') ? v : `${actReason}|${v}`));
+  if (!purposeOfUse.includes(`${actReason}|BTG`)) return { purposeOfUse };
+  const patient = stringClaim(claims.break_glass_patient) ?? stringClaim(claims.patient);
+  return patient ? { purposeOfUse, breakGlassClaim: { patient, reason: stringClaim(claims.break_glass_reason) ?? '' } } : { purposeOfUse };
 }
 
 function stringClaim(v: unknown): string | undefined {

@@ -19,6 +19,7 @@ import { BreakGlassRegistry } from './break-glass-registry.ts';
 import { randomBytes } from 'node:crypto';
 import { authEventEmitter, type AuthEvent } from './auth-events.ts';
 import type { StoreReader } from '../store/store.ts';
+import type { Alerts } from '../monitor/alerts.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 
 /** The authorization side of a server: who may call the FHIR API, and (auth=smart) the SMART authorization server. */
@@ -32,7 +33,7 @@ export interface AuthServer {
   close(): Promise<void>;
 }
 
-export async function openAuthServer(config: Config, storeKey: Buffer): Promise<AuthServer> {
+export async function openAuthServer(config: Config, storeKey: Buffer, alerts: Alerts): Promise<AuthServer> {
   if (config.auth.mode === 'off') return { authenticator: localAuthenticator, register: () => {}, close: async () => {} };
   const store = new SqliteAuthStore(join(config.dataDir, 'bastion-auth.db'), storeKey);
   try {
@@ -60,9 +61,10 @@ export async function openAuthServer(config: Config, storeKey: Buffer): Promise<
       patientsOf: (user) => emergency.patientsOf(user),
       async grant(principal, request) {
         const until = await emergency.grant(principal.id, request.patient, request.reason);
-        // High severity, and the alert: the monitoring issue routes these events; the reason stays in the audit record.
+        // High severity in the audit (with the reason), and an alert (without it) for whoever watches.
         emit({ kind: 'break-glass', who: principal.id, address: principal.address, client: principal.clientId, success: true,
           detail: `severity=high until=${new Date(until).toISOString()} patient=Patient/${request.patient} reason=${request.reason}` });
+        alerts.raise({ kind: 'break-glass', severity: 'high', at: new Date().toISOString(), who: principal.id, about: [`Patient/${request.patient}`], detail: `emergency access until ${new Date(until).toISOString()}` });
       },
     });
     return {

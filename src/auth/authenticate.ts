@@ -41,8 +41,11 @@ export function consolePrincipal(): Principal {
  * asked for without one. A missing or bad token is a 401 with a WWW-Authenticate challenge.
  */
 export function bearerAuthenticator(verifier: TokenVerifier, realm: string, breakGlass?: BreakGlassGate): Authenticator {
-  const withEmergencyAccess = (principal: Principal, request: BreakGlassRequest | undefined): Principal | Promise<Principal> => {
+  const withEmergencyAccess = (principal: Principal, asked: BreakGlassRequest | undefined): Principal | Promise<Principal> => {
     if (!breakGlass) return principal;
+    // A token stating purpose of use BTG asks once: while its access lasts, requests just use it.
+    const claimed = principal.breakGlassClaim;
+    const request = asked ?? (claimed && !breakGlass.patientsOf(principal.id)?.includes(claimed.patient) ? claimed : undefined);
     if (request) {
       const refusal = breakGlassRefusal(principal, request);
       if (refusal) throw new FhirError(403, refusal, 'forbidden');

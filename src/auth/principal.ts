@@ -28,6 +28,10 @@ export interface Principal {
   encounter?: string;
   /** The user's own FHIR resource, e.g. `Practitioner/7`. */
   fhirUser?: string;
+  /** Purposes of use the token states (`system|code`, e.g. v3-ActReason BTG), beyond what the role implies. */
+  purposeOfUse?: string[];
+  /** Break-the-glass asked for by the token itself (purpose of use BTG with a patient and a reason). */
+  breakGlassClaim?: { patient: string; reason: string };
   /** Patients this user holds break-the-glass access to, now (see access/break-glass.ts). */
   breakGlass?: readonly string[];
   /** The network address the request came from. */

@@ -25,6 +25,8 @@ export interface Config {
   masks?: Record<string, string[]>;
   /** The care relationships through which clinicians reach patients' records. */
   relationships: RelationshipKind[];
+  /** Where security alerts are POSTed besides the data dir's alerts.ndjson (https, or http on loopback). */
+  alertWebhook?: string;
   auth: AuthConfig;
 }
 
@@ -64,6 +66,7 @@ export type ConfigInput = Partial<{
   relationships: string | string[];
   accessContext: string | AccessContextConfig;
   masks: string | Record<string, string[]>;
+  alertWebhook: string;
   auth: string;
   issuer: string;
   accessTokenTtl: number | string;
@@ -89,6 +92,7 @@ export const environmentVariables: Record<keyof ConfigInput, string> = {
   relationships: 'BASTION_RELATIONSHIPS',
   accessContext: 'BASTION_ACCESS_CONTEXT',
   masks: 'BASTION_MASKS',
+  alertWebhook: 'BASTION_ALERT_WEBHOOK',
   auth: 'BASTION_AUTH',
   issuer: 'BASTION_AUTH_ISSUER',
   accessTokenTtl: 'BASTION_ACCESS_TOKEN_TTL',
@@ -184,6 +188,7 @@ function validate(input: ConfigInput): Config {
     relationships: relationshipList(input.relationships ?? [...relationshipKinds]),
     accessContext: accessContextOf(input.accessContext),
     ...(input.masks !== undefined ? { masks: jsonObject('masks', input.masks) as Record<string, string[]> } : {}),
+    ...(input.alertWebhook ? { alertWebhook: webhookUrl(input.alertWebhook) } : {}),
     auth: {
       mode: auth,
       issuer,
@@ -226,6 +231,19 @@ function roleList(name: string, value: string | string[]): Role[] {
   const list = (typeof value === 'string' ? value.split(',') : value).map((r) => r.trim()).filter(Boolean);
   for (const r of list) if (!roles.includes(r as Role)) throw new ConfigError(`${name}: "${r}" is not a role (${roles.join(', ')})`);
   return list as Role[];
+}
+
+/** Alerts name users and patients: they travel encrypted, except to this machine itself. */
+function webhookUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`alertWebhook must be a URL (got "${value}")`);
+  }
+  const loopback = url.hostname === 'localhost' || url.hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) throw new ConfigError('alertWebhook must be an https URL (http only to a loopback address)');
+  return url.toString();
 }
 
 function externalIssuers(value: unknown): ExternalIssuerConfig[] {
