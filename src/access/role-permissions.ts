@@ -54,7 +54,10 @@ export function compileRolePermissions(table: RolePermissionTable): RolePermissi
       const r = byRole.get(role);
       if (!r) return false;
       if (r.all.has(permission)) return true;
-      return resourceType !== undefined && (r.types.get(resourceType)?.has(permission) ?? false);
+      // A search across types (`Patient/7/*`, $everything, `_type`) is held to the types the role
+      // may read by a constraint in the query (Obligations.roleReadable): one searchable type suffices.
+      if (resourceType === undefined) return permission === 's' && [...r.types.values()].some((letters) => letters.has('s'));
+      return r.types.get(resourceType)?.has(permission) ?? false;
     },
     readableTypes(role) {
       if (!readable.has(role)) {

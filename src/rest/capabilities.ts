@@ -35,7 +35,10 @@ function build(config: Config): Record<string, unknown> {
     referencePolicy: ['literal', 'local'],
     searchParam: [...searchParamsOf(type).values()]
       .map((p) => ({ name: p.code, definition: p.definition.url, type: p.type })),
-    operation: [{ name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' }],
+    operation: [
+      { name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' },
+      ...(type === 'Patient' ? [{ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' }] : []),
+    ],
   }));
   return {
     resourceType: 'CapabilityStatement',

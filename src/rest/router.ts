@@ -12,6 +12,7 @@ import { history } from './history.ts';
 import { searchType, searchSystem, searchCompartment } from './search.ts';
 import { capabilities } from './capabilities.ts';
 import { validateOperation } from './validate-operation.ts';
+import { everything } from './everything.ts';
 import { bundle } from './bundle.ts';
 
 export interface Route {
@@ -68,6 +69,11 @@ export function route(req: FhirRequest): Route {
   if (s.length === 3 || (s.length === 4 && s[3] === '_search')) {
     const compartment = compartmentRoute(m, type, id, s[2], s.length === 4, query);
     if (compartment) return compartment;
+  }
+  if (s[2] === '$everything' && s.length === 3 && type === 'Patient') {
+    if (m !== 'GET') throw methodNotAllowed(m, `Patient/${id}/$everything`);
+    // Decided as what it is: a search of every type in the patient's compartment.
+    return { interaction: { kind: 'search-system', query, operation: 'everything', compartment: { type: 'Patient', id } }, execute: (ctx, r) => everything(ctx, r, id) };
   }
   if (s[2] === '$validate' && s.length === 3) {
     if (m !== 'POST') throw methodNotAllowed(m, `${type}/${id}/$validate`);

@@ -40,7 +40,7 @@ export function searchCompartment(ctx: RestContext, req: FhirRequest, compartmen
   });
 }
 
-async function search(
+export async function search(
   ctx: RestContext, req: FhirRequest, resourceType: string | undefined, path: string, constrain?: (request: SearchRequest) => void,
 ): Promise<FhirResponse> {
   const params = [...req.query, ...formParams(req)];
