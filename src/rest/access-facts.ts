@@ -22,7 +22,8 @@ export interface ResourceFacts {
  */
 export class AccessFacts {
   readonly store: Store;
-  private generation = -1;
+  private relatedGeneration = -1;
+  private consentGeneration = -1;
   private related = new Map<string, Promise<ReadonlySet<string> | undefined>>();
   private resources = new Map<string, { versionId: string; facts: ResourceFacts }>();
   private consents: Promise<readonly ConsentPolicy[]> | undefined;
@@ -37,7 +38,7 @@ export class AccessFacts {
    * they are too many to carry as a list (the query then joins as before).
    */
   relatedPatients(r: RelationshipObligation, criterion: SearchCriterion): Promise<ReadonlySet<string> | undefined> {
-    this.sync();
+    this.syncRelated();
     const key = `${r.practitioner ?? ''}|${r.kinds.join(',')}`;
     let found = this.related.get(key);
     if (!found) {
@@ -52,7 +53,6 @@ export class AccessFacts {
 
   /** Labels and patients of a stored version, parsed once per version. */
   of(stored: StoredResource & { json: string }): ResourceFacts {
-    this.sync();
     const key = `${stored.resourceType}/${stored.id}`;
     const known = this.resources.get(key);
     if (known && known.versionId === stored.versionId) return known.facts;
@@ -67,14 +67,14 @@ export class AccessFacts {
    * anything was committed. Synchronous when nothing changed since they were last read.
    */
   activeConsents(): readonly ConsentPolicy[] | Promise<readonly ConsentPolicy[]> {
-    this.sync();
+    this.syncConsents();
     if (this.consentsLoaded) return this.consentsLoaded;
     if (!this.consents) {
-      const generation = this.generation;
+      const generation = this.consentGeneration;
       const loading = this.loadConsents();
       this.consents = loading;
       loading.then((policies) => {
-        if (this.generation === generation && this.consents === loading) this.consentsLoaded = policies;
+        if (this.consentGeneration === generation && this.consents === loading) this.consentsLoaded = policies;
       }, () => {
         if (this.consents === loading) this.consents = undefined;
       });
@@ -82,11 +82,18 @@ export class AccessFacts {
     return this.consents;
   }
 
-  private sync(): void {
-    const g = this.store.generation();
-    if (g === this.generation) return;
-    this.generation = g;
+  /** Relationships live in care teams, encounters and patients (generalPractitioner). */
+  private syncRelated(): void {
+    const g = this.store.generation(relationshipTypes);
+    if (g === this.relatedGeneration) return;
+    this.relatedGeneration = g;
     if (this.related.size > 0) this.related = new Map();
+  }
+
+  private syncConsents(): void {
+    const g = this.store.generation(consentTypes);
+    if (g === this.consentGeneration) return;
+    this.consentGeneration = g;
     this.consents = undefined;
     this.consentsLoaded = undefined;
   }
@@ -118,6 +125,9 @@ export class AccessFacts {
     return matches.length > maxRelated ? undefined : new Set(matches.map((m) => m.id));
   }
 }
+
+const relationshipTypes = ['CareTeam', 'Encounter', 'Patient'];
+const consentTypes = ['Consent'];
 
 /** A clinician's panel beyond this is left to the query's join (a list this long stops paying). */
 const maxRelated = 2000;

@@ -107,10 +107,11 @@ export interface Store extends StoreReader {
    */
   transaction<T>(work: (tx: StoreWriter) => Promise<T>): Promise<T>;
   /**
-   * Changes whenever a commit (this process's or another's) may have landed since it was last
-   * asked: what is derived from committed data is reusable while it stays the same.
+   * A number that changes whenever resources of these types may have changed since it was last
+   * asked (a commit writing one of them, or any other process's commit): what is derived from
+   * them is reusable while it stays the same.
    */
-  generation(): number;
+  generation(resourceTypes: readonly string[]): number;
   /** Appends audit records (serialized AuditEvents) to the append-only audit log. */
   appendAudit(records: AuditRecord[]): Promise<void>;
   /**

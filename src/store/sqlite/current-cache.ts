@@ -16,7 +16,7 @@ export class CurrentCache {
   private entries = new Map<string, StoredResource>();
   private bytes = 0;
   private version: unknown;
-  private changes = 0;
+  private outside = 0;
   private checkedThisTurn = false;
   private readonly nextTurn = () => {
     this.checkedThisTurn = false;
@@ -33,13 +33,13 @@ export class CurrentCache {
   }
 
   /**
-   * A number that changes whenever the file may have changed since it was last asked, by the same
-   * rules as the cached reads: what is derived from the store (a clinician's related patients) is
-   * kept while it stays the same.
+   * Counts the commits of other connections to the file (another process's), found by the same
+   * rules as for cached reads: with this store's own commits (which it counts by type), what is
+   * derived from the store knows when to be derived again.
    */
-  generation(): number {
+  outsideCommits(): number {
     if (!this.checkedThisTurn) this.checkFile();
-    return this.changes;
+    return this.outside;
   }
 
   /** True when another commit is found (and everything cached was forgotten). */
@@ -49,6 +49,7 @@ export class CurrentCache {
     const v = this.dataVersion.get();
     if (v === this.version) return false;
     this.version = v;
+    this.outside++;
     this.clear();
     return true;
   }
@@ -68,14 +69,14 @@ export class CurrentCache {
     this.bytes += size;
   }
 
-  /** This store committed: nothing cached may be served until the file is checked again. */
+  /** This store committed: what was cached is forgotten, and the file's new version is its own doing. */
   invalidate(): void {
     this.clear();
+    this.version = this.dataVersion.get();
     this.checkedThisTurn = false;
   }
 
   private clear(): void {
-    this.changes++;
     if (this.entries.size > 0) this.entries = new Map();
     this.bytes = 0;
   }

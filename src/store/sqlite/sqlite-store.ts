@@ -43,6 +43,8 @@ export class SqliteStore implements Store {
   private readonly auditReader: Db;
   private readonly auditWriter: AuditWriter;
   private readonly tx: SqliteWriter;
+  /** Commits that wrote each type (this process's): see generation(). */
+  private readonly commitsByType = new Map<string, number>();
 
   constructor(options: SqliteStoreOptions) {
     this.writer = openEncrypted(options.path, options.key, { callerSyncsCommits: true });
@@ -68,6 +70,8 @@ export class SqliteStore implements Store {
     // Called as each commit lands: the cache forgets, then the commit is made durable.
     this.queue = new WriteQueue(this.writer, () => {
       this.cache.invalidate();
+      for (const type of this.tx.written) this.commitsByType.set(type, (this.commitsByType.get(type) ?? 0) + 1);
+      this.tx.written.clear();
       return this.walSync.sync();
     });
     this.checkpointer = new Checkpointer(options.path, options.key, options.onBackgroundError ?? ((code) => process.emitWarning(`store checkpoint failed: ${code}`)));
@@ -83,8 +87,10 @@ export class SqliteStore implements Store {
     return stored;
   }
 
-  generation(): number {
-    return this.cache.generation();
+  generation(resourceTypes: readonly string[]): number {
+    let n = this.cache.outsideCommits();
+    for (const type of resourceTypes) n += this.commitsByType.get(type) ?? 0;
+    return n;
   }
 
   async vread(resourceType: string, id: string, versionId: string): Promise<StoredResource | undefined> {
@@ -137,6 +143,8 @@ export class SqliteStore implements Store {
 
 /** Reads and writes on the writer connection, inside the current transaction. */
 class SqliteWriter implements StoreWriter {
+  /** Types written since the last commit (a rolled-back write is counted too: that only costs a re-derivation). */
+  readonly written = new Set<string>();
   private readonly db: Db;
   private readonly sql: Statements;
   private readonly clock = new MonotonicClock();
@@ -184,6 +192,7 @@ class SqliteWriter implements StoreWriter {
   }
 
   private writeVersion(resource: Resource & { id: string }, current: CurrentRow | undefined, method: WriteMethod): StoredResource {
+    this.written.add(resource.resourceType);
     const deleted = method === 'DELETE';
     const version = current ? current.version + 1 : 1;
     // Taken from the file within the write lock, so several processes on one store never collide.
