@@ -92,3 +92,18 @@ export function decide(principal: Principal, interaction: Interaction, now: numb
 function none(): Obligations {
   return { mask: [], anyOfQueries: [] };
 }
+
+/** The names of the rules that confine what a permitted interaction sees or writes (for the audit record). */
+export function rulesInForce(o: Obligations): string[] {
+  const rules: string[] = [];
+  if (o.compartmentPatient !== undefined) rules.push('patient-compartment');
+  if (o.anyOfQueries.length > 0 || o.readable?.some((r) => r.query !== undefined)) rules.push('granular-scopes');
+  if (o.roleReadable) rules.push('role-types');
+  if (o.relationship) rules.push('relationship');
+  if (o.hiddenLabels) rules.push('security-labels');
+  if (o.consent && o.consent.rules.length > 0) rules.push('consent');
+  if (o.breakGlass) rules.push('break-the-glass');
+  if (o.mask.length > 0) rules.push('minimum-necessary');
+  if (o.deIdentify) rules.push('de-identified');
+  return rules;
+}

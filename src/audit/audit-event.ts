@@ -14,6 +14,7 @@ export function renderAuditEvent(facts: AuditRecordFacts, id?: string): Record<s
   if (facts.op) entity.push({ type: systemObject, detail: [{ type: 'operation', valueString: `$${facts.op}` }] });
   if (facts.q) entity.push({ type: systemObject, role: queryRole, query: Buffer.from(facts.q).toString('base64') });
   if (facts.fl) entity.push({ type: systemObject, detail: facts.fl.map((f) => ({ type: 'access-flag', valueString: f })) });
+  if (facts.rs) entity.push({ type: systemObject, detail: facts.rs.map((r) => ({ type: 'access-decision', valueString: r })) });
   for (const checked of facts.cs ?? []) {
     const [reference, result] = checked.split(' ');
     entity.push({ what: { reference }, type: systemObject, detail: [{ type: 'consent-decision', valueString: result }] });

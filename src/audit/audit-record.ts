@@ -32,6 +32,8 @@ export interface AuditRecordFacts {
   q?: string;
   /** What the access decision flagged (e.g. off-hours). */
   fl?: string[];
+  /** The access decision: a denial's reasons, or the names of the rules that confined a permitted interaction. */
+  rs?: string[];
   /** Consents checked for the decision and their result for this principal: `Consent/7 deny` (withholds some of the record) or `Consent/7 permit`. */
   cs?: string[];
 }

@@ -4,7 +4,7 @@ import type { Principal } from '../auth/principal.ts';
 import type { Store } from '../store/store.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Interaction } from '../access/interaction.ts';
-import { decide } from '../access/decide.ts';
+import { decide, rulesInForce, type Decision } from '../access/decide.ts';
 import type { ConsentObligation } from '../access/consent.ts';
 import { applyObligations } from '../access/filter.ts';
 import { auditFacts } from '../audit/audit-record.ts';
@@ -27,14 +27,13 @@ export function requestContext(config: Config, store: Store, audit: AuditLog, pr
 export async function handle(ctx: RestContext, req: FhirRequest): Promise<FhirResponse> {
   const audit = ctx.audit;
   let interaction: Interaction = { kind: 'operation', query: req.queryString || undefined };
-  let consentOf: ConsentObligation | undefined;
+  let decision: Decision | undefined;
   try {
     const r = route(req);
     interaction = r.interaction;
     const loaded = consentsIn(ctx.facts);
     const consents = loaded instanceof Promise ? await loaded : loaded;
-    const decision = decide(ctx.principal, interaction, Date.now(), consents);
-    consentOf = decision.obligations.consent;
+    decision = decide(ctx.principal, interaction, Date.now(), consents);
     if (!decision.permit) throw new FhirError(403, `Access denied: ${decision.reasons.join('; ')}`, 'forbidden');
     const confinement = Confinement.of(decision.obligations, interaction.resourceType);
     const inner = confinement ? confined(ctx, confinement) : ctx;
@@ -43,10 +42,10 @@ export async function handle(ctx: RestContext, req: FhirRequest): Promise<FhirRe
       : await r.execute(inner, req);
     if (response.resource) response.resource = applyObligations(decision, response.resource);
     if (response.json) response.json = applyObligations(decision, response.json);
-    record(ctx, audit, interaction, response.status, response.entities ?? [], decision.obligations.flags, consentChecks(decision.obligations.consent));
+    record(ctx, audit, interaction, response.status, response.entities ?? [], decision);
     return response;
   } catch (err) {
-    record(ctx, audit, interaction, err instanceof FhirError ? err.status : 500, targetOf(interaction), undefined, consentChecks(consentOf));
+    record(ctx, audit, interaction, err instanceof FhirError ? err.status : 500, targetOf(interaction), decision);
     throw err;
   }
 }
@@ -56,10 +55,20 @@ function confined(ctx: RestContext, confinement: Confinement): RestContext {
   return { ...ctx, reader: confinement.reader(ctx.reader, ctx.facts), write: (work) => ctx.write((tx) => work(confinement.writer(tx))) };
 }
 
-function record(ctx: RestContext, audit: AuditLog, interaction: Interaction, status: number, entities: string[], flags?: string[], consents?: string[]): void {
+/**
+ * The audit record of one interaction, with the decision behind it: a denial's reasons, or the
+ * rules that confined what was seen (why a read answered 404), the flags and the consents checked.
+ */
+function record(ctx: RestContext, audit: AuditLog, interaction: Interaction, status: number, entities: string[], decision: Decision | undefined): void {
   const facts = auditFacts(ctx.principal, interaction, status, entities, new Date().toISOString());
-  if (flags && flags.length > 0) facts.fl = flags;
-  if (consents && consents.length > 0) facts.cs = consents;
+  if (decision) {
+    const flags = decision.obligations.flags;
+    if (flags && flags.length > 0) facts.fl = flags;
+    const consents = consentChecks(decision.obligations.consent);
+    if (consents && consents.length > 0) facts.cs = consents;
+    const reasons = decision.permit ? rulesInForce(decision.obligations) : decision.reasons;
+    if (reasons.length > 0) facts.rs = reasons;
+  }
   if (ctx.pendingAudit) ctx.pendingAudit.push(facts);
   else audit.record(facts);
 }

@@ -65,6 +65,19 @@ describe('relationships (all kinds)', () => {
     assert.deepEqual(names(await call(`${t.base}/Patient?name=endingrel`, { headers: doc })), []);
   });
 
+  test('the audit record says why: the rules that hid a record, the reasons of a denial', async () => {
+    const doc = await t.auth('physician', 'user/*.rs', d1);
+    assert.equal((await call(`${t.base}/Observation/${ids['obs-none']}`, { headers: doc })).status, 404);
+    const billing = await t.auth('billing', 'user/*.rs', d1);
+    assert.equal((await call(`${t.base}/Observation/${ids['obs-gp']}`, { headers: billing })).status, 403);
+    await t.server.app.audit.flush();
+    const records = (await t.server.store.auditRecords({ afterSeq: 0, limit: 100_000 })).map((r) => JSON.parse(r.json) as { do?: string; st?: number; what?: string[]; rs?: string[] });
+    const hidden = records.filter((f) => f.do === 'read' && f.st === 404 && f.what?.[0] === `Observation/${ids['obs-none']}`).at(-1);
+    assert.ok(hidden?.rs?.includes('relationship'), JSON.stringify(hidden));
+    const denied = records.filter((f) => f.do === 'read' && f.st === 403 && f.what?.[0] === `Observation/${ids['obs-gp']}`).at(-1);
+    assert.ok(denied?.rs?.some((r) => /role billing may not r Observation/.test(r)), JSON.stringify(denied));
+  });
+
   test('without a practitioner identity, no patient; writes only for related patients', async () => {
     const anonymousDoc = await t.auth('physician', 'user/*.rs');
     assert.deepEqual(names(await call(`${t.base}/Patient?name=rel`, { headers: anonymousDoc })), []);
