@@ -330,7 +330,7 @@ const deniedCodes = new Map<string, string>([
 ]);
 
 /** Result-shaping parameters, which match nothing; _id values are pseudonyms the server decodes. */
-const controlParams = new Set(['_id', '_count', '_summary', '_total', '_include', '_revinclude', '_elements', '_type', '_tag', '_security']);
+const controlParams = new Set(['_id', '_count', '_summary', '_total', '_include', '_revinclude', '_elements', '_type', '_tag', '_security', '_cursor', '_offset']);
 
 const datePrefix = '(?:eq|ne|gt|lt|ge|le|sa|eb|ap)?';
 const yearValue = new RegExp(`^${datePrefix}(\\d{4})$`);
@@ -343,7 +343,8 @@ const yearUnits = new Set(['a', 'yr', 'year', 'years']);
  */
 export function researcherMaySearch(code: string, type: string, value: string, now: Date = new Date()): SearchVerdict {
   const [base, modifier] = code.split(':');
-  if (base.includes('.') || base === '_has') {
+  // `subject:Patient.birthdate` is a chain too: the type modifier comes before the dot.
+  if (code.includes('.') || base === '_has') {
     return deny('Chained searches are not available to researchers: they could probe hidden details of the linked resources.');
   }
   const denied = deniedCodes.get(base);

@@ -1,4 +1,4 @@
-import type { HistoryPage, SearchResult, StoreReader, StoreWriter, StoredResource, UpdateOptions, UpdateResult } from '../store/store.ts';
+import type { HistoryEntry, HistoryPage, HistoryQuery, SearchResult, StoreReader, StoreWriter, StoredResource, UpdateOptions, UpdateResult } from '../store/store.ts';
 import type { SearchConstraint, SearchCriterion, SearchRequest } from '../fhir/search/types.ts';
 import { decide, type Obligations } from '../access/decide.ts';
 import type { Principal } from '../auth/principal.ts';
@@ -213,7 +213,7 @@ function readRules(o: Obligations): ReadRules {
 
 /**
  * The constraints on whatever is read or written: the compartment, the labels above the clearance,
- * the clinician's relationships (`related`: as a join or as a list of patients).
+ * the clinician's relationships (`related`: as a join or as a list of patients), the consents.
  */
 function guardConstraints(rules: ReadRules, related: SearchConstraint | undefined): SearchConstraint[] {
   const compartment: SearchConstraint[] = rules.compartmentPatient === undefined ? [] : [patientCompartment(rules.compartmentPatient)];
@@ -221,7 +221,9 @@ function guardConstraints(rules: ReadRules, related: SearchConstraint | undefine
   // Labels above the clearance: left out of everything read or written, in the query.
   const labels: SearchConstraint[] = rules.hiddenLabels ? [{ anyOf: [hiddenLabelsCriterion(rules.hiddenLabels), ...emergency] }] : [];
   const relatedTo: SearchConstraint[] = related ? [{ anyOf: [...related.anyOf, ...emergency] }] : [];
-  return [...compartment, ...labels, ...relatedTo];
+  // What a consent withholds from the principal it may neither see nor add to.
+  const consent = rules.consent ? consentConstraints(rules.consent) : [];
+  return [...compartment, ...labels, ...relatedTo, ...consent];
 }
 
 /** What reads only are held to: the types the role may read, and the types and queries of the scopes. */
@@ -229,7 +231,6 @@ function scopeConstraints(rules: ReadRules): SearchConstraint[] {
   const out: SearchConstraint[] = [];
   if (rules.roleReadable) out.push({ anyOf: [{ kind: 'for-types', code: '_role', resourceTypes: [...rules.roleReadable], criterion: { kind: 'all-of', code: '_role', criteria: [] } }] });
   if (rules.readable) out.push({ anyOf: rules.readable.map((r) => readableCriterion(r.type, r.query)) });
-  if (rules.consent) out.push(...consentConstraints(rules.consent));
   return out;
 }
 
@@ -450,6 +451,13 @@ function granular(resourceType: string | undefined, query: [string, string][]): 
   return { kind: 'all-of', code: '_scope', criteria: request.criteria };
 }
 
+/** Versions of one resource a confined history filters at most. */
+const maxFilteredVersions = 1000;
+
+function historyRefused(): FhirError {
+  return new FhirError(403, 'History across a type or the system is not available to a token confined to a patient, relationships, labels or granular scopes (earlier versions may lie outside them); ask for one resource\'s history, or search', 'forbidden');
+}
+
 function refused(what: string): FhirError {
   return new FhirError(403, `Access denied: this token may not ${what} (it is confined to a patient compartment or to granular scopes)`, 'forbidden');
 }
@@ -485,14 +493,43 @@ class ConfinedReader implements StoreReader {
     return patients ? this.confinement.withRelated(patients) : this.confinement;
   }
 
-  /** Only the current version: an earlier one may have been outside the confinement (filed for another patient, say). */
+  /**
+   * An earlier version only where the current one may be read and that version passes the rules
+   * itself (it may have been filed for another patient, or carried a label above the clearance).
+   */
   async vread(resourceType: string, id: string, versionId: string): Promise<StoredResource | undefined> {
     const current = await this.read(resourceType, id);
-    return current && current.versionId === versionId ? current : undefined;
+    if (!current) return undefined;
+    if (current.versionId === versionId) return current;
+    const earlier = this.facts ? await this.inner.vread(resourceType, id, versionId) : undefined;
+    if (!earlier || earlier.deleted || earlier.json === undefined) return undefined;
+    return (await this.admitsVersion(resourceType, earlier)) === true ? earlier : undefined;
   }
 
-  async history(): Promise<HistoryPage> {
-    throw new FhirError(403, 'History is not available to a token confined to a patient or to granular scopes (earlier versions may lie outside them); read or search instead', 'forbidden');
+  /**
+   * Instance history: the versions that pass the rules themselves, of a resource whose current
+   * version may be read (none otherwise, as for an id that does not exist). Type and system
+   * history would have to filter across pages, which keeps neither totals nor paging honest: refused.
+   */
+  async history(query: HistoryQuery): Promise<HistoryPage> {
+    if (query.resourceType === undefined || query.id === undefined || !this.facts) throw historyRefused();
+    const current = await this.read(query.resourceType, query.id);
+    if (!current) return { entries: [], total: 0 };
+    if ((await this.admitsVersion(query.resourceType, current)) === undefined) throw historyRefused();
+    const all = await this.inner.history({ ...query, count: maxFilteredVersions, offset: 0 });
+    if (all.total > maxFilteredVersions) throw new FhirError(403, `History of more than ${maxFilteredVersions} versions is not available to a confined token`, 'forbidden');
+    const kept: HistoryEntry[] = [];
+    for (const e of all.entries) {
+      // A deletion marker tells only that the resource was deleted once: it has no content to hide.
+      if (e.deleted || e.json === undefined || (await this.admitsVersion(query.resourceType, e)) === true) kept.push(e);
+    }
+    return { entries: kept.slice(query.offset, query.offset + query.count), total: kept.length };
+  }
+
+  private async admitsVersion(resourceType: string, version: StoredResource): Promise<boolean | undefined> {
+    if (!this.facts || version.json === undefined) return undefined;
+    const confinement = await this.withFacts(this.facts);
+    return confinement.admitsFacts(resourceType, factsOf(JSON.parse(version.json) as Resource));
   }
 
   async search(request: SearchRequest): Promise<SearchResult> {

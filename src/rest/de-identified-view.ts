@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { FhirRequest, FhirResponse, RestContext } from './context.ts';
 import type { Interaction } from '../access/interaction.ts';
 import type { Pseudonyms } from '../access/pseudonyms.ts';
@@ -50,21 +51,23 @@ function translateParam(resourceType: string, name: string, value: string, pseud
     if (id !== undefined) real.set(id, pseudonym);
     return id;
   };
-  if (code === '_id') return value.split(',').map((v) => decode(resourceType, v) ?? v).join(',');
+  // What is not a pseudonym of this view matches nothing: a real id must not confirm itself.
+  const nothing = `nothing-${randomUUID()}`;
+  if (code === '_id') return value.split(',').map((v) => decode(resourceType, v) ?? nothing).join(',');
   if (param?.type !== 'reference' || modifier === 'missing') return value;
   return value.split(',').map((v) => {
     const typed = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(v);
     if (typed) {
       const id = decode(typed[1], typed[2]);
-      return id === undefined ? v : `${typed[1]}/${id}`;
+      return `${typed[1]}/${id ?? nothing}`;
     }
-    // A bare id: the parameter's modifier or its only target type says which type it names.
+    // A bare id: the parameter's modifier or its target types say which type it names.
     const targets = modifier ? [modifier] : param.targets;
     for (const type of targets) {
       const id = decode(type, v);
       if (id !== undefined) return `${type}/${id}`;
     }
-    return v;
+    return `${targets[0] ?? 'Patient'}/${nothing}`;
   }).join(',');
 }
 

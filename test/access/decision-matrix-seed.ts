@@ -7,6 +7,11 @@ import type { IssuerServer } from '../auth/external-issuer.ts';
  * A clinician (Practitioner "Matrixdoc", the fhirUser of every clinician token) is the GP of the
  * "rel" patient; the "unrel" patient is nobody's. Every resource carries a tag naming it (so a
  * search finds exactly that one) and the security labels of its cell.
+ *
+ * Each consent value (decision-matrix.json, rules 7-10) has a world of its own, on a server of its
+ * own: the same shape, and that value's Consent for every patient in it (the Patient targets
+ * included: each is its own patient), so a cell never meets another value's Consent (nor another
+ * world's break-the-glass grants).
  */
 export const TAG = 'http://matrix.test/cell';
 const CONF = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
@@ -39,6 +44,40 @@ export interface TargetSpec {
   type: string;
   side: Side;
   label: string;
+}
+
+/** A consent value's seed as the matrix file gives it: the root provision, actors, classes and labels by key. */
+export type ProvisionSeed = { type?: 'permit' | 'deny'; actor?: string[]; class?: string[]; securityLabel?: string[]; provision?: ProvisionSeed[] };
+
+const CONSENT_SCOPE = { system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' };
+const RESOURCE_TYPES = 'http://hl7.org/fhir/resource-types';
+const PRCP = { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'PRCP' }] };
+
+/** The R4 provision from its seed: actor keys become PRCP actors referencing their Practitioner, label keys their codings. */
+function provisionOf(p: ProvisionSeed, actors: Record<string, string>, labels: Record<string, [string, string][]>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (p.type) out.type = p.type;
+  if (p.actor) {
+    out.actor = p.actor.map((key) => {
+      assert.ok(actors[key], `decision matrix: no actor ${key}`);
+      return { role: PRCP, reference: { reference: actors[key] } };
+    });
+  }
+  if (p.class) out.class = p.class.map((code) => ({ system: RESOURCE_TYPES, code }));
+  if (p.securityLabel) out.securityLabel = p.securityLabel.flatMap((key) => security(labels[key]));
+  if (p.provision) out.provision = p.provision.map((c) => provisionOf(c, actors, labels));
+  return out;
+}
+
+/** An active patient-privacy Consent of `patientId` with the seed's provisions. */
+export function consentOf(patientId: string, seed: ProvisionSeed, actors: Record<string, string>, labels: Record<string, [string, string][]>): Record<string, unknown> {
+  return {
+    resourceType: 'Consent', status: 'active', scope: { coding: [CONSENT_SCOPE] },
+    category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }],
+    patient: { reference: `Patient/${patientId}` },
+    policyRule: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTIN' }] },
+    provision: provisionOf(seed, actors, labels),
+  };
 }
 
 /** meta.security from the matrix file's label codes ([kind, code] pairs). */
@@ -74,8 +113,15 @@ export function resourceOf(type: string, w: World, side: Side, patientId: string
   }
 }
 
-/** Creates the base world, then every target in transactions (one per 250 entries). */
-export async function seedMatrix(t: IssuerServer, specs: TargetSpec[], labels: Record<string, [string, string][]>): Promise<{ world: World; targets: Map<string, Target> }> {
+/**
+ * Creates the base world, then every target in transactions (one per 250 entries), then (for a
+ * consent value's world) the value's Consent for every patient in it. `consent`: the seed of the
+ * world's consent value (null for none); its one actor key, clinician, names the Practitioner
+ * Matrixdoc (every clinician token's fhirUser).
+ */
+export async function seedMatrix(
+  t: IssuerServer, specs: TargetSpec[], labels: Record<string, [string, string][]>, consent: ProvisionSeed | null = null,
+): Promise<{ world: World; targets: Map<string, Target> }> {
   const headers = await t.auth('system');
   const create = async (body: Record<string, unknown>): Promise<string> => {
     const r = await call(`${t.base}/${body.resourceType}`, { method: 'POST', headers, json: body });
@@ -86,22 +132,34 @@ export async function seedMatrix(t: IssuerServer, specs: TargetSpec[], labels: R
   const world: World = { doc, rel: '', unrel: '' };
   world.rel = await create(patient('Matrixrel', { generalPractitioner: [{ reference: doc }] }));
   world.unrel = await create(patient('Matrixunrel'));
+  const transaction = async (bodies: Record<string, unknown>[]): Promise<string[]> => {
+    const r = await call(t.base, { method: 'POST', headers, json: {
+      resourceType: 'Bundle', type: 'transaction', entry: bodies.map((resource) => ({ resource, request: { method: 'POST', url: resource.resourceType } })),
+    } });
+    assert.equal(r.status, 200, r.text);
+    return bodies.map((_, j) => {
+      const location: string = r.body.entry[j].response.location;
+      const id = /([A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})\/_history\//.exec(location)?.[2];
+      assert.ok(id, `no id in ${location}`);
+      return id;
+    });
+  };
   const targets = new Map<string, Target>();
   for (let i = 0; i < specs.length; i += 250) {
     const chunk = specs.slice(i, i + 250);
     const tags = chunk.map((_, j) => `target-${i + j}`);
     const bodies = chunk.map((s, j) => resourceOf(s.type, world, s.side, s.side === 'rel' ? world.rel : world.unrel, tags[j], labels[s.label]));
-    const r = await call(t.base, { method: 'POST', headers, json: {
-      resourceType: 'Bundle', type: 'transaction', entry: bodies.map((resource) => ({ resource, request: { method: 'POST', url: resource.resourceType } })),
-    } });
-    assert.equal(r.status, 200, r.text);
+    const ids = await transaction(bodies);
     chunk.forEach((s, j) => {
-      const location: string = r.body.entry[j].response.location;
-      const id = /([A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})\/_history\//.exec(location)?.[2];
-      assert.ok(id, `no id in ${location}`);
+      const id = ids[j];
       const patientId = s.type === 'Patient' ? id : s.side === 'none' ? undefined : s.side === 'rel' ? world.rel : world.unrel;
       targets.set(s.key, { key: s.key, tag: tags[j], type: s.type, id, ...(patientId ? { patient: patientId } : {}), resource: { ...bodies[j], id } });
     });
+  }
+  if (consent) {
+    const patients = [world.rel, world.unrel, ...[...targets.values()].filter((x) => x.type === 'Patient').map((x) => x.id)];
+    const written = patients.map((p) => consentOf(p, consent, { clinician: doc }, labels));
+    for (let i = 0; i < written.length; i += 250) await transaction(written.slice(i, i + 250));
   }
   return { world, targets };
 }

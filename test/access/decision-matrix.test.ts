@@ -3,14 +3,17 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { call, type Reply } from '../rest/server.ts';
 import { useIssuerServer } from '../auth/external-issuer.ts';
-import { TAG, resourceOf, seedMatrix, type Side, type Target, type TargetSpec, type World } from './decision-matrix-seed.ts';
+import { parseSearch } from '../../src/fhir/search/parse.ts';
+import { TAG, resourceOf, seedMatrix, type ProvisionSeed, type Side, type Target, type TargetSpec, type World } from './decision-matrix-seed.ts';
 
 /**
  * The access engine's decision matrix: roles x interactions x resource types x relationship x
  * security labels x break-the-glass x consent, every cell its own test against a live server.
  * The expectations come from decision-matrix.json (the rules as data), never from the server's
  * own access code. A cell whose answer contradicts its rule is listed there under `mismatches`
- * and runs as a todo, so it reports without failing the build.
+ * and runs as a todo, so it reports without failing the build. Each consent value (rules 6-10)
+ * runs against a server and world of its own (decision-matrix-seed.ts), so no cell meets another
+ * value's Consent or another world's break-the-glass grants.
  */
 
 interface RoleSpec {
@@ -42,8 +45,18 @@ interface Matrix {
   roles: Record<string, RoleSpec>;
   permissionOf: Record<Interaction, string>;
   outcomes: Record<Interaction, { reachable: Outcome; hidden: Outcome }> & { denied: number };
-  consent: Record<string, unknown>;
+  consent: { actors: Record<string, string[]> } & Record<string, ConsentRule | Record<string, string[]>>;
   mismatches: Record<string, string>;
+}
+
+/** One consent value (rule 7): the Consent seeded for its patients, and what it withholds from whom. */
+interface ConsentRule {
+  seed: ProvisionSeed | null;
+  withholds: null | {
+    from: 'everyone' | { actor: string } | { allBut: string };
+    types: '*' | string[];
+    labels: '*' | string[];
+  };
 }
 
 interface Cell {
@@ -67,6 +80,23 @@ interface Expected {
 const spec = JSON.parse(readFileSync(new URL('./decision-matrix.json', import.meta.url), 'utf8')) as Matrix;
 const members = new Set(spec.patientCompartment.members);
 
+const consentRule = (value: string): ConsentRule => {
+  const rule = spec.consent[value] as ConsentRule | undefined;
+  assert.ok(value !== 'actors' && rule && 'withholds' in rule, `decision matrix: no rule for consent=${value}`);
+  return rule;
+};
+
+/** Rules 1 and 2: refused whatever the target. */
+function refusedOutright(role: string, interaction: Interaction, type: string, btg: boolean): boolean {
+  const r = spec.roles[role];
+  return (btg && !r.breakGlass) || !(r.permissions[type] ?? '').includes(spec.permissionOf[interaction]);
+}
+
+/** Rule 9: where the consent axis means something (beyond none). */
+function consentApplies(role: string, interaction: Interaction, type: string, btg: boolean): boolean {
+  return !refusedOutright(role, interaction, type, btg) && members.has(type) && !(type === 'Patient' && interaction === 'create');
+}
+
 /** Every cell: the cross product of the axes, the relationship axis taking the values that mean something for the role and type. */
 function expand(m: Matrix): Cell[] {
   const cells: Cell[] = [];
@@ -79,7 +109,10 @@ function expand(m: Matrix): Cell[] {
         for (const relationship of relationships) {
           for (const label of m.axes.label) {
             for (const btg of m.axes.btg) {
-              for (const consent of m.axes.consent) cells.push({ role, interaction, type, relationship, label, btg, consent });
+              for (const consent of m.axes.consent) {
+                consentRule(consent);
+                if (consent === 'none' || consentApplies(role, interaction, type, btg)) cells.push({ role, interaction, type, relationship, label, btg, consent });
+              }
             }
           }
         }
@@ -109,24 +142,35 @@ function cleared(clearance: RoleSpec['clearance'], labels: [string, string][]): 
   return true;
 }
 
-/**
- * Rule 6, consent: only 'none' so far. A new value (deny-actor, deny-class, deny-label,
- * permit-only-actor: see the matrix file's consent.pending) gets its case here, and its Consent
- * resources seeded in the suite's `before`.
- */
+/** Whether the roles an actor key of the matrix file names include this one. */
+const names = (key: string, role: string): boolean => {
+  const roles = spec.consent.actors[key];
+  assert.ok(Array.isArray(roles), `decision matrix: no actor ${key}`);
+  return roles.includes(role);
+};
+
+/** Rules 6-8: whether the cell's Consent withholds its target from its role. */
 function consentHides(c: Cell): boolean {
-  switch (c.consent) {
-    case 'none': return false;
-    default: throw new Error(`decision matrix: no rule yet for consent=${c.consent}`);
-  }
+  const w = consentRule(c.consent).withholds;
+  if (!w) return false;
+  const r = spec.roles[c.role];
+  // Rule 8: the patient's own access, and break-the-glass for the target's patient, are not subject.
+  if (r.relationship === 'own-compartment' && c.relationship === 'own') return false;
+  if (c.btg && r.breakGlass && members.has(c.type)) return false;
+  // Rule 7: only records of a patient (a Patient being created has no consent yet).
+  if (!members.has(c.type) || (c.type === 'Patient' && c.interaction === 'create')) return false;
+  const from = w.from === 'everyone' || ('actor' in w.from ? names(w.from.actor, c.role) : !names(w.from.allBut, c.role));
+  const type = w.types === '*' || w.types.includes(c.type);
+  const carried = spec.labels[c.label];
+  const label = w.labels === '*' || w.labels.some((key) => spec.labels[key].some(([kind, code]) => carried.some(([k, v]) => k === kind && v === code)));
+  return from && type && label;
 }
 
 /** The cell's expected answer, from the rules in decision-matrix.json (see its "rules"). */
 function expected(c: Cell): Expected {
   const r = spec.roles[c.role];
   // Rules 1 and 2.
-  if (c.btg && !r.breakGlass) return { status: spec.outcomes.denied, reachable: false };
-  if (!(r.permissions[c.type] ?? '').includes(spec.permissionOf[c.interaction])) return { status: spec.outcomes.denied, reachable: false };
+  if (refusedOutright(c.role, c.interaction, c.type, c.btg)) return { status: spec.outcomes.denied, reachable: false };
   // Rule 3.
   const inCompartment = members.has(c.type);
   const btgCovers = c.btg && inCompartment && !(c.type === 'Patient' && c.interaction === 'create');
@@ -134,6 +178,7 @@ function expected(c: Cell): Expected {
   if (r.relationship === 'own-compartment' && !(inCompartment && c.relationship === 'own')) reachable = false;
   if (r.relationship === 'clinician' && inCompartment && c.relationship !== 'related' && !btgCovers) reachable = false;
   if (!cleared(r.clearance, spec.labels[c.label]) && !btgCovers) reachable = false;
+  // Rules 6-8.
   if (consentHides(c)) reachable = false;
   // Rule 4.
   const o = spec.outcomes[c.interaction][reachable ? 'reachable' : 'hidden'];
@@ -156,7 +201,8 @@ assert.deepEqual(unknownMismatches, [], 'every listed mismatch names a cell');
 
 const BTG_REASON = 'Decision matrix: patient unconscious in the emergency department, no GP reachable';
 
-describe('access decision matrix', () => {
+/** One consent value's cells, against a server and world of their own. */
+const consentWorld = (consent: string, worldCells: Cell[]) => describe(`consent=${consent}`, () => {
   const t = useIssuerServer();
   let world: World;
   let targets: Map<string, Target>;
@@ -169,18 +215,19 @@ describe('access decision matrix', () => {
 
   before(async () => {
     const specs = new Map<string, TargetSpec>();
-    for (const c of cells) {
+    for (const c of worldCells) {
       if (c.interaction === 'create') continue;
       const key = targetKey(c);
       if (!specs.has(key)) specs.set(key, { key, type: c.type, side: sideOf(c), label: c.label });
     }
-    ({ world, targets } = await seedMatrix(t, [...specs.values()], spec.labels));
-    // Consent cells (other than none) seed their Consent resources here, per target patient.
+    ({ world, targets } = await seedMatrix(t, [...specs.values()], spec.labels, consentRule(consent).seed));
   });
 
+  /** The patient of the cell's side (an Organization's cells: the unrelated one, never used). */
+  const sidePatient = (c: Cell): string => (sideOf(c) === 'rel' ? world.rel : world.unrel);
+
   /** The patient whose compartment the cell is about: the target Patient itself, or the side's patient. */
-  const patientOf = (c: Cell, target: Target | undefined): string =>
-    target?.patient ?? (sideOf(c) === 'rel' ? world.rel : world.unrel);
+  const patientOf = (c: Cell, target: Target | undefined): string => target?.patient ?? sidePatient(c);
 
   const headersFor = async (c: Cell, target: Target | undefined): Promise<Record<string, string>> => {
     const r = spec.roles[c.role];
@@ -213,10 +260,8 @@ describe('access decision matrix', () => {
       }
       case 'search':
         return call(`${url}?_tag=${encodeURIComponent(`${TAG}|${target!.tag}`)}&_total=accurate`, { headers });
-      case 'create': {
-        const side = sideOf(c);
-        return call(url, { method: 'POST', headers, json: resourceOf(c.type, world, side, side === 'rel' ? world.rel : world.unrel, createdTag(c), spec.labels[c.label]) });
-      }
+      case 'create':
+        return call(url, { method: 'POST', headers, json: resourceOf(c.type, world, sideOf(c), sidePatient(c), createdTag(c), spec.labels[c.label]) });
       case 'update':
         return call(`${url}/${target!.id}`, { method: 'PUT', headers, json: { ...target!.resource, language: 'en' } });
       case 'delete':
@@ -224,16 +269,38 @@ describe('access decision matrix', () => {
     }
   };
 
-  /** Rule 5, checked by the system token: created, changed or deleted exactly when reachable. */
+  /**
+   * What the witness of rule 5 sees: the system token (rule 5), or for consent cells the store
+   * itself (rule 10): how many resources carry a tag, and the current version of type/id.
+   */
+  const witness = {
+    async count(c: Cell, tag: string): Promise<number | undefined> {
+      if (c.consent !== 'none') {
+        const { request } = parseSearch(c.type, [['_tag', `${TAG}|${tag}`], ['_total', 'accurate']], { maxCount: 10, defaultCount: 10, lenient: false });
+        return (await t.server.store.search(request)).total;
+      }
+      const system = await token('system', () => t.auth('system', spec.roles.system.scopes));
+      return (await call(`${t.base}/${c.type}?_tag=${encodeURIComponent(`${TAG}|${tag}`)}&_total=accurate`, { headers: system })).body?.total;
+    },
+    async current(c: Cell, id: string): Promise<{ status: number; text: string; body: { language?: string } }> {
+      if (c.consent !== 'none') {
+        const stored = await t.server.store.read(c.type, id);
+        if (!stored || stored.deleted || stored.json === undefined) return { status: stored ? 410 : 404, text: 'not in the store', body: {} };
+        return { status: 200, text: stored.json, body: JSON.parse(stored.json) as { language?: string } };
+      }
+      const system = await token('system', () => t.auth('system', spec.roles.system.scopes));
+      return call(`${t.base}/${c.type}/${id}`, { headers: system });
+    },
+  };
+
+  /** Rule 5, checked by the witness (rule 10): created, changed or deleted exactly when reachable. */
   const assertEffect = async (c: Cell, want: Expected, target: Target | undefined) => {
     if (c.interaction === 'read' || c.interaction === 'search') return;
-    const system = await token('system', () => t.auth('system', spec.roles.system.scopes));
     if (c.interaction === 'create') {
-      const found = await call(`${t.base}/${c.type}?_tag=${encodeURIComponent(`${TAG}|${createdTag(c)}`)}&_total=accurate`, { headers: system });
-      assert.equal(found.body?.total, want.reachable ? 1 : 0, `create: ${want.reachable ? 'not created' : 'created anyway'}`);
+      assert.equal(await witness.count(c, createdTag(c)), want.reachable ? 1 : 0, `create: ${want.reachable ? 'not created' : 'created anyway'}`);
       return;
     }
-    const now = await call(`${t.base}/${c.type}/${target!.id}`, { headers: system });
+    const now = await witness.current(c, target!.id);
     if (c.interaction === 'delete') {
       if (want.reachable) assert.ok(now.status === 410 || now.status === 404, `delete: still there (${now.status})`);
       else assert.equal(now.status, 200, `delete: the target is gone (${now.status})`);
@@ -247,7 +314,7 @@ describe('access decision matrix', () => {
   // without it run first, then those with it.
   for (const btg of [false, true]) {
     describe(`btg=${btg ? 'yes' : 'no'}`, { concurrency: 16 }, () => {
-      for (const c of cells.filter((x) => x.btg === btg)) {
+      for (const c of worldCells.filter((x) => x.btg === btg)) {
         const name = cellName(c);
         const want = expected(c);
         const mismatch = spec.mismatches[name];
@@ -269,4 +336,8 @@ describe('access decision matrix', () => {
       }
     });
   }
+});
+
+describe('access decision matrix', () => {
+  for (const consent of spec.axes.consent) consentWorld(consent, cells.filter((c) => c.consent === consent));
 });

@@ -83,3 +83,111 @@ export function diagnostics(outcome: unknown, blank: string[] = []): string {
   for (const b of blank) s = s.split(b).join('<x>');
   return s.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '<uuid>');
 }
+
+// ---------------------------------------------------------------------------------------------
+// The consent world: patients whose Consents withhold (part of) their records from a physician.
+// ---------------------------------------------------------------------------------------------
+
+const PRCP = { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'PRCP' }] };
+
+/** An active patient-privacy Consent of `patient` (R4, OPTIN) with this root provision. */
+export function privacyConsent(patient: string, provision: Record<string, unknown>): Record<string, unknown> {
+  return {
+    resourceType: 'Consent', status: 'active', scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
+    category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }], patient: { reference: patient },
+    policyRule: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTIN' }] }, provision,
+  };
+}
+
+export const consentActor = (reference: string) => ({ role: PRCP, reference: { reference } });
+
+export interface ConsentWorld {
+  id: Record<string, string>;
+  /** Consdoc: every patient's GP, denied Charlie's whole record by her Consent. */
+  doc: { fhirUser: string };
+  /** Consdoctwo: every patient's GP too, named by no Consent (the control). */
+  doc2: { fhirUser: string };
+}
+
+/**
+ * Charlie's Consent denies Consdoc (provision.actor), Kilo's denies Observations (class), Lima's
+ * denies PSY-labelled resources (securityLabel); Oscar has none. Consdoc and Consdoctwo are the
+ * GPs of all four. Oscar's Observation points (focus) at Charlie and at Kilo's and Lima's
+ * Observations, so includes and chains can reach what the Consents withhold.
+ */
+export async function seedConsentWorld(t: IssuerServer): Promise<ConsentWorld> {
+  const headers = await t.auth('system');
+  const id: Record<string, string> = {};
+  const create = async (name: string, body: Record<string, unknown>): Promise<string> => {
+    const r = await call(`${t.base}/${body.resourceType}`, { method: 'POST', headers, json: body });
+    assert.equal(r.status, 201, r.text);
+    id[name] = r.body.id;
+    return `${body.resourceType}/${r.body.id}`;
+  };
+  const doc = await create('doc', { resourceType: 'Practitioner', name: [{ family: 'Consdoc' }] });
+  const doc2 = await create('doc2', { resourceType: 'Practitioner', name: [{ family: 'Consdoctwo' }] });
+  const gpC = await create('perfC', { resourceType: 'Practitioner', name: [{ family: 'Consperformer' }] });
+  const gp = [{ reference: doc }, { reference: doc2 }];
+  const C = await create('C', patient('Conscharlie', { identifier: [{ system: IDSYS, value: 'C-1' }], generalPractitioner: gp, address: [{ city: 'Charlieville' }] }));
+  const K = await create('K', patient('Conskilo', { identifier: [{ system: IDSYS, value: 'K-1' }], generalPractitioner: gp }));
+  const L = await create('L', patient('Conslima', { identifier: [{ system: IDSYS, value: 'L-1' }], generalPractitioner: gp }));
+  const O = await create('O', patient('Consoscar', { identifier: [{ system: IDSYS, value: 'O-1' }], generalPractitioner: gp }));
+  const obs = (code: string, subject: string, extra: Record<string, unknown> = {}) => ({
+    resourceType: 'Observation', status: 'final', code: { coding: [{ system: CODE, code }] }, subject: { reference: subject },
+    identifier: [{ system: IDSYS, value: code }], ...extra,
+  });
+  await create('obsC', obs('c-code', C, { performer: [{ reference: gpC }] }));
+  const obsK = await create('obsK', obs('k-code', K));
+  await create('docK', { resourceType: 'DocumentReference', status: 'current', subject: { reference: K }, content: [{ attachment: { contentType: 'text/plain', data: Buffer.from('kilo note').toString('base64') } }] });
+  const obsL = await create('obsL', obs('l-code', L));
+  const obsLPsy = await create('obsLPsy', obs('lpsy-code', L, { meta: { security: [sens('PSY')] } }));
+  await create('obsO', obs('o-code', O, { focus: [{ reference: C }, { reference: obsK }, { reference: obsLPsy }, { reference: obsL }] }));
+  await create('cC', privacyConsent(C, { type: 'permit', provision: [{ type: 'deny', actor: [consentActor(doc)] }] }));
+  await create('cK', privacyConsent(K, { type: 'permit', provision: [{ type: 'deny', class: [{ system: 'http://hl7.org/fhir/resource-types', code: 'Observation' }] }] }));
+  await create('cL', privacyConsent(L, { type: 'permit', provision: [{ type: 'deny', securityLabel: [sens('PSY')] }] }));
+  return { id, doc: { fhirUser: doc }, doc2: { fhirUser: doc2 } };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The research world: what a researcher must not learn through the de-identified view.
+// ---------------------------------------------------------------------------------------------
+
+export const RES = {
+  /** Rosa Resfamily: the details the view hides (exact birth date, city, postcode, identifier, phone). */
+  family: 'Resfamily', given: 'Rosa', birthDate: '1961-07-14', city: 'Smalltown', postalCode: '02139', ssn: '999-12-3456', phone: '555-867-5309',
+  effective: '2020-03-04T10:11:12Z',
+};
+
+/**
+ * R1 (the details above) and R2 (born the same year, elsewhere), each with Observations coded
+ * res-a; R3's Consent denies Observations (its res-a one is withheld from everyone but R3); R5 is
+ * deleted by the suite. Real ids are what the researcher must never learn or use.
+ */
+export async function seedResearchWorld(t: IssuerServer): Promise<{ id: Record<string, string> }> {
+  const headers = await t.auth('system');
+  const id: Record<string, string> = {};
+  const create = async (name: string, body: Record<string, unknown>): Promise<string> => {
+    const r = await call(`${t.base}/${body.resourceType}`, { method: 'POST', headers, json: body });
+    assert.equal(r.status, 201, r.text);
+    id[name] = r.body.id;
+    return `${body.resourceType}/${r.body.id}`;
+  };
+  const person = (family: string, given: string, birthDate: string, city: string, postalCode: string, ssn: string, phone: string) => ({
+    resourceType: 'Patient', gender: 'female', birthDate, name: [{ family, given: [given] }],
+    identifier: [{ system: 'http://hl7.org/fhir/sid/us-ssn', value: ssn }], telecom: [{ system: 'phone', value: phone }],
+    address: [{ line: ['1 Hidden Lane'], city, state: 'MA', postalCode }],
+  });
+  const R1 = await create('R1', person(RES.family, RES.given, RES.birthDate, RES.city, RES.postalCode, RES.ssn, RES.phone));
+  const R2 = await create('R2', person('Resother', 'Ida', '1961-11-30', 'Bigtown', '01001', '999-55-0002', '555-000-0002'));
+  const R3 = await create('R3', person('Resconsent', 'Una', '1975-05-05', 'Midtown', '01002', '999-55-0003', '555-000-0003'));
+  await create('R5', person('Resgone', 'Eva', '1970-01-01', 'Gonetown', '01003', '999-55-0005', '555-000-0005'));
+  const obs = (code: string, subject: string, effective: string) => ({
+    resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code }] }, subject: { reference: subject }, effectiveDateTime: effective,
+  });
+  await create('o1', obs('res-a', R1, RES.effective));
+  await create('o2', obs('res-a', R2, '2020-09-01T08:00:00Z'));
+  await create('o3', obs('res-b', R1, '2020-05-05T05:05:05Z'));
+  await create('o4', obs('res-a', R3, '2020-06-06T06:06:06Z'));
+  await create('cR3', privacyConsent(R3, { type: 'permit', provision: [{ type: 'deny', class: [{ system: 'http://hl7.org/fhir/resource-types', code: 'Observation' }] }] }));
+  return { id };
+}

@@ -78,6 +78,23 @@ describe('relationships (all kinds)', () => {
     assert.ok(denied?.rs?.some((r) => /role billing may not r Observation/.test(r)), JSON.stringify(denied));
   });
 
+  test('history shows only the versions that pass the rules themselves', async () => {
+    const system = await t.auth('system');
+    const doc = await t.auth('physician', 'user/*.rs', d1);
+    const first = await call(`${t.base}/Observation`, { method: 'POST', headers: system, json: { resourceType: 'Observation', status: 'preliminary', code: { text: 'refiled' }, subject: { reference: `Patient/${ids.none}` } } });
+    const moved = await call(`${t.base}/Observation/${first.body.id}`, { method: 'PUT', headers: system, json: { ...first.body, status: 'final', subject: { reference: `Patient/${ids.gp}` } } });
+    assert.equal(moved.status, 200);
+    const h = await call(`${t.base}/Observation/${first.body.id}/_history`, { headers: doc });
+    assert.equal(h.status, 200, h.text);
+    assert.equal(h.body.total, 1);
+    assert.deepEqual(h.body.entry.map((e: { resource: { meta: { versionId: string } } }) => e.resource.meta.versionId), ['2']);
+    assert.equal((await call(`${t.base}/Observation/${first.body.id}/_history/1`, { headers: doc })).status, 404, 'the version filed for an unrelated patient');
+    assert.equal((await call(`${t.base}/Observation/${first.body.id}/_history/2`, { headers: doc })).status, 200);
+    const hidden = await call(`${t.base}/Observation/${ids['obs-none']}/_history`, { headers: doc });
+    assert.equal(hidden.body.total, 0, 'a resource it cannot see has no history for it, as one that does not exist');
+    assert.equal((await call(`${t.base}/Observation/_history`, { headers: doc })).status, 403, 'type history is refused');
+  });
+
   test('without a practitioner identity, no patient; writes only for related patients', async () => {
     const anonymousDoc = await t.auth('physician', 'user/*.rs');
     assert.deepEqual(names(await call(`${t.base}/Patient?name=rel`, { headers: anonymousDoc })), []);

@@ -222,18 +222,22 @@ describe('patient/ scopes are confined to the launch patient\'s compartment', ()
     assert.equal((await call(`${base}/Organization`, { method: 'POST', headers: t, json: { resourceType: 'Organization', name: 'x' } })).status, 403);
   });
 
-  test('history is refused (earlier versions may lie outside her compartment); vread serves the current version only', async () => {
+  test('type and system history are refused; instance history and vread serve only the versions in her compartment', async () => {
     const t = auth(await patientToken(alice));
     assert.equal((await call(`${base}/Observation/_history`, { headers: t })).status, 403);
     assert.equal((await call(`${base}/_history`, { headers: t })).status, 403);
-    assert.equal((await call(`${base}/${ref.bobLab}/_history`, { headers: t })).status, 403);
-    assert.equal((await call(`${base}/${ref.aliceLab}/_history`, { headers: t })).status, 403);
+    const bobs = await call(`${base}/${ref.bobLab}/_history`, { headers: t });
+    assert.equal(bobs.status, 200);
+    assert.equal(bobs.body.total, 0, 'another patient\'s resource has no history for her');
+    assert.equal((await call(`${base}/${ref.aliceLab}/_history`, { headers: t })).body.total, 1);
     // Filed for Bob first, then corrected to Alice: version 1 is Bob's and stays out of her reach.
     const seed = auth(await system());
     const moved = await call(`${base}/Observation`, { method: 'POST', headers: seed, json: { resourceType: 'Observation', status: 'final', code: { text: 'misfiled' }, subject: { reference: ref.bob } } });
     await call(`${base}/Observation/${moved.body.id}`, { method: 'PUT', headers: seed, json: { ...moved.body, subject: { reference: ref.alice } } });
     assert.equal((await call(`${base}/Observation/${moved.body.id}/_history/2`, { headers: t })).status, 200);
     assert.equal((await call(`${base}/Observation/${moved.body.id}/_history/1`, { headers: t })).status, 404);
+    const versions = await call(`${base}/Observation/${moved.body.id}/_history`, { headers: t });
+    assert.deepEqual(versions.body.entry.map((e: { resource: { meta: { versionId: string } } }) => e.resource.meta.versionId), ['2']);
   });
 
   test('writes may not name another patient through any membership parameter, nor take over a deleted id', async () => {

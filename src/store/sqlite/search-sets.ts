@@ -13,7 +13,21 @@ export function ensureSetTables(db: Db, request: SearchRequest): void {
   const sets = new Set<ReadonlySet<string>>();
   for (const c of request.criteria) collect(c, sets);
   for (const k of request.constraints ?? []) for (const ids of setsOf(k)) sets.add(ids);
-  for (const ids of sets) ensure(db, ids);
+  if (sets.size === 0) return;
+  const known = tablesOf(db);
+  for (const ids of sets) ensure(db, known, ids);
+  // The oldest go, but never one this request is about to use.
+  const needed = new Set([...sets].map(setTable));
+  for (let i = 0; known.names.length > kept && i < known.names.length;) {
+    const name = known.names[i];
+    if (needed.has(name)) {
+      i++;
+      continue;
+    }
+    known.names.splice(i, 1);
+    known.lasting.delete(name);
+    db.exec(`DROP TABLE IF EXISTS temp.${name}`);
+  }
 }
 
 const constraintSets = new WeakMap<SearchConstraint, ReadonlySet<string>[]>();
@@ -30,26 +44,33 @@ function setsOf(k: SearchConstraint): ReadonlySet<string>[] {
 }
 
 const kept = 32;
-const connections = new WeakMap<Db, { exists: Statement; names: string[]; lasting: Set<string> }>();
+interface Tables {
+  exists: Statement;
+  /** Oldest first. */
+  names: string[];
+  /** Made outside any transaction: nothing can roll them back. */
+  lasting: Set<string>;
+}
+const connections = new WeakMap<Db, Tables>();
 
-function ensure(db: Db, ids: ReadonlySet<string>): void {
-  const name = setTable(ids);
+function tablesOf(db: Db): Tables {
   let known = connections.get(db);
   if (!known) connections.set(db, (known = { exists: db.prepare('SELECT 1 FROM temp.sqlite_master WHERE name = ?'), names: [], lasting: new Set() }));
-  // Made outside any transaction, nothing can roll it back: no need to look.
+  return known;
+}
+
+function ensure(db: Db, known: Tables, ids: ReadonlySet<string>): void {
+  const name = setTable(ids);
   if (known.lasting.has(name)) return;
   if (known.exists.get(name)) return;
-  const names = known.names;
+  // Made inside a transaction that rolled back, it is gone: made again.
   db.exec(`CREATE TEMP TABLE ${name} (id TEXT PRIMARY KEY) WITHOUT ROWID`);
   const insert = db.prepare(`INSERT OR IGNORE INTO temp.${name} (id) VALUES (?)`);
   for (const id of ids) insert.run(id);
-  names.push(name);
+  const at = known.names.indexOf(name);
+  if (at >= 0) known.names.splice(at, 1);
+  known.names.push(name);
   if (!db.inTransaction) known.lasting.add(name);
-  while (names.length > kept) {
-    const oldest = names.shift()!;
-    known.lasting.delete(oldest);
-    db.exec(`DROP TABLE IF EXISTS temp.${oldest}`);
-  }
 }
 
 function collect(c: SearchCriterion, out: Set<ReadonlySet<string>>): void {
