@@ -43,6 +43,8 @@ export interface Provision {
   labels: string[];
   /** Carries conditions this rule does not evaluate (see above). */
   unevaluated: boolean;
+  /** Names actors it cannot tell the principal from: by identifier only, or an organisation, team or group. */
+  unevaluatedActors: boolean;
   provisions: Provision[];
 }
 
@@ -52,6 +54,8 @@ export interface ConsentPolicy {
   patient: string;
   base: 'permit' | 'deny';
   root: Provision;
+  /** Nested deeper or wider than this rule evaluates: the whole record is withheld (see consentPolicy). */
+  overflow?: boolean;
 }
 
 /** What one principal's consents withhold: per consent, the patient and the condition. */
@@ -72,21 +76,52 @@ export function purposesOf(principal: Principal, breakingGlass: boolean): string
     physician: 'TREAT', nurse: 'TREAT', 'lab-technician': 'TREAT', billing: 'HPAYMT', researcher: 'HRESCH', admin: 'HOPERAT', system: 'HOPERAT',
   };
   const out = byRole[principal.role] ? [`${purposeSystem}|${byRole[principal.role]}`] : [];
-  for (const stated of principal.purposeOfUse ?? []) if (!out.includes(stated)) out.push(stated);
+  // A token saying BTG gets no consent exception for it: break-the-glass is granted per patient
+  // (and then consents do not apply to that patient at all), never by a claim alone.
+  for (const stated of principal.purposeOfUse ?? []) if (!out.includes(stated) && stated !== `${purposeSystem}|BTG`) out.push(stated);
   if (breakingGlass) out.push(`${purposeSystem}|BTG`);
   return out;
 }
 
+/** Provisions nested deeper, or more of them, than this are not evaluated: the consent withholds everything. */
+export const maxProvisionDepth = 8;
+export const maxProvisions = 200;
+
 /** An active patient-privacy Consent as a policy; undefined when it is not one this rule applies. */
 export function consentPolicy(resource: Record<string, unknown>): ConsentPolicy | undefined {
   if (resource.resourceType !== 'Consent' || resource.status !== 'active' || typeof resource.id !== 'string') return undefined;
-  if (!codings(resource.scope).some((c) => c === `${patientPrivacyScope.system}|${patientPrivacyScope.code}`)) return undefined;
-  const patient = localId((resource.patient as { reference?: unknown } | undefined)?.reference, 'Patient');
+  if (!isPatientPrivacy(resource)) return undefined;
+  const patient = consentPatient(resource);
   if (!patient) return undefined;
   const rules = (Array.isArray(resource.policyRule) ? resource.policyRule : [resource.policyRule]).flatMap(codings);
   const base = rules.some((c) => /\|OPTOUTE?$/.test(c)) ? 'deny' : 'permit';
-  const root = provision(resource.provision ?? {});
-  return { ref: `Consent/${resource.id}`, patient, base, root };
+  const budget = { left: maxProvisions };
+  const root = provision(resource.provision ?? {}, 0, budget);
+  const policy: ConsentPolicy = { ref: `Consent/${resource.id}`, patient, base, root };
+  if (budget.left < 0) policy.overflow = true;
+  return policy;
+}
+
+export function isPatientPrivacy(resource: Record<string, unknown>): boolean {
+  return codings(resource.scope).some((c) => c === `${patientPrivacyScope.system}|${patientPrivacyScope.code}`);
+}
+
+/** The patient a consent is about, as a local id (from `Patient/7`, or a versioned or absolute reference to it). */
+export function consentPatient(resource: Record<string, unknown>): string | undefined {
+  return localId((resource.patient as { reference?: unknown } | undefined)?.reference, 'Patient');
+}
+
+/**
+ * Why a Consent being written could not be enforced, or undefined: an active patient-privacy
+ * consent must name its patient by reference, and stay within the depth and breadth evaluated.
+ */
+export function unenforceableConsent(resource: Record<string, unknown>): string | undefined {
+  if (resource.resourceType !== 'Consent' || resource.status !== 'active' || !isPatientPrivacy(resource)) return undefined;
+  if (!consentPatient(resource)) return 'An active patient-privacy Consent must reference its patient as Patient/<id>, so that it can be enforced';
+  const budget = { left: maxProvisions };
+  provision(resource.provision ?? {}, 0, budget);
+  if (budget.left < 0) return `A Consent's provisions may be nested ${maxProvisionDepth} deep and number ${maxProvisions} at most`;
+  return undefined;
 }
 
 /** The conditions under which each consent withholds a resource of its patient from this principal, now. */
@@ -94,15 +129,21 @@ export function consentObligation(policies: readonly ConsentPolicy[], principal:
   const out: ConsentObligation = { rules: [], permitting: [] };
   if (principal.kind === 'anonymous-local') return out;
   const breakGlass = new Set(principal.breakGlass ?? []);
+  const who = { actors: actorsOf(principal), purposes: purposesOf(principal, false) };
+  // The consents themselves stay reachable (to be read, revoked, replaced): they are the policy, not the record.
+  const notPolicy: ResourceCondition = { kind: 'not', part: { kind: 'type-in', types: ['Consent'] } };
   for (const policy of policies) {
     // The patient is the grantor: their own access is theirs. Break-the-glass overrides consent.
     if ((principal.role === 'patient' && principal.patient === policy.patient) || principal.fhirUser === `Patient/${policy.patient}`) continue;
     if (breakGlass.has(policy.patient)) continue;
-    const who = { actors: actorsOf(principal), purposes: purposesOf(principal, false) };
-    const applies = appliesWhen({ ...policy.root, type: policy.root.type ?? policy.base }, who, now);
-    // The consents themselves stay reachable (to be read, revoked, replaced): they are the policy, not the record.
-    const notPolicy: ResourceCondition = { kind: 'not', part: { kind: 'type-in', types: ['Consent'] } };
-    const withheld = simplify({ kind: 'and', parts: [applies, deniedBy(policy.root, policy.base, who, now), notPolicy] });
+    if (policy.overflow) {
+      out.rules.push({ ref: policy.ref, patient: policy.patient, withheld: notPolicy });
+      continue;
+    }
+    // A root permit with conditions this rule cannot read is the policy rule's base, for everyone.
+    const root = policy.root.type === 'permit' && (policy.root.unevaluated || policy.root.unevaluatedActors) ? neutral(policy.root, policy.base) : policy.root;
+    const applies = appliesWhen({ ...root, type: root.type ?? policy.base }, who, now);
+    const withheld = simplify({ kind: 'and', parts: [applies, deniedBy(root, policy.base, who, now), notPolicy] });
     if (withheld.kind === 'never') out.permitting.push(policy.ref);
     else out.rules.push({ ref: policy.ref, patient: policy.patient, withheld });
   }
@@ -145,7 +186,7 @@ export function holds(c: ResourceCondition, type: string, labels: readonly strin
     case 'always': return true;
     case 'never': return false;
     case 'type-in': return c.types.includes(type);
-    case 'label-in': return labels.some((l) => c.labels.includes(l));
+    case 'label-in': return labels.some((l) => c.labels.some((given) => sameCoding(given, l)));
     case 'and': return c.parts.every((p) => holds(p, type, labels));
     case 'or': return c.parts.some((p) => holds(p, type, labels));
     case 'not': return !holds(c.part, type, labels);
@@ -166,7 +207,9 @@ function deniedBy(p: Provision, inherited: 'permit' | 'deny', who: Who, now: num
   const own = p.type ?? inherited;
   const applying: ResourceCondition[] = [];
   const denying: ResourceCondition[] = [];
-  for (const child of p.provisions) {
+  for (const nested of p.provisions) {
+    // A permit this rule cannot fully read permits nothing more, but the denials inside it still hold.
+    const child = nested.type === 'permit' && (nested.unevaluated || nested.unevaluatedActors) ? neutral(nested, own) : nested;
     const when = appliesWhen(child, who, now);
     if (when.kind === 'never') continue;
     applying.push(when);
@@ -176,17 +219,32 @@ function deniedBy(p: Provision, inherited: 'permit' | 'deny', who: Who, now: num
   return { kind: 'or', parts: [...denying, own === 'deny' ? noneApplies : { kind: 'never' }] };
 }
 
-/** The condition under which a nested provision applies: never if its actor, purpose or period rule it out. */
+/**
+ * A provision with the decision above it as its own type, and its unreadable conditions read as
+ * holding (actors it cannot tell apart: anyone): only the provisions inside it can change anything.
+ */
+function neutral(p: Provision, type: 'permit' | 'deny'): Provision {
+  return { ...p, type, unevaluated: false, unevaluatedActors: false, actors: p.unevaluatedActors ? [] : p.actors };
+}
+
+/** The condition under which a provision applies: never if its actor, purpose or period rule it out. */
 function appliesWhen(p: Provision, who: Who, now: number): ResourceCondition {
   const deny = p.type === 'deny';
-  if (p.unevaluated && !deny) return { kind: 'never' };
-  if (p.actors.length > 0 && !p.actors.some((a) => who.actors.includes(a))) return { kind: 'never' };
-  if (p.purposes.length > 0 && !p.purposes.some((u) => who.purposes.includes(u))) return { kind: 'never' };
+  if ((p.unevaluated || p.unevaluatedActors) && !deny) return { kind: 'never' };
+  // A denial naming someone it cannot tell the principal from applies to the principal too.
+  const actorMatches = p.actors.some((a) => who.actors.includes(a)) || (deny && p.unevaluatedActors);
+  if ((p.actors.length > 0 || p.unevaluatedActors) && !actorMatches) return { kind: 'never' };
+  if (p.purposes.length > 0 && !p.purposes.some((u) => who.purposes.some((w) => sameCoding(u, w)))) return { kind: 'never' };
   if (p.period && !within(p.period, now)) return { kind: 'never' };
   const parts: ResourceCondition[] = [];
   if (p.classes.length > 0) parts.push({ kind: 'type-in', types: p.classes });
   if (p.labels.length > 0) parts.push({ kind: 'label-in', labels: p.labels });
   return parts.length === 0 ? { kind: 'always' } : { kind: 'and', parts };
+}
+
+/** `system|code` pairs; a coding given without a system matches that code in any system. */
+export function sameCoding(given: string, actual: string): boolean {
+  return given === actual || (given.startsWith('|') && actual.endsWith(given));
 }
 
 /** Folds constants away, so a consent that withholds nothing from this principal says `never`. */
@@ -213,17 +271,30 @@ export function simplify(c: ResourceCondition): ResourceCondition {
   }
 }
 
-function provision(raw: unknown): Provision {
+/** Actor types a principal is matched against (its fhirUser); anything else names a group it cannot be placed in. */
+const personTypes = new Set(['Practitioner', 'Patient', 'RelatedPerson', 'Person', 'Device']);
+
+function provision(raw: unknown, depth: number, budget: { left: number }): Provision {
   const p = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
   const list = (v: unknown): Record<string, unknown>[] => (Array.isArray(v) ? v.filter((x) => typeof x === 'object' && x !== null) : []);
+  const actorRefs = list(p.actor).map((a) => localRef((a.reference as { reference?: unknown } | undefined)?.reference));
+  const actors = actorRefs.filter((r): r is string => r !== undefined && personTypes.has(r.split('/')[0]));
+  budget.left -= 1;
+  const inner = list(p.provision);
+  if (depth >= maxProvisionDepth && inner.length > 0) budget.left = -1;
   const out: Provision = {
-    actors: list(p.actor).map((a) => localRef((a.reference as { reference?: unknown } | undefined)?.reference)).filter((r): r is string => r !== undefined),
+    actors,
     purposes: list(p.purpose).map((c) => `${c.system ?? ''}|${c.code ?? ''}`),
     classes: list(p.class).filter((c) => c.system === undefined || c.system === 'http://hl7.org/fhir/resource-types').map((c) => String(c.code ?? '')),
     labels: list(p.securityLabel).map((c) => `${c.system ?? ''}|${c.code ?? ''}`),
     unevaluated: ['data', 'code', 'dataPeriod', 'action'].some((k) => Array.isArray(p[k]) ? (p[k] as unknown[]).length > 0 : p[k] !== undefined),
-    provisions: list(p.provision).map(provision),
+    unevaluatedActors: actors.length < actorRefs.length,
+    provisions: [],
   };
+  for (const n of inner) {
+    if (budget.left < 0) break;
+    out.provisions.push(provision(n, depth + 1, budget));
+  }
   if (p.type === 'permit' || p.type === 'deny') out.type = p.type;
   const period = periodOf(p.period);
   if (period) out.period = period;
@@ -256,7 +327,7 @@ function codings(v: unknown): string[] {
 
 function localRef(ref: unknown): string | undefined {
   if (typeof ref !== 'string') return undefined;
-  const m = /([A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64})$/.exec(ref);
+  const m = /(?:^|\/)([A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64})(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/.exec(ref);
   return m ? m[1] : undefined;
 }
 

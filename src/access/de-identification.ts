@@ -1,4 +1,4 @@
-import { searchParameterDefinitions } from '../fhir/definitions.ts';
+import { resourceDefinitions, searchParameterDefinitions, typeDefinitions } from '../fhir/definitions.ts';
 import type { Pseudonyms } from './pseudonyms.ts';
 
 /**
@@ -27,6 +27,57 @@ const removedEverywhere = new Set([
   'note', // Annotation free text: names and dates written by hand, which no rule can parse
   'signature', // signs the original, identified content and names the signer
 ]);
+
+let identifierNames: ReadonlySet<string> | undefined;
+
+/**
+ * (R) any other unique identifying number: the elements whose type is Identifier in R4 wherever
+ * they occur, whatever they are called (Specimen.accessionIdentifier, ServiceRequest.requisition,
+ * Task.groupIdentifier, Encounter.hospitalization.preAdmissionIdentifier, valueIdentifier, ...),
+ * read from the StructureDefinitions. Names that are Identifiers in one place and something else in
+ * another (`component`, `reference`) are left to the shape rule (isIdentifierShaped).
+ */
+function identifierElementNames(): ReadonlySet<string> {
+  if (!identifierNames) {
+    const kinds = new Map<string, Set<string>>();
+    const note = (name: string, code: string) => {
+      let set = kinds.get(name);
+      if (!set) kinds.set(name, (set = new Set()));
+      set.add(code);
+    };
+    for (const defs of [resourceDefinitions(), typeDefinitions()]) {
+      for (const sd of defs.values()) {
+        for (const e of sd.snapshot?.element ?? []) {
+          const name = e.path.split('.').at(-1)!;
+          const types = e.type ?? [{ code: 'BackboneElement' }];
+          if (name.endsWith('[x]')) for (const t of types) note(`${name.slice(0, -3)}${t.code[0].toUpperCase()}${t.code.slice(1)}`, t.code);
+          else for (const t of types) note(name, t.code);
+        }
+      }
+    }
+    identifierNames = new Set([...kinds].filter(([, codes]) => codes.size === 1 && codes.has('Identifier')).map(([name]) => name));
+  }
+  return identifierNames;
+}
+
+/**
+ * Whether a search parameter's expression ends in an element the view removes as an identifier
+ * (`Specimen.accessionIdentifier`, `ServiceRequest.requisition`): searching it would be a lookup
+ * by the identifier itself.
+ */
+export function reachesIdentifier(expression: string | undefined): boolean {
+  if (!expression) return false;
+  return expression.split('|').some((part) => {
+    const path = part.trim().replace(/^\(+/, '').replace(/\.where\(.*$/, '').replace(/\s+as\s+\w+\)?$/, '').replace(/\)+$/, '');
+    const last = path.split('.').at(-1) ?? '';
+    return last === 'identifier' || last === 'masterIdentifier' || identifierElementNames().has(last);
+  });
+}
+
+/** An Identifier (or ContactPoint) by its shape: a string value with a system, type, use or assigner, and no code. */
+function isIdentifierShaped(v: Json): boolean {
+  return typeof v.value === 'string' && ('system' in v || 'type' in v || 'use' in v || 'assigner' in v) && !('code' in v) && !('url' in v);
+}
 
 /** Elements removed from one resource type. */
 const removedByType: Record<string, readonly string[]> = {
@@ -86,7 +137,8 @@ function deIdentifyResource(resource: Json, outer: Context, contained: boolean):
   const out: Json = {};
   for (const [key, value] of Object.entries(resource)) {
     const base = key.replace(/^_/, '');
-    if (removedEverywhere.has(base) || removed.includes(base)) continue;
+    if (removedEverywhere.has(base) || removed.includes(base) || identifierElementNames().has(base)) continue;
+    if (base === 'address' && typeof value === 'string' && type !== 'Endpoint') continue;
     const cleaned =
       key === 'id' ? pseudonymousId(type, value, ctx, contained)
       : key === 'meta' ? undefined // rebuilt below
@@ -157,6 +209,7 @@ function clean(value: unknown, key: string, ctx: Context): unknown {
   if (key === 'text' && 'div' in value) return undefined; // narrative: free text, any of the 18 kinds
   if (key === 'name' && isHumanName(value)) return undefined; // (A) names, of whoever they are
   if (addressKeys.has(key)) return masked(value, reduceAddress(value));
+  if (isIdentifierShaped(value)) return undefined; // (R) an identifier under a name the definitions share with other types
   const result =
     isReference(value) ? cleanReference(value, ctx)
     : isAgeOver89(value) ? { ...cleanObject(value, ctx), value: 90, comparator: '>=', code: 'a', ...(value.code === 'a' ? {} : { unit: 'years' }) }
@@ -170,7 +223,9 @@ function cleanObject(value: Json, ctx: Context, drop: readonly string[] = []): J
   const out: Json = {};
   for (const [key, v] of Object.entries(value)) {
     const base = key.replace(/^_/, '');
-    if (removedEverywhere.has(base) || drop.includes(base)) continue;
+    if (removedEverywhere.has(base) || drop.includes(base) || identifierElementNames().has(base)) continue;
+    // A string address is a network address (AuditEvent.agent.network.address): (O) IP addresses.
+    if (base === 'address' && typeof v === 'string') continue;
     const cleaned = key === 'uid' && typeof v === 'string' ? ctx.pseudonyms.uid(v) : clean(v, key, ctx);
     if (cleaned !== undefined) out[key] = cleaned;
   }

@@ -64,7 +64,9 @@ export function decide(principal: Principal, interaction: Interaction, now: numb
   if (context.flags.length > 0) obligations.flags = context.flags;
   const reasons = [scope.reason];
   if (principal.kind === 'user') {
-    const readable = rolePermissions().readableTypes(principal.role);
+    // A search across types may reach only what the role may search; anything else, what it may read.
+    const table = rolePermissions();
+    const readable = interaction.kind === 'search-system' ? table.searchableTypes(principal.role) : table.readableTypes(principal.role);
     if (readable) obligations.roleReadable = readable;
   }
   if (scope.compartmentPatient) obligations.compartmentPatient = scope.compartmentPatient;

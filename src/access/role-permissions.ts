@@ -17,6 +17,8 @@ export interface RolePermissions {
   permits(role: string, resourceType: string | undefined, permission: Permission): boolean;
   /** The types `role` may read or search; undefined: all. */
   readableTypes(role: string): string[] | undefined;
+  /** The types `role` may search; undefined: all (what a search across types is held to). */
+  searchableTypes(role: string): string[] | undefined;
 }
 
 export function loadRolePermissions(path: string | URL = new URL('./role-permissions.default.json', import.meta.url)): RolePermissions {
@@ -49,13 +51,14 @@ export function compileRolePermissions(table: RolePermissionTable): RolePermissi
   }
   // Computed once per role: decide() asks on every request.
   const readable = new Map<string, string[] | undefined>();
+  const searchable = new Map<string, string[] | undefined>();
   return {
     permits(role, resourceType, permission) {
       const r = byRole.get(role);
       if (!r) return false;
       if (r.all.has(permission)) return true;
       // A search across types (`Patient/7/*`, $everything, `_type`) is held to the types the role
-      // may read by a constraint in the query (Obligations.roleReadable): one searchable type suffices.
+      // may search by a constraint in the query (Obligations.roleReadable): one such type suffices.
       if (resourceType === undefined) return permission === 's' && [...r.types.values()].some((letters) => letters.has('s'));
       return r.types.get(resourceType)?.has(permission) ?? false;
     },
@@ -65,6 +68,13 @@ export function compileRolePermissions(table: RolePermissionTable): RolePermissi
         readable.set(role, !r ? [] : r.all.has('r') || r.all.has('s') ? undefined : [...r.types].filter(([, l]) => l.has('r') || l.has('s')).map(([t]) => t));
       }
       return readable.get(role);
+    },
+    searchableTypes(role) {
+      if (!searchable.has(role)) {
+        const r = byRole.get(role);
+        searchable.set(role, !r ? [] : r.all.has('s') ? undefined : [...r.types].filter(([, l]) => l.has('s')).map(([t]) => t));
+      }
+      return searchable.get(role);
     },
   };
 }

@@ -109,8 +109,11 @@ async function assignIdentities(ctx: RestContext, tx: StoreWriter, entries: Bund
     } else if (req.method === 'PUT' && req.segments.length === 1 && req.queryString) {
       const matches = await findMatches(searchReaderFor(ctx.principal, tx, type, await consentsIn(ctx.facts)), ctx.config, type, req.queryString, ctx.terminology);
       if (matches.length > 1) throw failedEntry(preconditionFailed(`The conditional update matched several ${type} resources`), i);
-      id = matches[0]?.id ?? (req.body as Resource | undefined)?.id ?? randomUUID();
+      const chosen = (req.body as Resource | undefined)?.id;
+      id = matches[0]?.id ?? chosen ?? randomUUID();
       if (req.body && typeof req.body === 'object' && !matches[0]) (req.body as Resource).id = id;
+      // The server chose it: the client cannot be probing for an id it never named.
+      if (!matches[0] && chosen === undefined) req.assignedId = id;
     } else if ((req.method === 'PUT' || req.method === 'PATCH' || req.method === 'DELETE') && req.segments.length === 2) {
       id = req.segments[1];
     }

@@ -172,7 +172,8 @@ function identity(o: object | undefined): number {
 /** What tells two obligations apart for a confinement (flags only concern the audit). */
 function signature(o: Obligations, resourceType: string | undefined): string {
   return JSON.stringify([
-    resourceType, identity(o.mask), identity(o.roleReadable), identity(o.consent), o.compartmentPatient, o.anyOfQueries, o.readable,
+    // No readable types at all is not the same as no limit.
+    resourceType, identity(o.mask), o.roleReadable?.length === 0 ? 'none' : identity(o.roleReadable), identity(o.consent), o.compartmentPatient, o.anyOfQueries, o.readable,
     o.relationship, o.breakGlass, o.hiddenLabels,
   ]);
 }
@@ -282,9 +283,10 @@ function conditionCriterion(c: ResourceCondition): SearchCriterion {
   }
 }
 
-function splitLabel(label: string): { system: string; code: string } {
+/** `system|code` as a token value; `|code` (a consent's label given without a system): that code in any system. */
+function splitLabel(label: string): { system?: string; code: string } {
   const bar = label.lastIndexOf('|');
-  return { system: label.slice(0, bar), code: label.slice(bar + 1) };
+  return bar <= 0 ? { code: label.slice(bar + 1) } : { system: label.slice(0, bar), code: label.slice(bar + 1) };
 }
 
 /** Whether a Consent withholds this resource (of these patients, type and labels) from the principal. */

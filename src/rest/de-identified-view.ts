@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FhirRequest, FhirResponse, RestContext } from './context.ts';
 import type { Interaction } from '../access/interaction.ts';
 import type { Pseudonyms } from '../access/pseudonyms.ts';
-import { deIdentify, researcherMaySearch } from '../access/de-identification.ts';
+import { deIdentify, reachesIdentifier, researcherMaySearch } from '../access/de-identification.ts';
 import { searchParam } from '../fhir/search/params.ts';
 import { FhirError, notFound } from '../fhir/outcome.ts';
 
@@ -46,6 +46,10 @@ function translateParam(resourceType: string, name: string, value: string, pseud
   const param = searchParam(resourceType, code);
   const verdict = researcherMaySearch(name, param?.type ?? 'special', value);
   if (!verdict.ok) throw new FhirError(403, `Access denied: ${verdict.reason}`, 'forbidden');
+  const identifying = code === '_sort'
+    ? value.split(',').map((k) => k.replace(/^-/, '')).find((k) => reachesIdentifier(searchParam(resourceType, k)?.expression))
+    : reachesIdentifier(param?.expression) ? code : undefined;
+  if (identifying) throw new FhirError(403, `Access denied: ${identifying} reaches an identifier, which the de-identified view removes`, 'forbidden');
   const decode = (type: string, pseudonym: string) => {
     const id = pseudonyms.decode(type, pseudonym);
     if (id !== undefined) real.set(id, pseudonym);

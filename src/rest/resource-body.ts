@@ -1,6 +1,7 @@
 import type { Resource } from '../fhir/types.ts';
 import { FhirError, badRequest } from '../fhir/outcome.ts';
 import { validateResource } from '../fhir/validation/validate.ts';
+import { unenforceableConsent } from '../access/consent.ts';
 
 const idPattern = /^[A-Za-z0-9\-.]{1,64}$/;
 
@@ -22,6 +23,9 @@ export function checkResourceBody(body: unknown, resourceType: string): Resource
   }
   const issues = validateResource(resource, { expectedType: resourceType });
   if (issues.length > 0) throw new FhirError(400, issues);
+  // A privacy consent the access engine could not enforce must not be taken as if it were.
+  const unenforceable = unenforceableConsent(resource as Record<string, unknown>);
+  if (unenforceable) throw new FhirError(422, unenforceable, 'business-rule');
   return resource;
 }
 

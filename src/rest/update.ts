@@ -30,7 +30,8 @@ export async function conditionalUpdate(ctx: RestContext, req: FhirRequest, reso
       }
       return store(ctx, req, tx, { ...resource, id }, ifMatch);
     }
-    return store(ctx, req, tx, { ...resource, id: resource.id ?? randomUUID() }, ifMatch, resource.id === undefined);
+    const serverChose = resource.id === undefined || (req.assignedId !== undefined && resource.id === req.assignedId);
+    return store(ctx, req, tx, { ...resource, id: resource.id ?? randomUUID() }, ifMatch, serverChose);
   });
 }
 

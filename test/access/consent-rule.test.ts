@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { consentObligation, consentObligationFor, consentPolicy, holds, type ConsentPolicy } from '../../src/access/consent.ts';
+import { consentObligation, consentObligationFor, consentPolicy, holds, unenforceableConsent, type ConsentPolicy } from '../../src/access/consent.ts';
 import type { Principal } from '../../src/auth/principal.ts';
 
 /** The Consent rule as a pure function: which part of a record each consent withholds from whom. */
@@ -78,5 +78,46 @@ describe('consent rule', () => {
     const policies = [p];
     assert.equal(consentObligationFor(policies, doc(), now).rules.length, 0);
     assert.equal(consentObligationFor(policies, doc(), now + 2000).rules.length, 1, 'not the result remembered from before the start');
+  });
+
+  test('a root permit with conditions the rule cannot read keeps its nested denials', () => {
+    const p = policy({ type: 'permit', action: [{ coding: [{ code: 'access' }] }], provision: [{ type: 'deny', actor: [actor('Practitioner/d1')] }] });
+    assert.equal(withheld(p, doc(), 'Observation'), true);
+    assert.equal(withheld(p, doc('Practitioner/d2'), 'Observation'), false);
+  });
+
+  test('actors it cannot tell the principal from: a permit for them opens nothing, a denial of them applies to all', () => {
+    const byIdentifier = policy({ type: 'deny', provision: [{ type: 'permit', actor: [{ reference: { identifier: { system: 'http://hl7.org/fhir/sid/us-npi', value: '123' } } }] }] });
+    assert.equal(withheld(byIdentifier, doc(), 'Observation'), true);
+    const organisation = policy({ type: 'permit', provision: [{ type: 'deny', actor: [actor('Organization/o1')] }] });
+    assert.equal(withheld(organisation, doc(), 'Observation'), true);
+    const versioned = policy({ type: 'permit', provision: [{ type: 'deny', actor: [actor('https://ehr.example/fhir/Practitioner/d1/_history/3')] }] });
+    assert.equal(withheld(versioned, doc(), 'Observation'), true, 'an absolute, versioned reference names the same practitioner');
+    assert.equal(withheld(versioned, doc('Practitioner/d2'), 'Observation'), false);
+  });
+
+  test('labels and purposes given without a system match the code in any system', () => {
+    const p = policy({ type: 'permit', provision: [{ type: 'deny', securityLabel: [{ code: 'PSY' }] }, { type: 'deny', purpose: [{ code: 'HPAYMT' }] }] });
+    assert.equal(withheld(p, doc(), 'Observation', [psy]), true);
+    assert.equal(withheld(p, doc(), 'Observation'), false);
+    assert.equal(withheld(p, doc('Practitioner/b', 'billing'), 'Observation'), true);
+  });
+
+  test('a token that states purpose BTG opens no BTG exception (only a granted break-the-glass does)', () => {
+    const p = policy({ type: 'deny', provision: [{ type: 'permit', purpose: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'BTG' }] }] });
+    assert.equal(withheld(p, { ...doc(), purposeOfUse: ['http://terminology.hl7.org/CodeSystem/v3-ActReason|BTG'] }, 'Observation'), true);
+  });
+
+  test('a versioned patient reference is that patient; nesting beyond what is evaluated withholds everything', () => {
+    const p = consentPolicy({ resourceType: 'Consent', id: 'c2', status: 'active', scope, patient: { reference: 'Patient/p1/_history/4' }, provision: { type: 'permit' } });
+    assert.equal(p?.patient, 'p1');
+    let deep: Record<string, unknown> = { type: 'permit' };
+    for (let i = 0; i < 12; i++) deep = { type: i % 2 ? 'permit' : 'deny', provision: [deep] };
+    const overflow = policy(deep);
+    assert.equal(overflow.overflow, true);
+    assert.equal(withheld(overflow, doc(), 'Patient'), true);
+    assert.equal(withheld(overflow, doc(), 'Consent'), false);
+    assert.match(unenforceableConsent({ resourceType: 'Consent', status: 'active', scope, provision: deep, patient: { reference: 'Patient/p1' } }) ?? '', /nested/);
+    assert.match(unenforceableConsent({ resourceType: 'Consent', status: 'active', scope, patient: { identifier: { value: 'MRN-1' } } }) ?? '', /reference its patient/);
   });
 });

@@ -146,6 +146,14 @@ describe('consent', () => {
     assert.ok(last?.cs?.some((c) => c === `Consent/${ids['c-past']} permit`), 'a consent that withholds nothing is recorded as permitting');
   });
 
+  test('a privacy consent that could not be enforced is refused when written', async () => {
+    const system = await t.auth('system');
+    const byIdentifier = { ...consent(ids.free, { type: 'deny' }), patient: { identifier: { system: 'urn:mrn', value: 'MRN-1' } } };
+    const r = await call(`${t.base}/Consent`, { method: 'POST', headers: system, json: byIdentifier });
+    assert.equal(r.status, 422, r.text);
+    assert.match(r.body.issue[0].diagnostics, /reference its patient/);
+  });
+
   test('break-the-glass overrides a consent', async () => {
     const headers = { ...doc1, 'x-break-glass-patient': ids.actor, 'x-break-glass-reason': 'patient unconscious in the ED, consent overridden' };
     assert.equal(await status(`Patient/${ids.actor}`, headers), 200);

@@ -25,6 +25,7 @@ describe('de-identified view (researcher)', () => {
       await create(n, { resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code }] }, subject: { reference: `Patient/${ids.p}`, display: 'Rosalind Deidfamily' }, effectiveDateTime: '2020-03-04T10:11:12Z' });
     }
     await create('v', { resourceType: 'Observation', status: 'final', meta: { security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'V' }] }, code: { coding: [{ system: 'http://loinc.org', code: 'deid-a' }] }, subject: { reference: `Patient/${ids.p}` } });
+    await create('spec', { resourceType: 'Specimen', accessionIdentifier: { system: 'urn:lab', value: 'ACC-4711' }, subject: { reference: `Patient/${ids.p}` } });
     researcher = await t.auth('researcher', 'user/*.rs');
   });
   const get = (path: string) => call(`${t.base}/${path}`, { headers: researcher });
@@ -77,6 +78,13 @@ describe('de-identified view (researcher)', () => {
       assert.equal(r.status, 403, `${q}: ${r.text}`);
       assert.equal(r.body.resourceType, 'OperationOutcome');
     }
+  });
+
+  test('identifiers under any name are removed, and cannot be searched', async () => {
+    const r = await get(`Specimen?_count=10`);
+    assert.equal(r.status, 200, r.text);
+    assert.ok(!r.text.includes('ACC-4711'), r.text);
+    assert.equal((await get('Specimen?accession=ACC-4711')).status, 403);
   });
 
   test('only reads and type searches are served on the view', async () => {

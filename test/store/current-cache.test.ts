@@ -42,7 +42,7 @@ test("CurrentCache: this store's own commit empties it at once, within the turn"
   const cache = new CurrentCache(statement, 1 << 20);
   cache.get('Patient', 'a');
   cache.set(stored('a'));
-  cache.invalidate();
+  cache.invalidate(false);
   assert.equal(cache.get('Patient', 'a'), undefined);
 });
 

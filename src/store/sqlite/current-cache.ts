@@ -69,9 +69,13 @@ export class CurrentCache {
     this.bytes += size;
   }
 
-  /** This store committed: what was cached is forgotten, and the file's new version is its own doing. */
-  invalidate(): void {
+  /**
+   * This store committed: what was cached is forgotten, and the file's new version is taken as its
+   * own doing, unless `others` says another process committed too since the last commit.
+   */
+  invalidate(others: boolean): void {
     this.clear();
+    if (others) this.outside++;
     this.version = this.dataVersion.get();
     this.checkedThisTurn = false;
   }

@@ -68,8 +68,13 @@ export class SqliteStore implements Store {
     this.cache = new CurrentCache(this.reader.prepare('PRAGMA data_version').pluck(), 32 * 1024 * 1024);
     this.walSync = new WalSync(options.path);
     // Called as each commit lands: the cache forgets, then the commit is made durable.
+    // The writer's own data_version moves only with other connections' commits: another process's.
+    const writerDataVersion = this.writer.prepare('PRAGMA data_version').pluck();
+    let writerVersion = writerDataVersion.get();
     this.queue = new WriteQueue(this.writer, () => {
-      this.cache.invalidate();
+      const now = writerDataVersion.get();
+      this.cache.invalidate(now !== writerVersion);
+      writerVersion = now;
       for (const type of this.tx.written) this.commitsByType.set(type, (this.commitsByType.get(type) ?? 0) + 1);
       this.tx.written.clear();
       return this.walSync.sync();
@@ -114,7 +119,7 @@ export class SqliteStore implements Store {
     // until it is done (it is synchronous).
     await this.queue.run(async () => undefined);
     const n = rebuildSearchIndex(this.writer);
-    this.cache.invalidate();
+    this.cache.invalidate(true);
     return n;
   }
 
