@@ -2,6 +2,7 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { call, patient } from '../rest/server.ts';
 import { useIssuerServer, type IssuerServer } from '../auth/external-issuer.ts';
+import { seeder } from '../auth/seeder.ts';
 
 /**
  * The Consent rule against a live server: active patient-privacy Consents withhold records by
@@ -26,14 +27,8 @@ function consent(p: string, provision: Record<string, unknown>, extra: Record<st
 }
 
 async function seed(t: IssuerServer): Promise<Record<string, string>> {
-  const headers = await t.auth('system');
-  const ids: Record<string, string> = {};
-  const create = async (name: string, body: Record<string, unknown>) => {
-    const r = await call(`${t.base}/${body.resourceType}`, { method: 'POST', headers, json: body });
-    assert.equal(r.status, 201, r.text);
-    ids[name] = r.body.id;
-    return r.body.id as string;
-  };
+  const { ids, create: createRef } = await seeder(t);
+  const create = async (name: string, body: Record<string, unknown>) => (await createRef(name, body)).split('/')[1];
   // Both physicians are every patient's GPs: only consents make a difference.
   for (const p of ['free', 'actor', 'cls', 'label', 'only', 'past', 'inactive', 'optout']) {
     const id = await create(p, patient(`Cons${p}`, { generalPractitioner: [{ reference: d1 }, { reference: d2 }] }));

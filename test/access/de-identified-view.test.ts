@@ -2,6 +2,7 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { call } from '../rest/server.ts';
 import { useIssuerServer } from '../auth/external-issuer.ts';
+import { seeder } from '../auth/seeder.ts';
 
 /** Researchers get the Safe Harbor de-identified view, end to end: reads, cohort searches, counts, includes. */
 describe('de-identified view (researcher)', () => {
@@ -14,11 +15,10 @@ describe('de-identified view (researcher)', () => {
     telecom: [{ system: 'phone', value: '555-867-5309' }], address: [{ line: ['12 Hidden Lane'], city: 'Smalltown', state: 'MA', postalCode: '02139' }],
   };
   before(async () => {
-    const system = await t.auth('system');
+    const seeded = await seeder(t);
     const create = async (name: string, body: Record<string, unknown>) => {
-      const r = await call(`${t.base}/${body.resourceType}`, { method: 'POST', headers: system, json: body });
-      assert.equal(r.status, 201, r.text);
-      ids[name] = r.body.id;
+      await seeded.create(name, body);
+      ids[name] = seeded.ids[name];
     };
     await create('p', person);
     for (const [n, code] of [['o1', 'deid-a'], ['o2', 'deid-a'], ['o3', 'deid-b']]) {

@@ -1,6 +1,6 @@
-import assert from 'node:assert/strict';
-import { call, patient, type Reply } from '../rest/server.ts';
+import { patient, type Reply } from '../rest/server.ts';
 import type { IssuerServer } from '../auth/external-issuer.ts';
+import { seeder } from '../auth/seeder.ts';
 
 /**
  * The world the leakage suite probes. A physician (Practitioner "Leakdoc") is the GP of Alpha,
@@ -20,14 +20,7 @@ export interface World {
 }
 
 export async function seedWorld(t: IssuerServer): Promise<World> {
-  const headers = await t.auth('system');
-  const id: Record<string, string> = {};
-  const create = async (name: string, body: Record<string, unknown>): Promise<string> => {
-    const r = await call(`${t.base}/${body.resourceType}`, { method: 'POST', headers, json: body });
-    assert.equal(r.status, 201, r.text);
-    id[name] = r.body.id;
-    return `${body.resourceType}/${r.body.id}`;
-  };
+  const { ids: id, create } = await seeder(t);
   const docRef = await create('doc', { resourceType: 'Practitioner', name: [{ family: 'Leakdoc' }] });
   const gpB = await create('gpB', { resourceType: 'Practitioner', name: [{ family: 'Leakgpbravo' }] });
   const gp = [{ reference: docRef }];
@@ -43,7 +36,7 @@ export async function seedWorld(t: IssuerServer): Promise<World> {
     identifier: [{ system: IDSYS, value: 'B-1' }], generalPractitioner: [{ reference: gpB }],
     telecom: [{ system: 'phone', value: '555-0202' }], address: [{ city: 'Bravotown' }],
   }));
-  const M = await create('M', patient('Leakmike', { identifier: [{ system: IDSYS, value: 'M-1' }], generalPractitioner: gp }));
+  await create('M', patient('Leakmike', { identifier: [{ system: IDSYS, value: 'M-1' }], generalPractitioner: gp }));
   const V = await create('V', patient('Leakvictor', { identifier: [{ system: IDSYS, value: 'V-1' }], generalPractitioner: gp, meta: { security: [conf('V')] } }));
   // Nobody's patients: targets of the self-made relationship probes.
   await create('E', patient('Leakecho', { identifier: [{ system: IDSYS, value: 'E-1' }] }));
@@ -116,14 +109,7 @@ export interface ConsentWorld {
  * Observations, so includes and chains can reach what the Consents withhold.
  */
 export async function seedConsentWorld(t: IssuerServer): Promise<ConsentWorld> {
-  const headers = await t.auth('system');
-  const id: Record<string, string> = {};
-  const create = async (name: string, body: Record<string, unknown>): Promise<string> => {
-    const r = await call(`${t.base}/${body.resourceType}`, { method: 'POST', headers, json: body });
-    assert.equal(r.status, 201, r.text);
-    id[name] = r.body.id;
-    return `${body.resourceType}/${r.body.id}`;
-  };
+  const { ids: id, create } = await seeder(t);
   const doc = await create('doc', { resourceType: 'Practitioner', name: [{ family: 'Consdoc' }] });
   const doc2 = await create('doc2', { resourceType: 'Practitioner', name: [{ family: 'Consdoctwo' }] });
   const gpC = await create('perfC', { resourceType: 'Practitioner', name: [{ family: 'Consperformer' }] });
@@ -164,14 +150,7 @@ export const RES = {
  * deleted by the suite. Real ids are what the researcher must never learn or use.
  */
 export async function seedResearchWorld(t: IssuerServer): Promise<{ id: Record<string, string> }> {
-  const headers = await t.auth('system');
-  const id: Record<string, string> = {};
-  const create = async (name: string, body: Record<string, unknown>): Promise<string> => {
-    const r = await call(`${t.base}/${body.resourceType}`, { method: 'POST', headers, json: body });
-    assert.equal(r.status, 201, r.text);
-    id[name] = r.body.id;
-    return `${body.resourceType}/${r.body.id}`;
-  };
+  const { ids: id, create } = await seeder(t);
   const person = (family: string, given: string, birthDate: string, city: string, postalCode: string, ssn: string, phone: string) => ({
     resourceType: 'Patient', gender: 'female', birthDate, name: [{ family, given: [given] }],
     identifier: [{ system: 'http://hl7.org/fhir/sid/us-ssn', value: ssn }], telecom: [{ system: 'phone', value: phone }],

@@ -2,19 +2,13 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { call, patient } from '../rest/server.ts';
 import { useIssuerServer, type IssuerServer } from './external-issuer.ts';
+import { seeder } from './seeder.ts';
 
 /** The relationship rule: clinicians reach only the records of patients they care for. */
 const d1 = { fhirUser: 'Practitioner/d1' };
 
 async function seed(t: IssuerServer): Promise<Record<string, string>> {
-  const headers = await t.auth('system');
-  const ids: Record<string, string> = {};
-  const create = async (name: string, body: Record<string, unknown>) => {
-    const r = await call(`${t.base}/${body.resourceType}`, { method: 'POST', headers, json: body });
-    assert.equal(r.status, 201, r.text);
-    ids[name] = r.body.id;
-    return `${body.resourceType}/${r.body.id}`;
-  };
+  const { ids, create } = await seeder(t);
   await create('gp', patient('Relgp', { generalPractitioner: [{ reference: 'Practitioner/d1' }] }));
   const team = await create('team', patient('Relteam'));
   const enc = await create('enc', patient('Relenc'));

@@ -2,6 +2,7 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { call, patient } from './server.ts';
 import { useIssuerServer } from '../auth/external-issuer.ts';
+import { seeder } from '../auth/seeder.ts';
 
 /** Patient/[id]/$everything: the record, paged, under every access rule. */
 describe('Patient/$everything', () => {
@@ -10,10 +11,10 @@ describe('Patient/$everything', () => {
   let system: Record<string, string>;
   before(async () => {
     system = await t.auth('system');
+    const seeded = await seeder(t);
     const create = async (name: string, body: Record<string, unknown>) => {
-      const r = await call(`${t.base}/${body.resourceType}`, { method: 'POST', headers: system, json: body });
-      assert.equal(r.status, 201, r.text);
-      ids[name] = r.body.id;
+      await seeded.create(name, body);
+      ids[name] = seeded.ids[name];
     };
     await create('doc', { resourceType: 'Practitioner', name: [{ family: 'Everydoc' }] });
     await create('p', patient('Everyone', { generalPractitioner: [{ reference: 'Practitioner/ev-d1' }] }));
