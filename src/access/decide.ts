@@ -76,7 +76,7 @@ export function decide(principal: Principal, interaction: Interaction, now: numb
   const relationship = relationshipObligation(principal);
   if (relationship) obligations.relationship = relationship;
   const cleared = labelsAboveClearance(principal);
-  const hidden = cleared || context.hiddenLabels.length > 0 ? [...(cleared ?? []), ...context.hiddenLabels] : undefined;
+  const hidden = context.hiddenLabels.length > 0 ? [...(cleared ?? []), ...context.hiddenLabels] : cleared;
   if (hidden) obligations.hiddenLabels = hidden;
   if (consents.length > 0) {
     const consent = consentObligationFor(consents, principal, now);

@@ -47,7 +47,16 @@ export interface LabelCode {
 /** The labels above the principal's clearance, which resources must not carry to be visible; undefined: no restriction. */
 export function labelsAboveClearance(principal: Principal, clearances: Record<string, Clearance> = defaultClearances): LabelCode[] | undefined {
   if (principal.kind === 'anonymous-local') return undefined;
-  const clearance = clearances[principal.role];
+  // The same for every request of a role: computed once (and the same array each time).
+  let byRole = computed.get(clearances);
+  if (!byRole) computed.set(clearances, (byRole = new Map()));
+  if (!byRole.has(principal.role)) byRole.set(principal.role, aboveClearance(clearances[principal.role]));
+  return byRole.get(principal.role);
+}
+
+const computed = new WeakMap<Record<string, Clearance>, Map<string, LabelCode[] | undefined>>();
+
+function aboveClearance(clearance: Clearance | undefined): LabelCode[] | undefined {
   if (!clearance) return [...levels.map((code) => ({ system: confidentialitySystem, code })), ...sensitivities.map((code) => ({ system: sensitivitySystem, code }))];
   const above = levels.slice(levels.indexOf(clearance.confidentiality) + 1).map((code) => ({ system: confidentialitySystem, code }));
   const hidden = clearance.sensitivities === '*' ? [] : sensitivities.filter((s) => !(clearance.sensitivities as readonly string[]).includes(s)).map((code) => ({ system: sensitivitySystem, code }));

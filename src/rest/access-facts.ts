@@ -25,6 +25,7 @@ export class AccessFacts {
   private relatedGeneration = -1;
   private consentGeneration = -1;
   private related = new Map<string, Promise<ReadonlySet<string> | undefined>>();
+  private relatedKnown = new Map<string, { patients: ReadonlySet<string> | undefined }>();
   private resources = new Map<string, { versionId: string; facts: ResourceFacts }>();
   private consents: Promise<readonly ConsentPolicy[]> | undefined;
   private consentsLoaded: readonly ConsentPolicy[] | undefined;
@@ -37,16 +38,24 @@ export class AccessFacts {
    * The patients a clinician is related to now (by the kinds of the obligation); undefined when
    * they are too many to carry as a list (the query then joins as before).
    */
-  relatedPatients(r: RelationshipObligation, criterion: SearchCriterion): Promise<ReadonlySet<string> | undefined> {
+  relatedPatients(r: RelationshipObligation, criterion: SearchCriterion): ReadonlySet<string> | undefined | Promise<ReadonlySet<string> | undefined> {
     this.syncRelated();
     const key = `${r.practitioner ?? ''}|${r.kinds.join(',')}`;
+    // Known already: answered without a turn of the microtask queue.
+    const known = this.relatedKnown.get(key);
+    if (known) return known.patients;
     let found = this.related.get(key);
     if (!found) {
       if (this.related.size >= 1000) this.related.delete(this.related.keys().next().value!);
+      const generation = this.relatedGeneration;
       found = this.findRelated(criterion);
       this.related.set(key, found);
-      // A failed lookup is not remembered.
-      found.catch(() => this.related.delete(key));
+      found.then((patients) => {
+        if (this.relatedGeneration === generation && this.related.get(key) === found) {
+          if (this.relatedKnown.size >= 1000) this.relatedKnown.delete(this.relatedKnown.keys().next().value!);
+          this.relatedKnown.set(key, { patients });
+        }
+      }, () => this.related.delete(key));
     }
     return found;
   }
@@ -88,6 +97,7 @@ export class AccessFacts {
     if (g === this.relatedGeneration) return;
     this.relatedGeneration = g;
     if (this.related.size > 0) this.related = new Map();
+    if (this.relatedKnown.size > 0) this.relatedKnown = new Map();
   }
 
   private syncConsents(): void {

@@ -480,7 +480,8 @@ class ConfinedReader implements StoreReader {
     const r = await this.inner.read(resourceType, id);
     if (!r || r.deleted || r.json === undefined) return undefined;
     if (this.facts) {
-      const confinement = await this.withFacts(this.facts);
+      const pending = this.withFacts(this.facts);
+      const confinement = pending instanceof Promise ? await pending : pending;
       const admitted = confinement.admitsFacts(resourceType, this.facts.of(r as StoredResource & { json: string }));
       if (admitted !== undefined) return admitted ? r : undefined;
     }
@@ -488,11 +489,12 @@ class ConfinedReader implements StoreReader {
   }
 
   /** The confinement with the clinician's patients as a list, when they are few enough to be one. */
-  private async withFacts(facts: AccessFacts): Promise<Confinement> {
+  private withFacts(facts: AccessFacts): Confinement | Promise<Confinement> {
     const r = this.confinement.relationship;
     if (!r) return this.confinement;
-    const patients = await facts.relatedPatients(r, relationshipCriterion(r));
-    return patients ? this.confinement.withRelated(patients) : this.confinement;
+    const patients = facts.relatedPatients(r, relationshipCriterion(r));
+    const confined = (known: ReadonlySet<string> | undefined) => (known ? this.confinement.withRelated(known) : this.confinement);
+    return patients instanceof Promise ? patients.then(confined) : confined(patients);
   }
 
   /**
@@ -535,7 +537,8 @@ class ConfinedReader implements StoreReader {
   }
 
   async search(request: SearchRequest): Promise<SearchResult> {
-    const confinement = this.facts ? await this.withFacts(this.facts) : this.confinement;
+    const pending = this.facts ? this.withFacts(this.facts) : this.confinement;
+    const confinement = pending instanceof Promise ? await pending : pending;
     const constrained = confinement.constrain(request);
     // A granular scope may itself use :in / :below (looked up unconfined: definitions, not records).
     await resolveTerminology(constrained, this.inner);
