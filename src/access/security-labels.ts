@@ -1,4 +1,5 @@
 import type { Principal } from '../auth/principal.ts';
+import { confidentialityCodes, confidentialitySystem, sensitivityCodes, sensitivitySystem } from '../fhir/security-label-bits.ts';
 
 /**
  * Security labels rule: resources carry confidentiality (`meta.security` from v3-Confidentiality:
@@ -7,14 +8,13 @@ import type { Principal } from '../auth/principal.ts';
  * left out in the query itself (reads answer 404, searches and their totals do not count it).
  * Resources without a confidentiality label count as N.
  */
-export const confidentialitySystem = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
-export const sensitivitySystem = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
+export { confidentialitySystem, sensitivitySystem };
 
-const levels = ['U', 'L', 'M', 'N', 'R', 'V'] as const;
+const levels = confidentialityCodes;
 export type Confidentiality = (typeof levels)[number];
 
 /** The sensitivity codes this rule knows (HL7 v3 ActCode, the _InformationSensitivityPolicy branch used by the DS4P profile). */
-export const sensitivities = ['HIV', 'PSY', 'SUD', 'ETH', 'SEX', 'STD', 'SDV', 'GDIS', 'BH', 'DEMO'] as const;
+export const sensitivities = sensitivityCodes;
 
 export interface Clearance {
   confidentiality: Confidentiality;

@@ -106,6 +106,11 @@ export const migrations: string[] = [
   DROP INDEX search_quantity_lo; CREATE INDEX search_quantity_lo ON search_quantity (pid, lo, rid);
   DROP INDEX search_uri_value; CREATE INDEX search_uri_value ON search_uri (pid, uri, rid);
   `,
+  // 7: the known security labels of each resource as bits (fhir/security-label-bits.ts), so a
+  // search held to a clearance tests the row itself. Filled in by the re-index of index_version 6.
+  `
+  ALTER TABLE resources ADD COLUMN security INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 /** Brings the file to the current schema; returns the version it was at before. */

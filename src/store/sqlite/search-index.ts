@@ -1,4 +1,5 @@
 import type { Db } from './open.ts';
+import { securityMask } from '../../fhir/security-label-bits.ts';
 import type { Statement } from './statements.ts';
 import type { Resource } from '../../fhir/types.ts';
 import { extractIndexRows, type IndexRows } from '../../fhir/search/extract.ts';
@@ -25,6 +26,8 @@ interface IndexStatements {
   deleteAll: Statement[];
   deleteText: Statement;
   text: Statement;
+  /** The row's known security labels (migration 7). */
+  security: Statement;
   insert: Record<RowKind, Statement>;
   deleteOne: Record<RowKind, Statement>;
 }
@@ -45,6 +48,7 @@ function statements(db: Db): IndexStatements {
     s = {
       deleteAll: tables.map((t) => db.prepare(`DELETE FROM ${t} WHERE rid = ?`)),
       deleteText: db.prepare('DELETE FROM search_text WHERE rowid = ?'),
+      security: db.prepare('UPDATE resources SET security = ? WHERE rid = ?'),
       text: db.prepare('INSERT INTO search_text (rowid, narrative, content) VALUES (?, ?, ?)'),
       insert,
       deleteOne,
@@ -63,6 +67,8 @@ function statements(db: Db): IndexStatements {
  */
 export function writeIndexRows(db: Db, rid: number, resource: Resource | undefined, isNew = false, previous?: Resource): void {
   const s = statements(db);
+  const mask = resource ? securityMask(resource) : 0;
+  if (mask !== (previous ? securityMask(previous) : 0) || (isNew && !previous && mask !== 0)) s.security.run(mask, rid);
   if (previous && resource) {
     replaceChangedRows(s, rid, extractIndexRows(previous), extractIndexRows(resource));
     const [oldNarrative, oldContent] = [narrativeText(previous), contentText(previous)];
@@ -107,7 +113,7 @@ function replaceChangedRows(s: IndexStatements, rid: number, before: IndexRows, 
  * indexed before the current version are indexed again. Recorded in store_meta, and only once a
  * rebuild has finished, so a rebuild cut short (a crash, a kill) is started again on next open.
  */
-export const indexVersion = 5;
+export const indexVersion = 6;
 
 export function ensureSearchIndex(db: Db): number | undefined {
   const row = db.prepare(`SELECT value FROM store_meta WHERE key = 'index_version'`).get() as { value: string } | undefined;
@@ -139,6 +145,7 @@ export function rebuildSearchIndex(db: Db, batch = 2000): number {
   db.transaction(() => {
     db.prepare(`DELETE FROM store_meta WHERE key = 'index_version'`).run();
     for (const t of tables) db.exec(`DELETE FROM ${t}`);
+    db.exec('UPDATE resources SET security = 0 WHERE security <> 0');
     db.exec(`INSERT INTO search_text (search_text) VALUES ('delete-all')`);
   })();
   let n = 0;

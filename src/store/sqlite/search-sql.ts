@@ -4,6 +4,7 @@ import type {
 import { componentKeys, compositeUnionOf, ofTypeKeys, paramKey, paramKeys, searchParam } from '../../fhir/search/params.ts';
 import { normalizeText, prefixEnd } from '../../fhir/search/normalize.ts';
 import { frag, join, type Frag } from './sql-frag.ts';
+import { labelBit } from '../../fhir/security-label-bits.ts';
 import { keysetCondition, type Cursor } from './search-cursor.ts';
 
 /**
@@ -23,6 +24,17 @@ export function setTable(ids: ReadonlySet<string>): string {
   let name = setTables.get(ids);
   if (!name) setTables.set(ids, (name = `bastion_set_${++setTablesNamed}`));
   return name;
+}
+
+/** The bits of the labels, when every one is a known label given with its system. */
+function knownLabelMask(values: readonly TokenValue[]): number | undefined {
+  let mask = 0;
+  for (const v of values) {
+    const bit = labelBit(v.system, v.code);
+    if (bit === undefined) return undefined;
+    mask |= bit;
+  }
+  return mask;
 }
 
 /** OR of the parts, leaving out those that can never hold (a constraint for types a query does not touch). */
@@ -213,6 +225,11 @@ export function criterionSql(c: SearchCriterion, types: readonly string[], alias
 
 function criterionIn(c: SearchCriterion, scope: Scope): Frag {
   const { alias } = scope;
+  // "Carries none of these labels" (a clearance): a test of the row's label bits, when all are known ones.
+  if (c.kind === 'token' && c.code === '_security' && c.negate) {
+    const mask = knownLabelMask(c.values);
+    if (mask !== undefined) return frag(`(${alias}.security & ?) = 0`, mask);
+  }
   const lookup = lookupOf(c, scope.types);
   if (lookup) return lookupSql(scope, lookup);
   switch (c.kind) {
