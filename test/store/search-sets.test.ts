@@ -1,20 +1,11 @@
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+import { useTempStore } from './temp-store.ts';
 import type { SearchRequest } from '../../src/fhir/search/types.ts';
 
 /** In-set criteria (a clinician's patients, a consent's patients) held as temporary tables. */
 describe('in-set criteria (SQLite)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bastion-sets-'));
-  const store = new SqliteStore({ path: join(dir, 'b.db'), key: randomBytes(32) });
-  after(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const store = useTempStore('bastion-sets-');
   const request = (sets: ReadonlySet<string>[]): SearchRequest => ({
     resourceTypes: ['Patient'], criteria: [], sort: [], count: 100, offset: 0, total: 'accurate', include: [], revinclude: [],
     constraints: sets.map((ids) => ({ anyOf: [{ kind: 'in-set', code: '_id', ids }] })),

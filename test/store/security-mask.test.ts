@@ -1,21 +1,12 @@
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+import { useTempStore } from './temp-store.ts';
 import type { SearchRequest } from '../../src/fhir/search/types.ts';
 import type { Resource } from '../../src/fhir/types.ts';
 
 /** `_security:not` on known labels is answered from the row's label bits: they must follow every write. */
 describe('label bits (SQLite)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bastion-mask-'));
-  const store = new SqliteStore({ path: join(dir, 'b.db'), key: randomBytes(32) });
-  after(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const store = useTempStore('bastion-mask-');
   const conf = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
   const obs = (id: string, codes: string[]): Resource & { id: string } => ({ resourceType: 'Observation', id, status: 'final', code: { text: 'mask' }, meta: { security: codes.map((code) => ({ system: conf, code })) } } as Resource & { id: string });
   const visible = async (): Promise<string[]> => {
