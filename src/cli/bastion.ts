@@ -5,6 +5,7 @@ import { importCommand } from './import.ts';
 import { reindexCommand } from './reindex.ts';
 import { usersCommand } from './users.ts';
 import { clientsCommand } from './clients.ts';
+import { auditCommand } from './audit.ts';
 
 const help = `Usage: bastion <command> [options]
 
@@ -14,12 +15,13 @@ Commands:
   reindex   rebuild the search index from the stored resources
   users     add users who sign in to apps (users add)
   clients   register client applications (clients add)
+  audit     check the audit trail's hash chain (audit verify)
 
 Run 'bastion <command> --help' for a command's options.
 `;
 
 const commands: Record<string, (args: string[]) => Promise<void>> = {
-  serve, import: importCommand, reindex: reindexCommand, users: usersCommand, clients: clientsCommand,
+  serve, import: importCommand, reindex: reindexCommand, users: usersCommand, clients: clientsCommand, audit: auditCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

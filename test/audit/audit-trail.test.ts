@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config/config.ts';
 import { startServer } from '../../src/main.ts';
 import { auditEventsIn } from './audit-file.ts';
+import { verifyAuditFile } from '../../src/cli/audit.ts';
 import { validateResource } from '../../src/fhir/validation/validate.ts';
 
 test('every interaction, successful or not, leaves an AuditEvent without clinical content', async () => {
@@ -29,7 +30,9 @@ test('every interaction, successful or not, leaves an AuditEvent without clinica
   await server.close();
 
   const events = auditEventsIn(dir);
+  const chain = verifyAuditFile(dir);
   rmSync(dir, { recursive: true, force: true });
+  assert.ok(chain.ok && chain.count === events.length, `the server's own trail is one unbroken chain: ${JSON.stringify(chain)}`);
 
   const tx = events.splice(4);
   assert.equal(events.length, 4);

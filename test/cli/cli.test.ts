@@ -12,7 +12,7 @@ const runWith = (env: Record<string, string>, ...args: string[]) =>
 const run = (...args: string[]) => runWith({}, ...args);
 
 test('every subcommand has --help', () => {
-  for (const cmd of [[], ['serve'], ['import'], ['reindex'], ['users'], ['clients']]) {
+  for (const cmd of [[], ['serve'], ['import'], ['reindex'], ['users'], ['clients'], ['audit'], ['audit', 'verify']]) {
     const r = run(...cmd, '--help');
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /Usage: bastion/);

@@ -1,5 +1,6 @@
 import type { Db } from './open.ts';
 import { migrate } from './migrations.ts';
+import { chainHash, genesis } from '../../crypto/hash-chain.ts';
 
 /**
  * The audit file's schema (its own file beside the store: see audit-writer.ts). Append-only is
@@ -15,7 +16,47 @@ export const auditMigrations: string[] = [
   CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
   CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
   `,
+  // 2: the hash chain (src/audit/audit-chain.ts): each record's hash, in a table as append-only as
+  // the log. Records from before it are chained once, in order, on open (chainExisting).
+  `
+  CREATE TABLE audit_chain (
+    seq INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL
+  );
+  CREATE TRIGGER audit_chain_no_update BEFORE UPDATE ON audit_chain BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+  CREATE TRIGGER audit_chain_no_delete BEFORE DELETE ON audit_chain BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+  `,
 ];
+
+/** Chains the records that have no hash yet (those from before the chain), in order, after the last chained one. */
+export function chainExisting(db: Db): number {
+  const last = db.prepare<[], { seq: number; hash: Buffer }>('SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1').get();
+  const rows = db.prepare<[number], { seq: number; recorded: string; event: string }>('SELECT seq, recorded, event FROM audit_log WHERE seq > ? ORDER BY seq').all(last?.seq ?? 0);
+  if (rows.length === 0) return 0;
+  const insert = db.prepare('INSERT INTO audit_chain (seq, hash) VALUES (?, ?)');
+  let previous: Buffer = last?.hash ?? genesis;
+  db.transaction(() => {
+    for (const r of rows) {
+      previous = chainHash(previous, r.recorded, r.event);
+      insert.run(r.seq, previous);
+    }
+  })();
+  return rows.length;
+}
+
+/** One record with its link, as the chain's verifier reads it. */
+export interface ChainedRecord {
+  seq: number;
+  recorded: string;
+  event: string;
+  hash: Buffer | null;
+}
+
+/** The whole log with its links, in order (for audit/audit-chain.ts verifyChain). */
+export function* chainRows(db: Db): Generator<ChainedRecord> {
+  const rows = db.prepare<[], ChainedRecord>('SELECT l.seq AS seq, l.recorded AS recorded, l.event AS event, c.hash AS hash FROM audit_log l LEFT JOIN audit_chain c ON c.seq = l.seq ORDER BY l.seq');
+  yield* rows.iterate();
+}
 
 export function migrateAudit(db: Db): number {
   return migrate(db, auditMigrations, 'audit file');

@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { openEncrypted } from './open.ts';
+import { chainHash, genesis } from '../../crypto/hash-chain.ts';
 
 interface AuditWorkerData {
   path: string;
@@ -20,8 +21,17 @@ export interface AppendMessage {
 const { path, key } = workerData as AuditWorkerData;
 const db = openEncrypted(path, Buffer.from(key));
 const insert = db.prepare<[string, string]>('INSERT INTO audit_log (recorded, event) VALUES (?, ?)');
-const appendAll = db.transaction((records: [string, string][]) => {
-  for (const [recorded, event] of records) insert.run(recorded, event);
+const link = db.prepare<[number, Buffer]>('INSERT INTO audit_chain (seq, hash) VALUES (?, ?)');
+// The chain goes on from the last link in the file (the store chained any older records on open).
+let head: Buffer = (db.prepare('SELECT hash FROM audit_chain ORDER BY seq DESC LIMIT 1').pluck().get() as Buffer | undefined) ?? genesis;
+const appendAll = db.transaction((records: [string, string][]): Buffer => {
+  let previous = head;
+  for (const [recorded, event] of records) {
+    const seq = Number(insert.run(recorded, event).lastInsertRowid);
+    previous = chainHash(previous, recorded, event);
+    link.run(seq, previous);
+  }
+  return previous;
 });
 
 parentPort!.on('message', (message: AppendMessage | 'stop') => {
@@ -31,7 +41,8 @@ parentPort!.on('message', (message: AppendMessage | 'stop') => {
     return;
   }
   try {
-    appendAll(message.records);
+    // The head moves on only once the batch is committed.
+    head = appendAll(message.records);
     parentPort!.postMessage({ id: message.id });
   } catch (err) {
     parentPort!.postMessage({ id: message.id, error: (err as { code?: string }).code ?? (err as Error).message });

@@ -13,7 +13,7 @@ import { WriteQueue } from './write-queue.ts';
 import { WalSync } from './wal-sync.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { AuditWriter } from './audit-writer.ts';
-import { adoptLegacyAudit, migrateAudit } from './audit-schema.ts';
+import { adoptLegacyAudit, chainExisting, migrateAudit } from './audit-schema.ts';
 import { CurrentCache } from './current-cache.ts';
 import { indexResource, searchResources } from './search.ts';
 import { ensureSearchIndex, rebuildSearchIndex } from './search-index.ts';
@@ -62,6 +62,7 @@ export class SqliteStore implements Store {
     this.auditReader = openEncrypted(auditPath, options.key);
     migrateAudit(this.auditReader);
     adoptLegacyAudit(this.writer, this.auditReader);
+    chainExisting(this.auditReader);
     this.auditWriter = new AuditWriter(auditPath, options.key);
     this.reader = openEncrypted(options.path, options.key);
     this.readerSql = prepareStatements(this.reader);

@@ -1,0 +1,54 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../config/config.ts';
+import { storeKeyOf } from '../main.ts';
+import { openEncrypted } from '../store/sqlite/open.ts';
+import { chainRows } from '../store/sqlite/audit-schema.ts';
+import { verifyChain, type ChainVerdict } from '../audit/audit-chain.ts';
+import { parse, UsageError } from './args.ts';
+
+export const auditHelp = `Usage: bastion audit verify [options]
+
+Checks the audit trail's hash chain from its first record to its last and reports the first
+record that was modified, deleted, inserted or reordered. Exit status 0: intact; 1: broken.
+It reads the audit file only, so it may run while the server does.
+
+Options:
+  --data-dir <dir>     data directory (BASTION_DATA_DIR; default ./data)
+  --config <file>      JSON config file (BASTION_CONFIG)
+  -h, --help           this help
+`;
+
+export async function auditCommand(args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub === undefined || sub === '--help' || sub === '-h') {
+    process.stdout.write(auditHelp);
+    if (sub === undefined) throw new UsageError('name a subcommand: verify');
+    return;
+  }
+  if (sub !== 'verify') throw new UsageError(`unknown subcommand "${sub}" (verify)`);
+  const { values } = parse(rest, { 'data-dir': { type: 'string' }, config: { type: 'string' } });
+  if (values.help) {
+    process.stdout.write(auditHelp);
+    return;
+  }
+  const config = loadConfig({ dataDir: values['data-dir'] as string | undefined }, process.env, values.config as string | undefined);
+  const verdict = verifyAuditFile(config.dataDir);
+  if (verdict.ok) {
+    process.stdout.write(`audit chain intact: ${verdict.count.toLocaleString('en-US')} records, head ${verdict.head}\n`);
+    return;
+  }
+  throw new Error(`audit chain broken at record ${verdict.seq} (${verdict.problem}: ${verdict.detail}); the ${verdict.count.toLocaleString('en-US')} records before it are intact`);
+}
+
+/** The verdict on the data dir's audit file. */
+export function verifyAuditFile(dataDir: string): ChainVerdict {
+  const path = join(dataDir, 'bastion-audit.db');
+  if (!existsSync(path)) throw new Error(`no audit file in ${dataDir}`);
+  const db = openEncrypted(path, storeKeyOf(dataDir));
+  try {
+    return verifyChain(chainRows(db));
+  } finally {
+    db.close();
+  }
+}
