@@ -14,6 +14,9 @@ import { configureAccessContext } from './access/context.ts';
 import { configureMasks } from './access/minimum-necessary.ts';
 import type { AuthStore } from './store/auth-store.ts';
 import { Alerts } from './monitor/alerts.ts';
+import { AuditCheckpoints } from './audit/checkpoints.ts';
+import { loadOrCreateSigningKeys } from './auth/signing-keys.ts';
+import type { JWK } from 'jose';
 
 export interface Server {
   app: App;
@@ -43,6 +46,13 @@ export function storeKeyOf(dataDir: string): Buffer {
   return loadOrCreateStoreKey(join(dataDir, 'store.key'));
 }
 
+/** The key the audit chain's checkpoints are signed with (ES256), created with the data dir. */
+export async function auditSigningKey(dataDir: string, which: 'private' | 'public' = 'private'): Promise<JWK> {
+  const keys = await loadOrCreateSigningKeys(join(dataDir, 'audit-signing-keys.json'));
+  const set = which === 'private' ? keys.privateJwks : keys.publicJwks;
+  return set.keys.find((k) => k.alg === 'ES256')!;
+}
+
 /** The composition root: config -> store -> HTTP app -> listening server. */
 export async function startServer(config: Config, options: { logger?: boolean | Record<string, unknown> } = {}): Promise<Server> {
   if (config.auth.mode === 'off') assertLoopback(config.host);
@@ -70,6 +80,8 @@ export async function startServer(config: Config, options: { logger?: boolean | 
   }
   const pseudonymKey = hkdfSync('sha256', storeKeyOf(config.dataDir), Buffer.alloc(0), 'bastion de-identified view pseudonyms', 32);
   const app = buildApp({ config, store, authenticator: auth.authenticator, logger: options.logger ?? false, pseudonymKey: Buffer.from(pseudonymKey) });
+  const checkpoints = new AuditCheckpoints(store, await auditSigningKey(config.dataDir), config.auditCheckpointFile);
+  checkpoints.start(config.auditCheckpointSeconds, (err) => process.emitWarning(`audit checkpoint failed: ${(err as Error)?.name ?? 'error'}`));
   auth.register(app.fastify, store, app.audit);
   let url: string;
   try {
@@ -95,6 +107,8 @@ export async function startServer(config: Config, options: { logger?: boolean | 
     alerts,
     async close() {
       await app.fastify.close();
+      // The trail's last records are flushed by now: the head they end in is signed before closing.
+      await checkpoints.stop();
       await alerts.flush();
       await auth.close();
       await store.close();

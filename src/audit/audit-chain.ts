@@ -14,7 +14,7 @@ export interface ChainRow {
   hash: Buffer | null;
 }
 
-export type ChainProblem = 'modified' | 'deleted' | 'inserted' | 'reordered';
+export type ChainProblem = 'modified' | 'deleted' | 'inserted' | 'reordered' | 'truncated' | 'rewritten' | 'forged-checkpoint';
 
 export type ChainVerdict =
   | { ok: true; count: number; head: string }

@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../config/config.ts';
-import { storeKeyOf } from '../main.ts';
+import { auditSigningKey, storeKeyOf } from '../main.ts';
 import { openEncrypted } from '../store/sqlite/open.ts';
-import { chainRows } from '../store/sqlite/audit-schema.ts';
+import { chainRows, checkpoints, linkAt } from '../store/sqlite/audit-schema.ts';
+import { verifiedCheckpoint } from '../audit/checkpoints.ts';
 import { verifyChain, type ChainVerdict } from '../audit/audit-chain.ts';
 import { parse, UsageError } from './args.ts';
 
@@ -33,7 +34,7 @@ export async function auditCommand(args: string[]): Promise<void> {
     return;
   }
   const config = loadConfig({ dataDir: values['data-dir'] as string | undefined }, process.env, values.config as string | undefined);
-  const verdict = verifyAuditFile(config.dataDir);
+  const verdict = await verifyAuditFile(config.dataDir);
   if (verdict.ok) {
     process.stdout.write(`audit chain intact: ${verdict.count.toLocaleString('en-US')} records, head ${verdict.head}\n`);
     return;
@@ -41,13 +42,29 @@ export async function auditCommand(args: string[]): Promise<void> {
   throw new Error(`audit chain broken at record ${verdict.seq} (${verdict.problem}: ${verdict.detail}); the ${verdict.count.toLocaleString('en-US')} records before it are intact`);
 }
 
-/** The verdict on the data dir's audit file. */
-export function verifyAuditFile(dataDir: string): ChainVerdict {
+/**
+ * The verdict on the data dir's audit file: the chain record by record, then every signed
+ * checkpoint against it (a chain rewritten from some record on, or cut short, verifies link by
+ * link but no longer ends where a checkpoint says it did).
+ */
+export async function verifyAuditFile(dataDir: string): Promise<ChainVerdict> {
   const path = join(dataDir, 'bastion-audit.db');
   if (!existsSync(path)) throw new Error(`no audit file in ${dataDir}`);
   const db = openEncrypted(path, storeKeyOf(dataDir));
   try {
-    return verifyChain(chainRows(db));
+    const verdict = verifyChain(chainRows(db));
+    if (!verdict.ok) return verdict;
+    const publicKey = await auditSigningKey(dataDir, 'public');
+    for (const c of checkpoints(db)) {
+      const signed = await verifiedCheckpoint(c.jws, publicKey);
+      if (!signed || signed.count !== c.count || signed.head !== c.head.toString('hex')) {
+        return { ok: false, count: verdict.count, seq: c.count, problem: 'forged-checkpoint', detail: `the checkpoint of ${c.at} is not signed by the audit key` };
+      }
+      const link = linkAt(db, signed.count);
+      if (!link) return { ok: false, count: verdict.count, seq: verdict.count + 1, problem: 'truncated', detail: `the checkpoint of ${signed.at} counts ${signed.count} records; the trail ends at ${verdict.count}` };
+      if (link.toString('hex') !== signed.head) return { ok: false, count: verdict.count, seq: signed.count, problem: 'rewritten', detail: `the chain up to record ${signed.count} is not the one signed at ${signed.at}` };
+    }
+    return verdict;
   } finally {
     db.close();
   }

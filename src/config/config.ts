@@ -27,6 +27,10 @@ export interface Config {
   relationships: RelationshipKind[];
   /** Where security alerts are POSTed besides the data dir's alerts.ndjson (https, or http on loopback). */
   alertWebhook?: string;
+  /** Seconds between signed checkpoints of the audit chain's head. */
+  auditCheckpointSeconds: number;
+  /** A file outside the data dir (a write-once mount) where each checkpoint is appended too. */
+  auditCheckpointFile?: string;
   auth: AuthConfig;
 }
 
@@ -67,6 +71,8 @@ export type ConfigInput = Partial<{
   accessContext: string | AccessContextConfig;
   masks: string | Record<string, string[]>;
   alertWebhook: string;
+  auditCheckpointSeconds: number | string;
+  auditCheckpointFile: string;
   auth: string;
   issuer: string;
   accessTokenTtl: number | string;
@@ -93,6 +99,8 @@ export const environmentVariables: Record<keyof ConfigInput, string> = {
   accessContext: 'BASTION_ACCESS_CONTEXT',
   masks: 'BASTION_MASKS',
   alertWebhook: 'BASTION_ALERT_WEBHOOK',
+  auditCheckpointSeconds: 'BASTION_AUDIT_CHECKPOINT_SECONDS',
+  auditCheckpointFile: 'BASTION_AUDIT_CHECKPOINT_FILE',
   auth: 'BASTION_AUTH',
   issuer: 'BASTION_AUTH_ISSUER',
   accessTokenTtl: 'BASTION_ACCESS_TOKEN_TTL',
@@ -189,6 +197,8 @@ function validate(input: ConfigInput): Config {
     accessContext: accessContextOf(input.accessContext),
     ...(input.masks !== undefined ? { masks: jsonObject('masks', input.masks) as Record<string, string[]> } : {}),
     ...(input.alertWebhook ? { alertWebhook: webhookUrl(input.alertWebhook) } : {}),
+    auditCheckpointSeconds: integer('auditCheckpointSeconds', input.auditCheckpointSeconds ?? 300, 1, 24 * 3600),
+    ...(input.auditCheckpointFile ? { auditCheckpointFile: resolve(input.auditCheckpointFile) } : {}),
     auth: {
       mode: auth,
       issuer,

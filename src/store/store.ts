@@ -121,5 +121,9 @@ export interface Store extends StoreReader {
   reindex(): Promise<number>;
   /** Appended audit records in order, a page at a time. */
   auditRecords(query: AuditQuery): Promise<StoredAuditRecord[]>;
+  /** The audit chain's head now: how many records it holds and the last one's link. */
+  auditHead(): Promise<{ count: number; head: Buffer }>;
+  /** Keeps a signed checkpoint of the chain's head with the audit trail (append-only). */
+  appendAuditCheckpoint(checkpoint: { count: number; head: Buffer; at: string; jws: string }): Promise<void>;
   close(): Promise<void>;
 }

@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import { openStore } from '../../src/main.ts';
 import { openEncrypted, type Db } from '../../src/store/sqlite/open.ts';
 import { verifyAuditFile } from '../../src/cli/audit.ts';
+import { AuditCheckpoints } from '../../src/audit/checkpoints.ts';
+import { auditSigningKey } from '../../src/main.ts';
+import { chainHash } from '../../src/crypto/hash-chain.ts';
 
 /**
  * The audit trail's hash chain: intact after normal appends; each kind of tampering with the file
@@ -27,6 +30,8 @@ describe('audit hash chain', () => {
         return { recorded: `2026-11-29T00:00:${String(n).padStart(2, '0')}.000Z`, json: JSON.stringify({ at: `2026-11-29T00:00:${n}Z`, do: 'read', st: 200, who: `u${n}`, ip: '127.0.0.1', what: [`Patient/${n}`] }) };
       }));
     }
+    // A signed checkpoint of the head, as the server makes now and then and at shutdown.
+    await new AuditCheckpoints(store, await auditSigningKey(original)).checkpoint();
     await store.close();
   });
   after(() => {
@@ -41,7 +46,7 @@ describe('audit hash chain', () => {
     const key = Buffer.from(readFileSync(join(dir, 'store.key'), 'utf8').trim(), 'hex');
     const db = openEncrypted(join(dir, 'bastion-audit.db'), key);
     try {
-      db.exec('DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete; DROP TRIGGER audit_chain_no_update; DROP TRIGGER audit_chain_no_delete;');
+      db.exec('DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete; DROP TRIGGER audit_chain_no_update; DROP TRIGGER audit_chain_no_delete; DROP TRIGGER audit_checkpoint_no_update; DROP TRIGGER audit_checkpoint_no_delete;');
       db.transaction(() => tamper(db))();
     } finally {
       db.close();
@@ -49,8 +54,8 @@ describe('audit hash chain', () => {
     return dir;
   };
 
-  test('an untouched trail verifies, and the command says so', () => {
-    const verdict = verifyAuditFile(original);
+  test('an untouched trail verifies, and the command says so', async () => {
+    const verdict = await verifyAuditFile(original);
     assert.equal(verdict.ok, true);
     assert.equal(verdict.count, 20);
     const r = spawnSync(process.execPath, [bin, 'audit', 'verify', '--data-dir', original], { encoding: 'utf8' });
@@ -83,11 +88,24 @@ describe('audit hash chain', () => {
       db.prepare('UPDATE audit_log SET recorded = ?, event = ? WHERE seq = 8').run(a.recorded, a.event);
     }, 7, 'reordered'],
     ['a record appended outside the chain', (db) => db.prepare('INSERT INTO audit_log (recorded, event) VALUES (?, ?)').run('2026-11-29T00:01:00.000Z', '{"do":"read"}'), 21, 'inserted'],
+    ['the last records cut off', (db) => db.exec('DELETE FROM audit_log WHERE seq > 17; DELETE FROM audit_chain WHERE seq > 17'), 18, 'truncated'],
+    ['a record changed and the chain recomputed after it', (db) => {
+      db.exec(`UPDATE audit_log SET event = replace(event, '"u7"', '"someone-else"') WHERE seq = 7`);
+      let previous = db.prepare('SELECT hash FROM audit_chain WHERE seq = 6').pluck().get() as Buffer;
+      for (const r of db.prepare('SELECT seq, recorded, event FROM audit_log WHERE seq >= 7 ORDER BY seq').all() as { seq: number; recorded: string; event: string }[]) {
+        previous = chainHash(previous, r.recorded, r.event);
+        db.prepare('UPDATE audit_chain SET hash = ? WHERE seq = ?').run(previous, r.seq);
+      }
+    }, 20, 'rewritten'],
+    ['a checkpoint signed with another key', (db) => {
+      const forged = `${Buffer.from('{"alg":"ES256"}').toString('base64url')}.${Buffer.from(JSON.stringify({ count: 20, head: '00', at: 'now' })).toString('base64url')}.AAAA`;
+      db.prepare('INSERT INTO audit_checkpoint (count, head, at, jws) VALUES (20, ?, ?, ?)').run(Buffer.alloc(32), 'now', forged);
+    }, 20, 'forged-checkpoint'],
   ];
   for (const [what, tamper, seq, problem] of cases) {
-    test(`${what}: found at record ${seq}`, () => {
+    test(`${what}: found at record ${seq}`, async () => {
       const dir = tampered(tamper);
-      const verdict = verifyAuditFile(dir);
+      const verdict = await verifyAuditFile(dir);
       assert.equal(verdict.ok, false);
       assert.ok(!verdict.ok && verdict.seq === seq && verdict.problem === problem, JSON.stringify(verdict));
       const r = spawnSync(process.execPath, [bin, 'audit', 'verify', '--data-dir', dir], { encoding: 'utf8' });
@@ -100,7 +118,7 @@ describe('audit hash chain', () => {
     const store = openStore(original);
     await store.appendAudit([{ recorded: '2026-11-29T00:02:00.000Z', json: '{"do":"read","who":"later"}' }]);
     await store.close();
-    const verdict = verifyAuditFile(original);
+    const verdict = await verifyAuditFile(original);
     assert.ok(verdict.ok && verdict.count === 21, JSON.stringify(verdict));
   });
 });

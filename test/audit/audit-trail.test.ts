@@ -30,7 +30,7 @@ test('every interaction, successful or not, leaves an AuditEvent without clinica
   await server.close();
 
   const events = auditEventsIn(dir);
-  const chain = verifyAuditFile(dir);
+  const chain = await verifyAuditFile(dir);
   rmSync(dir, { recursive: true, force: true });
   assert.ok(chain.ok && chain.count === events.length, `the server's own trail is one unbroken chain: ${JSON.stringify(chain)}`);
 

@@ -26,7 +26,52 @@ export const auditMigrations: string[] = [
   CREATE TRIGGER audit_chain_no_update BEFORE UPDATE ON audit_chain BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
   CREATE TRIGGER audit_chain_no_delete BEFORE DELETE ON audit_chain BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
   `,
+  // 3: signed checkpoints of the chain's head (src/audit/checkpoints.ts): a rewritten or shortened
+  // chain no longer matches what was signed.
+  `
+  CREATE TABLE audit_checkpoint (
+    n INTEGER PRIMARY KEY,
+    count INTEGER NOT NULL,
+    head BLOB NOT NULL,
+    at TEXT NOT NULL,
+    jws TEXT NOT NULL
+  );
+  CREATE TRIGGER audit_checkpoint_no_update BEFORE UPDATE ON audit_checkpoint BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+  CREATE TRIGGER audit_checkpoint_no_delete BEFORE DELETE ON audit_checkpoint BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+  `,
 ];
+
+export interface AuditHead {
+  /** Records in the chain (the last record's seq). */
+  count: number;
+  /** The last record's link (32 zero bytes for an empty chain). */
+  head: Buffer;
+}
+
+export interface StoredCheckpoint {
+  count: number;
+  head: Buffer;
+  at: string;
+  jws: string;
+}
+
+export function auditHead(db: Db): AuditHead {
+  const last = db.prepare<[], { seq: number; hash: Buffer }>('SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1').get();
+  return last ? { count: last.seq, head: last.hash } : { count: 0, head: genesis };
+}
+
+export function appendCheckpoint(db: Db, c: StoredCheckpoint): void {
+  db.prepare('INSERT INTO audit_checkpoint (count, head, at, jws) VALUES (?, ?, ?, ?)').run(c.count, c.head, c.at, c.jws);
+}
+
+export function checkpoints(db: Db): StoredCheckpoint[] {
+  return db.prepare<[], StoredCheckpoint>('SELECT count, head, at, jws FROM audit_checkpoint ORDER BY n').all();
+}
+
+/** The link stored for record `seq`, if there is one. */
+export function linkAt(db: Db, seq: number): Buffer | undefined {
+  return db.prepare<[number], { hash: Buffer }>('SELECT hash FROM audit_chain WHERE seq = ?').get(seq)?.hash;
+}
 
 /** Chains the records that have no hash yet (those from before the chain), in order, after the last chained one. */
 export function chainExisting(db: Db): number {

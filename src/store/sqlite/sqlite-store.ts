@@ -13,7 +13,7 @@ import { WriteQueue } from './write-queue.ts';
 import { WalSync } from './wal-sync.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { AuditWriter } from './audit-writer.ts';
-import { adoptLegacyAudit, chainExisting, migrateAudit } from './audit-schema.ts';
+import { adoptLegacyAudit, appendCheckpoint, auditHead, chainExisting, migrateAudit } from './audit-schema.ts';
 import { CurrentCache } from './current-cache.ts';
 import { indexResource, searchResources } from './search.ts';
 import { ensureSearchIndex, rebuildSearchIndex } from './search-index.ts';
@@ -126,6 +126,14 @@ export class SqliteStore implements Store {
 
   appendAudit(records: AuditRecord[]): Promise<void> {
     return this.auditWriter.append(records);
+  }
+
+  async auditHead(): Promise<{ count: number; head: Buffer }> {
+    return auditHead(this.auditReader);
+  }
+
+  async appendAuditCheckpoint(checkpoint: { count: number; head: Buffer; at: string; jws: string }): Promise<void> {
+    appendCheckpoint(this.auditReader, checkpoint);
   }
 
   async auditRecords(query: AuditQuery): Promise<StoredAuditRecord[]> {
