@@ -121,4 +121,22 @@ describe('audit hash chain', () => {
     const verdict = await verifyAuditFile(original);
     assert.ok(verdict.ok && verdict.count === 21, JSON.stringify(verdict));
   });
+
+  test('checkpoints are also appended to an outside file, and only when the chain has grown', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bastion-cp-'));
+    dirs.push(dir);
+    const store = openStore(dir);
+    const file = join(dir, 'outside.ndjson');
+    const cp = new AuditCheckpoints(store, await auditSigningKey(dir), file);
+    await store.appendAudit([{ recorded: '2026-11-29T00:00:00.000Z', json: '{"do":"read"}' }]);
+    await cp.checkpoint();
+    await cp.checkpoint();
+    await store.appendAudit([{ recorded: '2026-11-29T00:00:01.000Z', json: '{"do":"read"}' }]);
+    await cp.checkpoint();
+    await store.close();
+    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { count: number; head: string; jws: string });
+    assert.deepEqual(lines.map((l) => l.count), [1, 2]);
+    assert.ok(lines.every((l) => /^[0-9a-f]{64}$/.test(l.head) && l.jws.split('.').length === 3));
+    assert.equal((await verifyAuditFile(dir)).ok, true);
+  });
 });
