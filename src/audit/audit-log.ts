@@ -10,6 +10,7 @@ export class AuditLog {
   private buffer: AuditRecord[] = [];
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
+  private failing = false;
   private readonly onError: (err: unknown) => void;
 
   constructor(store: Store, onError: (err: unknown) => void) {
@@ -31,9 +32,25 @@ export class AuditLog {
     const batch = this.buffer;
     this.buffer = [];
     if (batch.length > 0) {
-      this.flushing = this.flushing.then(() => this.store.appendAudit(batch)).catch(this.onError);
+      this.flushing = this.flushing.then(() => this.store.appendAudit(batch)).then(
+        () => {
+          this.failing = false;
+        },
+        (err: unknown) => {
+          this.failing = true;
+          this.onError(err);
+        },
+      );
     }
     return this.flushing;
+  }
+
+  /**
+   * Whether the last append failed: until one succeeds again, the trail may be losing records
+   * (see the fail-closed check in rest/pipeline.ts).
+   */
+  get unwritable(): boolean {
+    return this.failing;
   }
 }
 

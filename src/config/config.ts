@@ -27,6 +27,8 @@ export interface Config {
   relationships: RelationshipKind[];
   /** Where security alerts are POSTed besides the data dir's alerts.ndjson (https, or http on loopback). */
   alertWebhook?: string;
+  /** Refuse FHIR interactions (503) while the audit trail cannot be written. */
+  auditFailClosed: boolean;
   /** Seconds between signed checkpoints of the audit chain's head. */
   auditCheckpointSeconds: number;
   /** A file outside the data dir (a write-once mount) where each checkpoint is appended too. */
@@ -73,6 +75,7 @@ export type ConfigInput = Partial<{
   alertWebhook: string;
   auditCheckpointSeconds: number | string;
   auditCheckpointFile: string;
+  auditFailClosed: boolean | string;
   auth: string;
   issuer: string;
   accessTokenTtl: number | string;
@@ -101,6 +104,7 @@ export const environmentVariables: Record<keyof ConfigInput, string> = {
   alertWebhook: 'BASTION_ALERT_WEBHOOK',
   auditCheckpointSeconds: 'BASTION_AUDIT_CHECKPOINT_SECONDS',
   auditCheckpointFile: 'BASTION_AUDIT_CHECKPOINT_FILE',
+  auditFailClosed: 'BASTION_AUDIT_FAIL_CLOSED',
   auth: 'BASTION_AUTH',
   issuer: 'BASTION_AUTH_ISSUER',
   accessTokenTtl: 'BASTION_ACCESS_TOKEN_TTL',
@@ -198,6 +202,7 @@ function validate(input: ConfigInput): Config {
     ...(input.masks !== undefined ? { masks: jsonObject('masks', input.masks) as Record<string, string[]> } : {}),
     ...(input.alertWebhook ? { alertWebhook: webhookUrl(input.alertWebhook) } : {}),
     auditCheckpointSeconds: integer('auditCheckpointSeconds', input.auditCheckpointSeconds ?? 300, 1, 24 * 3600),
+    auditFailClosed: booleanSetting('auditFailClosed', input.auditFailClosed ?? true),
     ...(input.auditCheckpointFile ? { auditCheckpointFile: resolve(input.auditCheckpointFile) } : {}),
     auth: {
       mode: auth,
@@ -241,6 +246,13 @@ function roleList(name: string, value: string | string[]): Role[] {
   const list = (typeof value === 'string' ? value.split(',') : value).map((r) => r.trim()).filter(Boolean);
   for (const r of list) if (!roles.includes(r as Role)) throw new ConfigError(`${name}: "${r}" is not a role (${roles.join(', ')})`);
   return list as Role[];
+}
+
+function booleanSetting(name: string, value: boolean | string): boolean {
+  if (typeof value === 'boolean') return value;
+  if (/^(true|1|yes|on)$/i.test(value)) return true;
+  if (/^(false|0|no|off)$/i.test(value)) return false;
+  throw new ConfigError(`${name} must be true or false (got "${value}")`);
 }
 
 /** Alerts name users and patients: they travel encrypted, except to this machine itself. */

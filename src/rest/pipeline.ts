@@ -34,6 +34,10 @@ export async function handle(ctx: RestContext, req: FhirRequest): Promise<FhirRe
     const loaded = consentsIn(ctx.facts);
     const consents = loaded instanceof Promise ? await loaded : loaded;
     decision = decide(ctx.principal, interaction, Date.now(), consents);
+    // Losing audit records is worse than refusing requests: none is served while the trail cannot be written.
+    if (audit.unwritable && ctx.config.auditFailClosed && interaction.kind !== 'capabilities') {
+      throw new FhirError(503, 'The audit trail cannot be written at the moment, so no request is served (fail closed); try again shortly', 'transient', { 'retry-after': '5' });
+    }
     if (!decision.permit) throw new FhirError(403, `Access denied: ${decision.reasons.join('; ')}`, 'forbidden');
     const confinement = Confinement.of(decision.obligations, interaction.resourceType);
     const inner = confinement ? confined(ctx, confinement) : ctx;
