@@ -5,16 +5,24 @@ import { auditSigningKey, storeKeyOf } from '../main.ts';
 import { openEncrypted } from '../store/sqlite/open.ts';
 import { chainRows, checkpoints, linkAt } from '../store/sqlite/audit-schema.ts';
 import { verifiedCheckpoint } from '../audit/checkpoints.ts';
+import { auditEventOf } from '../audit/audit-read.ts';
 import { verifyChain, type ChainVerdict } from '../audit/audit-chain.ts';
 import { parse, UsageError } from './args.ts';
 
 export const auditHelp = `Usage: bastion audit verify [options]
+       bastion audit export [--since <instant>] [--until <instant>] [options]
 
-Checks the audit trail's hash chain from its first record to its last and reports the first
-record that was modified, deleted, inserted or reordered. Exit status 0: intact; 1: broken.
-It reads the audit file only, so it may run while the server does.
+verify   checks the audit trail's hash chain from its first record to its last, and its signed
+         checkpoints, and reports the first record that was modified, deleted, inserted or
+         reordered. Exit status 0: intact; 1: broken.
+export   writes the trail's records as FHIR AuditEvents, one JSON per line (NDJSON), to
+         stdout, in recorded order: for a SIEM, or for a range of time.
+
+Both read the audit file only, so they may run while the server does.
 
 Options:
+  --since <instant>    export: records from this time on (FHIR instant or date)
+  --until <instant>    export: records before this time
   --data-dir <dir>     data directory (BASTION_DATA_DIR; default ./data)
   --config <file>      JSON config file (BASTION_CONFIG)
   -h, --help           this help
@@ -27,13 +35,17 @@ export async function auditCommand(args: string[]): Promise<void> {
     if (sub === undefined) throw new UsageError('name a subcommand: verify');
     return;
   }
-  if (sub !== 'verify') throw new UsageError(`unknown subcommand "${sub}" (verify)`);
-  const { values } = parse(rest, { 'data-dir': { type: 'string' }, config: { type: 'string' } });
+  if (sub !== 'verify' && sub !== 'export') throw new UsageError(`unknown subcommand "${sub}" (verify, export)`);
+  const { values } = parse(rest, { 'data-dir': { type: 'string' }, config: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' } });
   if (values.help) {
     process.stdout.write(auditHelp);
     return;
   }
   const config = loadConfig({ dataDir: values['data-dir'] as string | undefined }, process.env, values.config as string | undefined);
+  if (sub === 'export') {
+    exportAudit(config.dataDir, instantOption('since', values.since as string | undefined), instantOption('until', values.until as string | undefined), (line) => process.stdout.write(line));
+    return;
+  }
   const verdict = await verifyAuditFile(config.dataDir);
   if (verdict.ok) {
     process.stdout.write(`audit chain intact: ${verdict.count.toLocaleString('en-US')} records, head ${verdict.head}\n`);
@@ -42,15 +54,45 @@ export async function auditCommand(args: string[]): Promise<void> {
   throw new Error(`audit chain broken at record ${verdict.seq} (${verdict.problem}: ${verdict.detail}); the ${verdict.count.toLocaleString('en-US')} records before it are intact`);
 }
 
+/** Writes the records recorded in [since, until) as NDJSON AuditEvents through `write`; returns how many. */
+export function exportAudit(dataDir: string, since: string | undefined, until: string | undefined, write: (line: string) => void): number {
+  const db = openAuditFile(dataDir);
+  try {
+    let n = 0;
+    const rows = db.prepare<[string, string], { seq: number; recorded: string; event: string }>(
+      'SELECT seq, recorded, event FROM audit_log WHERE recorded >= ? AND recorded < ? ORDER BY seq',
+    ).iterate(since ?? '', until ?? '\uffff');
+    for (const r of rows) {
+      write(JSON.stringify(auditEventOf({ seq: r.seq, recorded: r.recorded, json: r.event })) + '\n');
+      n++;
+    }
+    return n;
+  } finally {
+    db.close();
+  }
+}
+
+/** A time given on the command line, as the UTC instant the trail's `recorded` column compares with. */
+function instantOption(name: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) throw new UsageError(`--${name} takes a date or an instant (2026-11-29 or 2026-11-29T10:00:00Z), not "${value}"`);
+  return new Date(ms).toISOString();
+}
+
+function openAuditFile(dataDir: string) {
+  const path = join(dataDir, 'bastion-audit.db');
+  if (!existsSync(path)) throw new Error(`no audit file in ${dataDir}`);
+  return openEncrypted(path, storeKeyOf(dataDir));
+}
+
 /**
  * The verdict on the data dir's audit file: the chain record by record, then every signed
  * checkpoint against it (a chain rewritten from some record on, or cut short, verifies link by
  * link but no longer ends where a checkpoint says it did).
  */
 export async function verifyAuditFile(dataDir: string): Promise<ChainVerdict> {
-  const path = join(dataDir, 'bastion-audit.db');
-  if (!existsSync(path)) throw new Error(`no audit file in ${dataDir}`);
-  const db = openEncrypted(path, storeKeyOf(dataDir));
+  const db = openAuditFile(dataDir);
   try {
     const verdict = verifyChain(chainRows(db));
     if (!verdict.ok) return verdict;

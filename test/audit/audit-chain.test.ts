@@ -139,4 +139,15 @@ describe('audit hash chain', () => {
     assert.ok(lines.every((l) => /^[0-9a-f]{64}$/.test(l.head) && l.jws.split('.').length === 3));
     assert.equal((await verifyAuditFile(dir)).ok, true);
   });
+
+  test('audit export writes a time range as NDJSON AuditEvents, in order', () => {
+    const r = spawnSync(process.execPath, [bin, 'audit', 'export', '--data-dir', original, '--since', '2026-11-29T00:00:15Z', '--until', '2026-11-29T00:00:18Z'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { resourceType: string; id: string; recorded: string });
+    assert.deepEqual(events.map((e) => e.id), ['15', '16', '17']);
+    assert.ok(events.every((e) => e.resourceType === 'AuditEvent'));
+    const bad = spawnSync(process.execPath, [bin, 'audit', 'export', '--data-dir', original, '--since', 'last tuesday'], { encoding: 'utf8' });
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /--since takes a date/);
+  });
 });
