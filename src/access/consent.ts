@@ -69,9 +69,9 @@ const purposeSystem = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
 
 /**
  * The purposes of use a principal acts under: its role's (treatment for clinicians, payment for
- * billing, research, operations for admins), those its token states, and BTG for break-the-glass.
+ * billing, research, operations for admins) and those its token states.
  */
-export function purposesOf(principal: Principal, breakingGlass: boolean): string[] {
+export function purposesOf(principal: Principal): string[] {
   const byRole: Record<string, string> = {
     physician: 'TREAT', nurse: 'TREAT', 'lab-technician': 'TREAT', billing: 'HPAYMT', researcher: 'HRESCH', admin: 'HOPERAT', system: 'HOPERAT',
   };
@@ -79,7 +79,6 @@ export function purposesOf(principal: Principal, breakingGlass: boolean): string
   // A token saying BTG gets no consent exception for it: break-the-glass is granted per patient
   // (and then consents do not apply to that patient at all), never by a claim alone.
   for (const stated of principal.purposeOfUse ?? []) if (!out.includes(stated) && stated !== `${purposeSystem}|BTG`) out.push(stated);
-  if (breakingGlass) out.push(`${purposeSystem}|BTG`);
   return out;
 }
 
@@ -129,7 +128,7 @@ export function consentObligation(policies: readonly ConsentPolicy[], principal:
   const out: ConsentObligation = { rules: [], permitting: [] };
   if (principal.kind === 'anonymous-local') return out;
   const breakGlass = new Set(principal.breakGlass ?? []);
-  const who = { actors: actorsOf(principal), purposes: purposesOf(principal, false) };
+  const who = { actors: actorsOf(principal), purposes: purposesOf(principal) };
   // The consents themselves stay reachable (to be read, revoked, replaced): they are the policy, not the record.
   const notPolicy: ResourceCondition = { kind: 'not', part: { kind: 'type-in', types: ['Consent'] } };
   for (const policy of policies) {

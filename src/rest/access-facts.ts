@@ -24,11 +24,9 @@ export class AccessFacts {
   readonly store: Store;
   private relatedGeneration = -1;
   private consentGeneration = -1;
-  private related = new Map<string, Promise<ReadonlySet<string> | undefined>>();
-  private relatedKnown = new Map<string, { patients: ReadonlySet<string> | undefined }>();
+  private related = new Map<string, Derived<ReadonlySet<string> | undefined>>();
   private resources = new Map<string, { versionId: string; facts: ResourceFacts }>();
-  private consents: Promise<readonly ConsentPolicy[]> | undefined;
-  private consentsLoaded: readonly ConsentPolicy[] | undefined;
+  private consents = new Derived<readonly ConsentPolicy[]>();
 
   constructor(store: Store) {
     this.store = store;
@@ -39,25 +37,19 @@ export class AccessFacts {
    * they are too many to carry as a list (the query then joins as before).
    */
   relatedPatients(r: RelationshipObligation, criterion: SearchCriterion): ReadonlySet<string> | undefined | Promise<ReadonlySet<string> | undefined> {
-    this.syncRelated();
-    const key = `${r.practitioner ?? ''}|${r.kinds.join(',')}`;
-    // Known already: answered without a turn of the microtask queue.
-    const known = this.relatedKnown.get(key);
-    if (known) return known.patients;
-    let found = this.related.get(key);
-    if (!found) {
-      if (this.related.size >= 1000) this.related.delete(this.related.keys().next().value!);
-      const generation = this.relatedGeneration;
-      found = this.findRelated(criterion);
-      this.related.set(key, found);
-      found.then((patients) => {
-        if (this.relatedGeneration === generation && this.related.get(key) === found) {
-          if (this.relatedKnown.size >= 1000) this.relatedKnown.delete(this.relatedKnown.keys().next().value!);
-          this.relatedKnown.set(key, { patients });
-        }
-      }, () => this.related.delete(key));
+    // Relationships live in care teams, encounters and patients (generalPractitioner).
+    const g = this.store.generation(relationshipTypes);
+    if (g !== this.relatedGeneration) {
+      this.relatedGeneration = g;
+      if (this.related.size > 0) this.related = new Map();
     }
-    return found;
+    const key = `${r.practitioner ?? ''}|${r.kinds.join(',')}`;
+    let derived = this.related.get(key);
+    if (!derived) {
+      if (this.related.size >= 1000) this.related.delete(this.related.keys().next().value!);
+      this.related.set(key, (derived = new Derived()));
+    }
+    return derived.get(() => this.findRelated(criterion));
   }
 
   /** Labels and patients of a stored version, parsed once per version. */
@@ -72,40 +64,16 @@ export class AccessFacts {
   }
 
   /**
-   * The active patient-privacy Consents, as policies (see access/consent.ts): read again after
-   * anything was committed. Synchronous when nothing changed since they were last read.
+   * The active patient-privacy Consents, as policies (see access/consent.ts): read again after a
+   * Consent was written. Synchronous when nothing changed since they were last read.
    */
   activeConsents(): readonly ConsentPolicy[] | Promise<readonly ConsentPolicy[]> {
-    this.syncConsents();
-    if (this.consentsLoaded) return this.consentsLoaded;
-    if (!this.consents) {
-      const generation = this.consentGeneration;
-      const loading = this.loadConsents();
-      this.consents = loading;
-      loading.then((policies) => {
-        if (this.consentGeneration === generation && this.consents === loading) this.consentsLoaded = policies;
-      }, () => {
-        if (this.consents === loading) this.consents = undefined;
-      });
-    }
-    return this.consents;
-  }
-
-  /** Relationships live in care teams, encounters and patients (generalPractitioner). */
-  private syncRelated(): void {
-    const g = this.store.generation(relationshipTypes);
-    if (g === this.relatedGeneration) return;
-    this.relatedGeneration = g;
-    if (this.related.size > 0) this.related = new Map();
-    if (this.relatedKnown.size > 0) this.relatedKnown = new Map();
-  }
-
-  private syncConsents(): void {
     const g = this.store.generation(consentTypes);
-    if (g === this.consentGeneration) return;
-    this.consentGeneration = g;
-    this.consents = undefined;
-    this.consentsLoaded = undefined;
+    if (g !== this.consentGeneration) {
+      this.consentGeneration = g;
+      this.consents = new Derived();
+    }
+    return this.consents.get(() => this.loadConsents());
   }
 
   private async loadConsents(): Promise<readonly ConsentPolicy[]> {
@@ -133,6 +101,30 @@ export class AccessFacts {
     };
     const { matches } = await this.store.search(request);
     return matches.length > maxRelated ? undefined : new Set(matches.map((m) => m.id));
+  }
+}
+
+/**
+ * A value derived from the store once, asynchronously, then served without waiting (no turn of
+ * the microtask queue on every request). A failed derivation is tried again on the next ask; a
+ * derivation that outlives a commit lands in an instance nobody asks any more.
+ */
+class Derived<T> {
+  private pending: Promise<T> | undefined;
+  private known: { value: T } | undefined;
+
+  get(derive: () => Promise<T>): T | Promise<T> {
+    if (this.known) return this.known.value;
+    if (!this.pending) {
+      const pending = derive();
+      this.pending = pending;
+      pending.then((value) => {
+        if (this.pending === pending) this.known = { value };
+      }, () => {
+        if (this.pending === pending) this.pending = undefined;
+      });
+    }
+    return this.pending;
   }
 }
 

@@ -1,4 +1,4 @@
-import type { HistoryEntry, HistoryPage, HistoryQuery, SearchResult, StoreReader, StoreWriter, StoredResource, UpdateOptions, UpdateResult } from '../store/store.ts';
+import type { HistoryPage, HistoryQuery, SearchResult, StoreReader, StoreWriter, StoredResource, UpdateOptions, UpdateResult } from '../store/store.ts';
 import type { SearchConstraint, SearchCriterion, SearchRequest } from '../fhir/search/types.ts';
 import { decide, type Obligations } from '../access/decide.ts';
 import type { Principal } from '../auth/principal.ts';
@@ -262,13 +262,21 @@ const consentBuilt = new WeakMap<ConsentObligation, SearchConstraint[]>();
 
 /** Records of these patients: a Patient by its id, a compartment member by a membership reference. */
 function ofPatients(patients: ReadonlySet<string>): SearchCriterion {
-  const anyOf: SearchCriterion[] = [{ kind: 'for-types', code: '_consent', resourceTypes: ['Patient'], criterion: { kind: 'in-set', code: '_id', ids: patients } }];
+  return { kind: 'any-of', code: '_consent', criteria: patientRecords(patients, '_consent') };
+}
+
+/**
+ * The alternatives that make a resource one of these patients' records: a Patient by its id, a
+ * member of the Patient compartment by a membership reference to one of them (the list held as a set).
+ */
+function patientRecords(patients: ReadonlySet<string>, code: string): SearchCriterion[] {
+  const anyOf: SearchCriterion[] = [{ kind: 'for-types', code, resourceTypes: ['Patient'], criterion: { kind: 'in-set', code: '_id', ids: patients } }];
   for (const type of compartmentMemberTypes('Patient')) {
     if (type === 'Patient') continue;
-    const through = compartmentParams('Patient', type).map((code): SearchCriterion => ({ kind: 'in-set', code, targetType: 'Patient', ids: patients }));
-    anyOf.push({ kind: 'for-types', code: '_consent', resourceTypes: [type], criterion: { kind: 'any-of', code: '_consent', criteria: through } });
+    const through = compartmentParams('Patient', type).map((param): SearchCriterion => ({ kind: 'in-set', code: param, targetType: 'Patient', ids: patients }));
+    anyOf.push({ kind: 'for-types', code, resourceTypes: [type], criterion: { kind: 'any-of', code, criteria: through } });
   }
-  return { kind: 'any-of', code: '_consent', criteria: anyOf };
+  return anyOf;
 }
 
 function conditionCriterion(c: ResourceCondition): SearchCriterion {
@@ -327,14 +335,11 @@ function patientCompartmentTypes(): ReadonlySet<string> {
 function relatedListConstraint(patients: ReadonlySet<string>): SearchConstraint {
   let built = relatedLists.get(patients);
   if (built) return built;
-  const anyOf: SearchCriterion[] = [{ kind: 'for-types', code: '_rel', resourceTypes: ['Patient'], criterion: { kind: 'in-set', code: '_id', ids: patients } }];
-  const members = compartmentMemberTypes('Patient').filter((t) => t !== 'Patient');
-  for (const type of members) {
-    const through = compartmentParams('Patient', type).map((code): SearchCriterion => ({ kind: 'in-set', code, targetType: 'Patient', ids: patients }));
-    anyOf.push({ kind: 'for-types', code: '_rel', resourceTypes: [type], criterion: { kind: 'any-of', code: '_rel', criteria: through } });
-  }
-  const outside = [...resourceTypes()].filter((t) => t !== 'Patient' && !members.includes(t));
-  anyOf.push({ kind: 'for-types', code: '_rel', resourceTypes: outside, criterion: { kind: 'all-of', code: '_rel', criteria: [] } });
+  const outside = [...resourceTypes()].filter((t) => t !== 'Patient' && !patientCompartmentTypes().has(t));
+  const anyOf: SearchCriterion[] = [
+    ...patientRecords(patients, '_rel'),
+    { kind: 'for-types', code: '_rel', resourceTypes: outside, criterion: { kind: 'all-of', code: '_rel', criteria: [] } },
+  ];
   relatedLists.set(patients, (built = { anyOf }));
   return built;
 }
@@ -505,9 +510,10 @@ class ConfinedReader implements StoreReader {
     const current = await this.read(resourceType, id);
     if (!current) return undefined;
     if (current.versionId === versionId) return current;
-    const earlier = this.facts ? await this.inner.vread(resourceType, id, versionId) : undefined;
+    if (!this.facts) return undefined;
+    const earlier = await this.inner.vread(resourceType, id, versionId);
     if (!earlier || earlier.deleted || earlier.json === undefined) return undefined;
-    return (await this.admitsVersion(resourceType, earlier)) === true ? earlier : undefined;
+    return (await this.withFacts(this.facts)).admitsFacts(resourceType, factsOf(JSON.parse(earlier.json) as Resource)) === true ? earlier : undefined;
   }
 
   /**
@@ -516,24 +522,17 @@ class ConfinedReader implements StoreReader {
    * history would have to filter across pages, which keeps neither totals nor paging honest: refused.
    */
   async history(query: HistoryQuery): Promise<HistoryPage> {
-    if (query.resourceType === undefined || query.id === undefined || !this.facts) throw historyRefused();
-    const current = await this.read(query.resourceType, query.id);
+    const { resourceType, id } = query;
+    if (resourceType === undefined || id === undefined || !this.facts) throw historyRefused();
+    const current = await this.read(resourceType, id);
     if (!current) return { entries: [], total: 0 };
-    if ((await this.admitsVersion(query.resourceType, current)) === undefined) throw historyRefused();
+    const confinement = await this.withFacts(this.facts);
+    if (confinement.admitsFacts(resourceType, this.facts.of(current as StoredResource & { json: string })) === undefined) throw historyRefused();
     const all = await this.inner.history({ ...query, count: maxFilteredVersions, offset: 0 });
     if (all.total > maxFilteredVersions) throw new FhirError(403, `History of more than ${maxFilteredVersions} versions is not available to a confined token`, 'forbidden');
-    const kept: HistoryEntry[] = [];
-    for (const e of all.entries) {
-      // A deletion marker tells only that the resource was deleted once: it has no content to hide.
-      if (e.deleted || e.json === undefined || (await this.admitsVersion(query.resourceType, e)) === true) kept.push(e);
-    }
+    // A deletion marker tells only that the resource was deleted once: it has no content to hide.
+    const kept = all.entries.filter((e) => e.deleted || e.json === undefined || confinement.admitsFacts(resourceType, factsOf(JSON.parse(e.json) as Resource)) === true);
     return { entries: kept.slice(query.offset, query.offset + query.count), total: kept.length };
-  }
-
-  private async admitsVersion(resourceType: string, version: StoredResource): Promise<boolean | undefined> {
-    if (!this.facts || version.json === undefined) return undefined;
-    const confinement = await this.withFacts(this.facts);
-    return confinement.admitsFacts(resourceType, factsOf(JSON.parse(version.json) as Resource));
   }
 
   async search(request: SearchRequest): Promise<SearchResult> {
