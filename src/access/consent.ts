@@ -71,11 +71,14 @@ const purposeSystem = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
  * The purposes of use a principal acts under: its role's (treatment for clinicians, payment for
  * billing, research, operations for admins) and those its token states.
  */
+/** The purpose of use (v3-ActReason) each role acts for; the patient acts for themselves. */
+export const purposeOfRole: Readonly<Record<string, string>> = {
+  physician: 'TREAT', nurse: 'TREAT', 'lab-technician': 'TREAT', billing: 'HPAYMT', researcher: 'HRESCH', admin: 'HOPERAT', auditor: 'HOPERAT', system: 'HOPERAT',
+};
+
 export function purposesOf(principal: Principal): string[] {
-  const byRole: Record<string, string> = {
-    physician: 'TREAT', nurse: 'TREAT', 'lab-technician': 'TREAT', billing: 'HPAYMT', researcher: 'HRESCH', admin: 'HOPERAT', system: 'HOPERAT',
-  };
-  const out = byRole[principal.role] ? [`${purposeSystem}|${byRole[principal.role]}`] : [];
+  const byRole = purposeOfRole[principal.role];
+  const out = byRole ? [`${purposeSystem}|${byRole}`] : [];
   // A token saying BTG gets no consent exception for it: break-the-glass is granted per patient
   // (and then consents do not apply to that patient at all), never by a claim alone.
   for (const stated of principal.purposeOfUse ?? []) if (!out.includes(stated) && stated !== `${purposeSystem}|BTG`) out.push(stated);

@@ -5,6 +5,7 @@ import { roleRule, rolePermissions } from './role-permissions.ts';
 import { relationshipObligation, type RelationshipObligation } from './relationship.ts';
 import { breakGlassPatients } from './break-glass.ts';
 import { contextRule } from './context.ts';
+import { auditTrailRule } from './audit-trail-access.ts';
 import { masksFor } from './minimum-necessary.ts';
 import { labelsAboveClearance, type LabelCode } from './security-labels.ts';
 import { consentObligationFor, type ConsentObligation, type ConsentPolicy } from './consent.ts';
@@ -52,6 +53,10 @@ export function decide(principal: Principal, interaction: Interaction, now: numb
   if (principal.kind === 'anonymous') {
     const permit = interaction.kind === 'capabilities';
     return { permit, reasons: [permit ? 'the CapabilityStatement is public' : 'no token'], obligations: none() };
+  }
+  if (interaction.resourceType === 'AuditEvent') {
+    const trail = auditTrailRule(principal, interaction);
+    if (!trail.permit) return { permit: false, reasons: [trail.reason], obligations: none() };
   }
   const scope = smartScopeRule(principal, interaction);
   if (scope.permit) {

@@ -16,6 +16,8 @@ const ceilings: Record<Role, string> = {
   researcher: 'user/*.rs',
   // bastion/admin: the provisioning API (users, clients), for admins only.
   admin: 'user/*.cruds bastion/admin',
+  // The audit trail and the provenance of records, nothing clinical (access/audit-trail-access.ts).
+  auditor: 'user/AuditEvent.rs user/Provenance.rs',
   // For tokens of external issuers mapped to the system role (a backend service acting on its own).
   system: 'system/*.cruds',
 };

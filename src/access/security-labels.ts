@@ -25,7 +25,7 @@ export interface Clearance {
 /**
  * Default clearances. Patients see their own record up to R with every sensitivity (HIPAA right of
  * access); physicians up to R with the clinical sensitivities; nurses up to R with HIV; lab
- * technicians, billing, researchers and admins normal data only. V (very restricted) needs
+ * technicians, billing, researchers, admins and auditors normal data only. V (very restricted) needs
  * break-the-glass or an explicit grant. Backend services act under their scopes.
  */
 export const defaultClearances: Record<string, Clearance> = {
@@ -36,6 +36,7 @@ export const defaultClearances: Record<string, Clearance> = {
   billing: { confidentiality: 'N', sensitivities: [] },
   researcher: { confidentiality: 'N', sensitivities: [] },
   admin: { confidentiality: 'N', sensitivities: [] },
+  auditor: { confidentiality: 'N', sensitivities: [] },
   system: { confidentiality: 'V', sensitivities: '*' },
 };
 

@@ -1,7 +1,10 @@
 import { actionOf } from '../access/interaction.ts';
+import { purposeOfRole } from '../access/consent.ts';
 import type { AuditRecordFacts } from './audit-record.ts';
 
 const systemObject = { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' };
+const personObject = { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '1', display: 'Person' };
+const patientRole = { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1', display: 'Patient' };
 const queryRole = { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '24', display: 'Query' };
 
 /**
@@ -15,57 +18,111 @@ export function renderAuditEvent(facts: AuditRecordFacts, id?: string): Record<s
   if (facts.q) entity.push({ type: systemObject, role: queryRole, query: Buffer.from(facts.q).toString('base64') });
   if (facts.fl) entity.push({ type: systemObject, detail: facts.fl.map((f) => ({ type: 'access-flag', valueString: f })) });
   if (facts.rs) entity.push({ type: systemObject, detail: facts.rs.map((r) => ({ type: 'access-decision', valueString: r })) });
+  for (const id of facts.pt ?? []) {
+    const reference = `Patient/${id}`;
+    if (facts.what?.some((w) => w === reference || w.startsWith(`${reference}/`))) continue;
+    entity.push({ what: { reference }, type: personObject, role: patientRole });
+  }
   for (const checked of facts.cs ?? []) {
     const [reference, result] = checked.split(' ');
     entity.push({ what: { reference }, type: systemObject, detail: [{ type: 'consent-decision', valueString: result }] });
   }
-  const outcome = outcomeCode(facts.st);
+  return {
+    ...header(facts, id),
+    ...(entity.length > 0 ? { entity } : {}),
+  };
+}
+
+/** What every AuditEvent states the same way: type, subtype, action, time, outcome, agents, source. */
+function header(facts: AuditRecordFacts, id: string | undefined): Record<string, unknown> {
   return {
     resourceType: 'AuditEvent',
     ...(id ? { id } : {}),
-    type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' },
-    subtype: [{ system: 'http://hl7.org/fhir/restful-interaction', code: facts.do }],
-    action: actionOf(facts.do),
+    type: eventTypeOf(facts),
+    subtype: subtypesOf(facts),
+    action: actionOfRecord(facts),
     recorded: facts.at,
-    outcome: facts.why && outcome === '0' ? '4' : outcome,
+    outcome: outcomeOf(facts),
     ...(facts.why ? { outcomeDesc: facts.why } : {}),
-    agent: [
-      {
-        who: { identifier: { value: facts.who } },
-        requestor: true,
-        network: { address: facts.ip, type: '2' },
-      },
-    ],
-    source: { observer: { display: 'Bastion' }, type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4' }] },
-    ...(entity.length > 0 ? { entity } : {}),
+    agent: agentsOf(facts),
+    source,
   };
+}
+
+const source = { observer: { display: 'Bastion' }, type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }] };
+const restType = { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' };
+const authnType = { system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110114', display: 'User Authentication' };
+
+export function eventTypeOf(facts: AuditRecordFacts): { system: string; code: string; display: string } {
+  return facts.do === 'authn' ? authnType : restType;
+}
+
+/** The FHIR interaction; for authorization server events, DICOM Login or Logout and the event itself. */
+export function subtypesOf(facts: AuditRecordFacts): { system: string; code: string; display?: string }[] {
+  if (facts.do !== 'authn') return [{ system: 'http://hl7.org/fhir/restful-interaction', code: facts.do }];
+  const dicom = facts.ev === 'logout' ? { system: dcm, code: '110123', display: 'Logout' } : { system: dcm, code: '110122', display: 'Login' };
+  return [dicom, { system: authEventSystem, code: facts.ev ?? 'login' }];
+}
+
+/** Bastion's own codes for its authorization server events (auth/auth-events.ts AuthEventKind). */
+export const authEventSystem = 'urn:bastion:auth-event';
+
+export function actionOfRecord(facts: AuditRecordFacts): 'C' | 'R' | 'U' | 'D' | 'E' {
+  return facts.do === 'authn' ? 'E' : actionOf(facts.do);
+}
+
+/** 0 success, 4 minor failure (the client's, or an entry whose transaction was rolled back), 8 serious failure (the server's). */
+export function outcomeOf(facts: AuditRecordFacts): '0' | '4' | '8' {
+  if (facts.st >= 500) return '8';
+  // An interaction's `why` says it was not applied (its transaction rolled back); an auth event's is detail.
+  if (facts.st >= 400 || (facts.why && facts.do !== 'authn')) return '4';
+  return '0';
 }
 
 const dcm = 'http://dicom.nema.org/resources/ontology/DCM';
 
 /** A sign-in, second factor, lockout, approval or token event: DICOM "User Authentication" (110114). */
 function renderAuthEvent(facts: AuditRecordFacts, id?: string): Record<string, unknown> {
-  const logout = facts.ev === 'logout';
-  const agent: Record<string, unknown>[] = [{ who: { identifier: { value: facts.who } }, requestor: true, network: { address: facts.ip, type: '2' } }];
-  if (facts.app) agent.push({ who: { identifier: { value: facts.app } }, requestor: false, type: { coding: [{ system: dcm, code: '110150', display: 'Application' }] } });
   return {
-    resourceType: 'AuditEvent',
-    ...(id ? { id } : {}),
-    type: { system: dcm, code: '110114', display: 'User Authentication' },
-    subtype: [logout ? { system: dcm, code: '110123', display: 'Logout' } : { system: dcm, code: '110122', display: 'Login' }],
-    action: 'E',
-    recorded: facts.at,
-    outcome: outcomeCode(facts.st),
-    ...(facts.why ? { outcomeDesc: facts.why } : {}),
-    agent,
-    source: { observer: { display: 'Bastion' }, type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4' }] },
+    ...header(facts, id),
     entity: [{ type: systemObject, detail: [{ type: 'event', valueString: facts.ev ?? 'login' }] }],
   };
 }
 
-/** 0 success, 4 minor failure (the client's), 8 serious failure (the server's). */
-function outcomeCode(status: number): string {
-  if (status < 400) return '0';
-  if (status < 500) return '4';
-  return '8';
+const actReason = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
+
+/**
+ * The requestor (the user as their fhirUser reference, or the client acting on its own; the id the
+ * trail knows them by as altId; the role; where from; why) and the application a user acted through.
+ */
+function agentsOf(facts: AuditRecordFacts): Record<string, unknown>[] {
+  const identifier = { value: facts.who };
+  const requestor: Record<string, unknown> = {
+    ...(facts.rl ? { role: [{ text: facts.rl }] } : {}),
+    who: facts.fu ? { reference: facts.fu, identifier } : { identifier },
+    altId: facts.who,
+    requestor: true,
+    network: { address: facts.ip, type: '2' },
+  };
+  const purposes = purposesOfRecord(facts);
+  if (purposes.length > 0) requestor.purposeOfUse = purposes.map((p) => ({ coding: [p] }));
+  const agents = [requestor];
+  if (facts.app) agents.push({ type: { coding: [{ system: dcm, code: '110150', display: 'Application' }] }, who: { identifier: { value: facts.app } }, requestor: false });
+  return agents;
+}
+
+/** Why: the purpose of use the role implies, the ones the token stated, and break-the-glass when it opened the record. */
+export function purposesOfRecord(facts: AuditRecordFacts): { system: string; code: string }[] {
+  const out: { system: string; code: string }[] = [];
+  const add = (system: string, code: string) => {
+    if (!out.some((c) => c.system === system && c.code === code)) out.push({ system, code });
+  };
+  const byRole = facts.rl ? purposeOfRole[facts.rl] : undefined;
+  if (byRole) add(actReason, byRole);
+  for (const stated of facts.pou ?? []) {
+    const bar = stated.lastIndexOf('|');
+    add(bar > 0 ? stated.slice(0, bar) : actReason, stated.slice(bar + 1));
+  }
+  if (facts.rs?.includes('break-the-glass')) add(actReason, 'BTG');
+  return out;
 }

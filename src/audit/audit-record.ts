@@ -14,7 +14,7 @@ export interface AuditRecordFacts {
   do: InteractionKind | 'authn';
   /** For `authn`: what happened (login, login-failed, mfa-failed, locked-out, mfa-enrolled, consent, token, ...). */
   ev?: string;
-  /** For `authn`: the client application involved. */
+  /** The client application involved (the app a user acts through, or an authorization server event's client). */
   app?: string;
   /** The operation name, for kind 'operation'. */
   op?: string;
@@ -22,8 +22,16 @@ export interface AuditRecordFacts {
   st: number;
   /** Why it was not applied although it succeeded on its own (a rolled-back transaction entry). */
   why?: string;
-  /** The principal's audit identifier. */
+  /** The principal's audit identifier (user id or client id). */
   who: string;
+  /** The principal's role. */
+  rl?: string;
+  /** The user's own FHIR resource (fhirUser), e.g. `Practitioner/7`. */
+  fu?: string;
+  /** Purposes of use the token stated (`system|code`), beyond the role's own. */
+  pou?: string[];
+  /** Ids of the patients whose data the interaction returned, touched or aimed at (the accounting of disclosures reads these). */
+  pt?: string[];
   /** The network address the request came from. */
   ip: string;
   /** References of the resources touched or returned. */
@@ -40,6 +48,10 @@ export interface AuditRecordFacts {
 
 export function auditFacts(principal: Principal, interaction: Interaction, status: number, entities: string[], at: string): AuditRecordFacts {
   const facts: AuditRecordFacts = { at, do: interaction.kind, st: status, who: principal.id, ip: principal.address };
+  if (principal.role !== 'anonymous') facts.rl = principal.role;
+  if (principal.fhirUser) facts.fu = principal.fhirUser;
+  if (principal.clientId && principal.clientId !== principal.id) facts.app = principal.clientId;
+  if (principal.purposeOfUse && principal.purposeOfUse.length > 0) facts.pou = principal.purposeOfUse;
   if (interaction.operation) facts.op = interaction.operation;
   if (entities.length > 0) facts.what = entities;
   if (interaction.query) facts.q = interaction.query;

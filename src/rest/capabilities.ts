@@ -3,6 +3,8 @@ import { resourceTypes } from '../fhir/definitions.ts';
 import { searchParamsOf } from '../fhir/search/params.ts';
 import { capabilitySecurity } from '../auth/smart-configuration.ts';
 import type { Config } from '../config/config.ts';
+import { accountingOperation } from '../access/audit-trail-access.ts';
+import { auditSearchParams } from '../audit/audit-search.ts';
 
 let cached: { key: string; json: string } | undefined;
 
@@ -18,10 +20,27 @@ export async function capabilities(ctx: RestContext): Promise<FhirResponse> {
 
 const typeInteractions = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'];
 
+/** AuditEvent is the audit trail: searched and read (by admins and auditors), never written through the API. */
+function auditTrail(): Record<string, unknown> {
+  const supported = new Set(auditSearchParams);
+  return {
+    type: 'AuditEvent',
+    profile: 'http://hl7.org/fhir/StructureDefinition/AuditEvent',
+    documentation: 'The append-only, hash-chained audit trail; readable by the admin and auditor roles only',
+    interaction: [{ code: 'read' }, { code: 'vread' }, { code: 'search-type' }],
+    versioning: 'no-version',
+    readHistory: false,
+    updateCreate: false,
+    searchParam: [...searchParamsOf('AuditEvent').values()]
+      .filter((p) => supported.has(p.code))
+      .map((p) => ({ name: p.code, definition: p.definition.url, type: p.type })),
+  };
+}
+
 function build(config: Config): Record<string, unknown> {
   const baseUrl = config.baseUrl;
   const security = capabilitySecurity(config);
-  const resource = [...resourceTypes()].sort().map((type) => ({
+  const resource = [...resourceTypes()].sort().map((type) => (type === 'AuditEvent' ? auditTrail() : {
     type,
     profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
     interaction: typeInteractions.map((code) => ({ code })),
@@ -37,7 +56,10 @@ function build(config: Config): Record<string, unknown> {
       .map((p) => ({ name: p.code, definition: p.definition.url, type: p.type })),
     operation: [
       { name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' },
-      ...(type === 'Patient' ? [{ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' }] : []),
+      ...(type === 'Patient' ? [
+        { name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' },
+        { name: accountingOperation, definition: `${baseUrl}/OperationDefinition/Patient-${accountingOperation}`, documentation: 'Accounting of disclosures (HIPAA §164.528) of one patient over a period (start, end), as a FHIR document; for the patient and for admins and auditors' },
+      ] : []),
     ],
   }));
   return {

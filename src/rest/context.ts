@@ -1,6 +1,6 @@
 import type { Config } from '../config/config.ts';
 import type { Principal } from '../auth/principal.ts';
-import type { StoreReader, StoreWriter } from '../store/store.ts';
+import type { Store, StoreReader, StoreWriter } from '../store/store.ts';
 import type { Resource } from '../fhir/types.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { AuditRecordFacts } from '../audit/audit-record.ts';
@@ -42,6 +42,8 @@ export interface RestContext {
   config: Config;
   principal: Principal;
   audit: AuditLog;
+  /** The audit trail, for those who may read it (rest/audit-trail.ts). */
+  trail: Pick<Store, 'auditCandidates' | 'auditRecord'>;
   /** Reads: committed data, or inside a transaction Bundle that transaction's view. */
   reader: StoreReader;
   /** Where stored CodeSystems and ValueSets are looked up for :in / :below: never confined (they are definitions, not records). */

@@ -8,6 +8,7 @@ import { decide, rulesInForce, type Decision } from '../access/decide.ts';
 import type { ConsentObligation } from '../access/consent.ts';
 import { applyObligations } from '../access/filter.ts';
 import { auditFacts } from '../audit/audit-record.ts';
+import { patientsConcerned } from '../audit/record-patients.ts';
 import { FhirError } from '../fhir/outcome.ts';
 import { route } from './router.ts';
 import { Confinement } from './confinement.ts';
@@ -17,7 +18,7 @@ import { consentsIn, type AccessFacts } from './access-facts.ts';
 
 /** The context of one request from outside (HTTP, CLI import): its own transactions on the store. */
 export function requestContext(config: Config, store: Store, audit: AuditLog, principal: Principal, facts?: AccessFacts, pseudonyms?: Pseudonyms): RestContext {
-  return { config, principal, audit, reader: store, terminology: store, write: (work) => store.transaction(work), inTransaction: false, dispatch: handle, facts, pseudonyms };
+  return { config, principal, audit, trail: store, reader: store, terminology: store, write: (work) => store.transaction(work), inTransaction: false, dispatch: handle, facts, pseudonyms };
 }
 
 /**
@@ -46,7 +47,7 @@ export async function handle(ctx: RestContext, req: FhirRequest): Promise<FhirRe
       : await r.execute(inner, req);
     if (response.resource) response.resource = applyObligations(decision, response.resource);
     if (response.json) response.json = applyObligations(decision, response.json);
-    record(ctx, audit, interaction, response.status, response.entities ?? [], decision);
+    record(ctx, audit, interaction, response.status, response.entities ?? [], decision, disclosed(req, response));
     return response;
   } catch (err) {
     record(ctx, audit, interaction, err instanceof FhirError ? err.status : 500, targetOf(interaction), decision);
@@ -63,8 +64,14 @@ function confined(ctx: RestContext, confinement: Confinement): RestContext {
  * The audit record of one interaction, with the decision behind it: a denial's reasons, or the
  * rules that confined what was seen (why a read answered 404), the flags and the consents checked.
  */
-function record(ctx: RestContext, audit: AuditLog, interaction: Interaction, status: number, entities: string[], decision: Decision | undefined): void {
+function record(ctx: RestContext, audit: AuditLog, interaction: Interaction, status: number, entities: string[], decision: Decision | undefined, body?: string): void {
   const facts = auditFacts(ctx.principal, interaction, status, entities, new Date().toISOString());
+  // De-identified data is not PHI (and its ids are pseudonyms), and the trail holds references,
+  // not records: neither discloses a patient's data.
+  if (!decision?.obligations.deIdentify && interaction.resourceType !== 'AuditEvent') {
+    const patients = patientsConcerned(interaction, entities, body);
+    if (patients.length > 0) facts.pt = patients;
+  }
   if (decision) {
     const flags = decision.obligations.flags;
     if (flags && flags.length > 0) facts.fl = flags;
@@ -81,6 +88,13 @@ function record(ctx: RestContext, audit: AuditLog, interaction: Interaction, sta
 function consentChecks(consent: ConsentObligation | undefined): string[] | undefined {
   if (!consent) return undefined;
   return [...consent.rules.map((r) => `${r.ref} deny`), ...consent.permitting.map((ref) => `${ref} permit`)].slice(0, 50);
+}
+
+/** The content the interaction disclosed or wrote, scanned for the patients it concerns. */
+function disclosed(req: FhirRequest, response: FhirResponse): string | undefined {
+  if (response.json) return response.json;
+  if (response.status >= 400) return undefined;
+  return req.body && typeof req.body === 'object' ? JSON.stringify(req.body) : undefined;
 }
 
 function targetOf(interaction: Interaction): string[] {

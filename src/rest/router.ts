@@ -14,6 +14,9 @@ import { capabilities } from './capabilities.ts';
 import { validateOperation } from './validate-operation.ts';
 import { everything } from './everything.ts';
 import { bundle } from './bundle.ts';
+import { readAuditEvent, searchAuditTrail } from './audit-trail.ts';
+import { accountingOfDisclosures } from './accounting.ts';
+import { accountingOperation } from '../access/audit-trail-access.ts';
 
 export interface Route {
   interaction: Interaction;
@@ -40,6 +43,7 @@ export function route(req: FhirRequest): Route {
   }
   const type = s[0];
   if (!isResourceType(type)) throw notFound(`Unknown resource type "${type}"`);
+  if (type === 'AuditEvent') return auditTrailRoute(m, s, query);
   if (s.length === 1) return typeLevel(req, m, type, query);
   const second = s[1];
   if (second === '_search' && s.length === 2) {
@@ -66,6 +70,21 @@ export function route(req: FhirRequest): Route {
       return { interaction: { kind: 'vread', resourceType: type, id, versionId: vid }, execute: (ctx, r) => vread(ctx, r, type, id, vid) };
     }
   }
+  if (s[2] === `$${accountingOperation}` && s.length === 3 && type === 'Patient') {
+    if (m !== 'GET') throw methodNotAllowed(m, `Patient/${id}/$${accountingOperation}`);
+    // Decided as the search of the trail it is, within the patient's compartment (access/audit-trail-access.ts).
+    return {
+      interaction: { kind: 'search-type', resourceType: 'AuditEvent', operation: accountingOperation, compartment: { type: 'Patient', id }, query },
+      execute: (ctx, r) => accountingOfDisclosures(ctx, r, id),
+    };
+  }
+  if (s[2] === 'AuditEvent' && (s.length === 3 || (s.length === 4 && s[3] === '_search')) && type === 'Patient') {
+    if (m !== (s.length === 4 ? 'POST' : 'GET')) throw methodNotAllowed(m, `Patient/${id}/AuditEvent`);
+    return {
+      interaction: { kind: 'search-type', resourceType: 'AuditEvent', query, compartment: { type: 'Patient', id } },
+      execute: (ctx, r) => searchAuditTrail(ctx, r, [['patient', `Patient/${id}`]]),
+    };
+  }
   if (s.length === 3 || (s.length === 4 && s[3] === '_search')) {
     const compartment = compartmentRoute(m, type, id, s[2], s.length === 4, query);
     if (compartment) return compartment;
@@ -80,6 +99,31 @@ export function route(req: FhirRequest): Route {
     return { interaction: { kind: 'operation', operation: 'validate', resourceType: type, id }, execute: (ctx, r) => validateOperation(ctx, r, type, id) };
   }
   throw notFound(`No FHIR interaction is served at /${s.join('/')}`);
+}
+
+/**
+ * AuditEvent is the audit trail, not a stored resource: searched and read, never written through
+ * the API (the server alone appends to it, and nothing rewrites it).
+ */
+function auditTrailRoute(m: string, s: string[], query: string | undefined): Route {
+  const at = s.slice(0, 2).join('/');
+  if (s.length === 1 || (s.length === 2 && s[1] === '_search')) {
+    if (m !== (s.length === 2 ? 'POST' : 'GET')) throw appendOnly(m, at);
+    return { interaction: { kind: 'search-type', resourceType: 'AuditEvent', query }, execute: (ctx, r) => searchAuditTrail(ctx, r) };
+  }
+  const id = s[1];
+  if (m !== 'GET') throw appendOnly(m, `AuditEvent/${id}`);
+  if (!isValidId(id)) throw new FhirError(400, `Only search, read and vread are served on the audit trail (AuditEvent)`, 'not-supported');
+  if (s.length === 2) return { interaction: { kind: 'read', resourceType: 'AuditEvent', id }, execute: (ctx) => readAuditEvent(ctx, id) };
+  if (s.length === 4 && s[2] === '_history') {
+    const vid = s[3];
+    return { interaction: { kind: 'vread', resourceType: 'AuditEvent', id, versionId: vid }, execute: (ctx) => readAuditEvent(ctx, id, vid) };
+  }
+  throw new FhirError(400, `Only search, read and vread are served on the audit trail (AuditEvent)`, 'not-supported');
+}
+
+function appendOnly(method: string, what: string): FhirError {
+  return new FhirError(405, `${method} is not allowed on ${what}: the audit trail is searched and read; the server alone appends to it`, 'not-supported');
 }
 
 function typeLevel(req: FhirRequest, m: string, type: string, query: string | undefined): Route {

@@ -86,7 +86,7 @@ export async function search(
 }
 
 /** POST _search carries its parameters as application/x-www-form-urlencoded. */
-function formParams(req: FhirRequest): [string, string][] {
+export function formParams(req: FhirRequest): [string, string][] {
   if (req.method !== 'POST') return [];
   if (req.body === undefined || req.body === '') return [];
   if (typeof req.body !== 'string') throw badRequest('POST _search takes its parameters as application/x-www-form-urlencoded');

@@ -25,8 +25,8 @@ export interface UserRecord {
   created: string;
 }
 
-export type Role = 'patient' | 'nurse' | 'physician' | 'lab-technician' | 'billing' | 'researcher' | 'admin' | 'system';
-export const roles: readonly Role[] = ['patient', 'nurse', 'physician', 'lab-technician', 'billing', 'researcher', 'admin', 'system'];
+export type Role = 'patient' | 'nurse' | 'physician' | 'lab-technician' | 'billing' | 'researcher' | 'admin' | 'auditor' | 'system';
+export const roles: readonly Role[] = ['patient', 'nurse', 'physician', 'lab-technician', 'billing', 'researcher', 'admin', 'auditor', 'system'];
 
 export interface ClientRecord {
   clientId: string;

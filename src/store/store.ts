@@ -69,6 +69,20 @@ export interface AuditQuery {
   limit: number;
 }
 
+/** One page of candidates for an audit trail search: the caller tests each against the criteria. */
+export interface AuditCandidateQuery {
+  /** Records carrying any of these search keys (audit/audit-index.ts); absent: any record. */
+  keys?: string[];
+  /** Records recorded at or after this instant, give or take the minutes an append may lag (the caller tests the exact time). */
+  from?: string;
+  /** Records recorded before this instant, likewise. */
+  to?: string;
+  /** Continue past this position: below it when descending, above it when ascending. */
+  after?: number;
+  descending: boolean;
+  limit: number;
+}
+
 export interface UpdateOptions {
   /** Fail with 412 unless the current version is this one. */
   ifMatch?: string;
@@ -112,8 +126,8 @@ export interface Store extends StoreReader {
    * them is reusable while it stays the same.
    */
   generation(resourceTypes: readonly string[]): number;
-  /** Appends audit records (serialized AuditEvents) to the append-only audit log. */
-  appendAudit(records: AuditRecord[]): Promise<void>;
+  /** Appends audit records to the append-only, chained audit log; resolves with the first one's position once committed. */
+  appendAudit(records: AuditRecord[]): Promise<number>;
   /**
    * Rebuilds the search index of every current resource from its content, in one transaction
    * (after the search parameter definitions changed). Returns how many resources were indexed.
@@ -121,6 +135,10 @@ export interface Store extends StoreReader {
   reindex(): Promise<number>;
   /** Appended audit records in order, a page at a time. */
   auditRecords(query: AuditQuery): Promise<StoredAuditRecord[]>;
+  /** Audit records that may match a search, a page at a time (audit/audit-search.ts tests them). */
+  auditCandidates(query: AuditCandidateQuery): Promise<StoredAuditRecord[]>;
+  /** The audit record at this position. */
+  auditRecord(seq: number): Promise<StoredAuditRecord | undefined>;
   /** The audit chain's head now: how many records it holds and the last one's link. */
   auditHead(): Promise<{ count: number; head: Buffer }>;
   /** Keeps a signed checkpoint of the chain's head with the audit trail (append-only). */

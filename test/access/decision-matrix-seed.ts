@@ -100,12 +100,8 @@ export function resourceOf(type: string, w: World, side: Side, patientId: string
       return { resourceType: 'Claim', meta, status: 'active', use: 'claim', type: { text: 't' }, patient: subject, created: '2026-01-01', provider: { display: 'x' }, priority: { text: 'normal' }, insurance: [{ sequence: 1, focal: true, coverage: { display: 'c' } }] };
     case 'DocumentReference':
       return { resourceType: 'DocumentReference', meta, status: 'current', subject, content: [{ attachment: { contentType: 'text/plain', data: Buffer.from('matrix note').toString('base64') } }] };
-    case 'AuditEvent':
-      return {
-        resourceType: 'AuditEvent', meta, type: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110110', display: 'Patient Record' },
-        recorded: '2026-01-01T00:00:00Z', agent: [{ requestor: true, who: { reference: w.doc } }], source: { observer: { display: 'matrix' } },
-        entity: [{ what: subject }],
-      };
+    case 'Provenance':
+      return { resourceType: 'Provenance', meta, target: [subject], recorded: '2026-01-01T00:00:00Z', agent: [{ who: { reference: w.doc } }] };
     case 'Organization':
       return { resourceType: 'Organization', meta, name: 'Matrix Org' };
     default:

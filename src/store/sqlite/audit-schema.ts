@@ -1,6 +1,8 @@
 import type { Db } from './open.ts';
 import { migrate } from './migrations.ts';
 import { chainHash, genesis } from '../../crypto/hash-chain.ts';
+import { indexKeysOf } from '../../audit/audit-index.ts';
+import type { AuditRecordFacts } from '../../audit/audit-record.ts';
 
 /**
  * The audit file's schema (its own file beside the store: see audit-writer.ts). Append-only is
@@ -39,7 +41,41 @@ export const auditMigrations: string[] = [
   CREATE TRIGGER audit_checkpoint_no_update BEFORE UPDATE ON audit_checkpoint BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
   CREATE TRIGGER audit_checkpoint_no_delete BEFORE DELETE ON audit_checkpoint BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
   `,
+  // 4: the keys records are searched by (audit/audit-index.ts) and their time. Derived from the
+  // log and rebuilt from it (indexExisting), so not part of what the chain protects.
+  `
+  CREATE TABLE audit_key (
+    key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (key, seq)
+  ) WITHOUT ROWID;
+  CREATE TABLE audit_key_progress (upto INTEGER NOT NULL);
+  INSERT INTO audit_key_progress (upto) VALUES (0);
+  CREATE INDEX audit_log_recorded ON audit_log (recorded);
+  `,
 ];
+
+/** Writes the search keys of appended records (the audit worker, in the append's transaction, and indexExisting). */
+export function auditKeyWriter(db: Db): (seq: number, event: string) => void {
+  const insert = db.prepare<[string, number]>('INSERT OR IGNORE INTO audit_key (key, seq) VALUES (?, ?)');
+  const progress = db.prepare<[number]>('UPDATE audit_key_progress SET upto = ?');
+  return (seq, event) => {
+    for (const key of indexKeysOf(JSON.parse(event) as AuditRecordFacts)) insert.run(key, seq);
+    progress.run(seq);
+  };
+}
+
+/** Indexes the records appended before the search keys existed (or by a writer that did not index). */
+export function indexExisting(db: Db): number {
+  const upto = db.prepare('SELECT upto FROM audit_key_progress').pluck().get() as number;
+  const rows = db.prepare<[number], { seq: number; event: string }>('SELECT seq, event FROM audit_log WHERE seq > ? ORDER BY seq').all(upto);
+  if (rows.length === 0) return 0;
+  const index = auditKeyWriter(db);
+  db.transaction(() => {
+    for (const r of rows) index(r.seq, r.event);
+  })();
+  return rows.length;
+}
 
 export interface AuditHead {
   /** Records in the chain (the last record's seq). */

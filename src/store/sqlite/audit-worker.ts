@@ -6,6 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openEncrypted } from './open.ts';
 import { chainHash, genesis } from '../../crypto/hash-chain.ts';
+import { auditKeyWriter } from './audit-schema.ts';
 
 interface AuditWorkerData {
   path: string;
@@ -24,12 +25,17 @@ const insert = db.prepare<[string, string]>('INSERT INTO audit_log (recorded, ev
 const link = db.prepare<[number, Buffer]>('INSERT INTO audit_chain (seq, hash) VALUES (?, ?)');
 // The chain goes on from the last link in the file (the store chained any older records on open).
 let head: Buffer = (db.prepare('SELECT hash FROM audit_chain ORDER BY seq DESC LIMIT 1').pluck().get() as Buffer | undefined) ?? genesis;
+const index = auditKeyWriter(db);
+let first = 0;
 const appendAll = db.transaction((records: [string, string][]): Buffer => {
   let previous = head;
+  first = 0;
   for (const [recorded, event] of records) {
     const seq = Number(insert.run(recorded, event).lastInsertRowid);
+    first ||= seq;
     previous = chainHash(previous, recorded, event);
     link.run(seq, previous);
+    index(seq, event);
   }
   return previous;
 });
@@ -43,7 +49,7 @@ parentPort!.on('message', (message: AppendMessage | 'stop') => {
   try {
     // The head moves on only once the batch is committed.
     head = appendAll(message.records);
-    parentPort!.postMessage({ id: message.id });
+    parentPort!.postMessage({ id: message.id, first });
   } catch (err) {
     parentPort!.postMessage({ id: message.id, error: (err as { code?: string }).code ?? (err as Error).message });
   }

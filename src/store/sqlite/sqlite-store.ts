@@ -1,7 +1,7 @@
 import type { Resource } from '../../fhir/types.ts';
 import type { SearchRequest } from '../../fhir/search/types.ts';
 import type {
-  AuditQuery, AuditRecord, HistoryPage, StoredAuditRecord, HistoryQuery, SearchResult, Store, StoreWriter, StoredResource, UpdateOptions, UpdateResult, WriteMethod,
+  AuditCandidateQuery, AuditQuery, AuditRecord, HistoryPage, StoredAuditRecord, HistoryQuery, SearchResult, Store, StoreWriter, StoredResource, UpdateOptions, UpdateResult, WriteMethod,
 } from '../store.ts';
 import { conflict, preconditionFailed } from '../../fhir/outcome.ts';
 import { MonotonicClock } from '../clock.ts';
@@ -13,7 +13,8 @@ import { WriteQueue } from './write-queue.ts';
 import { WalSync } from './wal-sync.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { AuditWriter } from './audit-writer.ts';
-import { adoptLegacyAudit, appendCheckpoint, auditHead, chainExisting, migrateAudit } from './audit-schema.ts';
+import { adoptLegacyAudit, appendCheckpoint, auditHead, chainExisting, indexExisting, migrateAudit } from './audit-schema.ts';
+import { auditCandidates, auditRecordAt } from './audit-candidates.ts';
 import { CurrentCache } from './current-cache.ts';
 import { indexResource, searchResources } from './search.ts';
 import { ensureSearchIndex, rebuildSearchIndex } from './search-index.ts';
@@ -63,6 +64,7 @@ export class SqliteStore implements Store {
     migrateAudit(this.auditReader);
     adoptLegacyAudit(this.writer, this.auditReader);
     chainExisting(this.auditReader);
+    indexExisting(this.auditReader);
     this.auditWriter = new AuditWriter(auditPath, options.key);
     this.reader = openEncrypted(options.path, options.key);
     this.readerSql = prepareStatements(this.reader);
@@ -124,8 +126,16 @@ export class SqliteStore implements Store {
     return n;
   }
 
-  appendAudit(records: AuditRecord[]): Promise<void> {
+  appendAudit(records: AuditRecord[]): Promise<number> {
     return this.auditWriter.append(records);
+  }
+
+  async auditCandidates(query: AuditCandidateQuery): Promise<StoredAuditRecord[]> {
+    return auditCandidates(this.auditReader, query);
+  }
+
+  async auditRecord(seq: number): Promise<StoredAuditRecord | undefined> {
+    return auditRecordAt(this.auditReader, seq);
   }
 
   async auditHead(): Promise<{ count: number; head: Buffer }> {

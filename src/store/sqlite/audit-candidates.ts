@@ -1,0 +1,65 @@
+import type { Db } from './open.ts';
+import type { AuditCandidateQuery, StoredAuditRecord } from '../store.ts';
+
+/**
+ * Records may be appended a little out of time order (a transaction's entries are recorded when it
+ * settles; auth events carry their own time), never by more than this: a time range is widened by
+ * it into positions, and the caller tests each record's own time.
+ */
+const appendLagMs = 5 * 60_000;
+
+interface Row {
+  seq: number;
+  recorded: string;
+  event: string;
+}
+
+/** Candidates of an audit trail search, one page in position order (see Store.auditCandidates). */
+export function auditCandidates(db: Db, q: AuditCandidateQuery): StoredAuditRecord[] {
+  const range = positions(db, q);
+  if (!range) return [];
+  let [lo, hi] = range;
+  if (q.after !== undefined) {
+    if (q.descending) hi = Math.min(hi, q.after - 1);
+    else lo = Math.max(lo, q.after + 1);
+  }
+  if (lo > hi) return [];
+  const order = q.descending ? 'DESC' : 'ASC';
+  let rows: Row[];
+  if (!q.keys) {
+    rows = db.prepare<[number, number, number], Row>(`SELECT seq, recorded, event FROM audit_log WHERE seq BETWEEN ? AND ? ORDER BY seq ${order} LIMIT ?`).all(lo, hi, q.limit);
+  } else {
+    // One ordered range per key, merged: each walks its own stretch of the (key, seq) index.
+    const byKey = db.prepare<[string, number, number, number], Row>(
+      `SELECT l.seq AS seq, l.recorded AS recorded, l.event AS event FROM audit_key k JOIN audit_log l ON l.seq = k.seq WHERE k.key = ? AND k.seq BETWEEN ? AND ? ORDER BY k.seq ${order} LIMIT ?`,
+    );
+    const merged = new Map<number, Row>();
+    for (const key of new Set(q.keys)) for (const r of byKey.all(key, lo, hi, q.limit)) merged.set(r.seq, r);
+    rows = [...merged.values()].sort((a, b) => (q.descending ? b.seq - a.seq : a.seq - b.seq)).slice(0, q.limit);
+  }
+  return rows.map((r) => ({ seq: r.seq, recorded: r.recorded, json: r.event }));
+}
+
+export function auditRecordAt(db: Db, seq: number): StoredAuditRecord | undefined {
+  const r = db.prepare<[number], Row>('SELECT seq, recorded, event FROM audit_log WHERE seq = ?').get(seq);
+  return r ? { seq: r.seq, recorded: r.recorded, json: r.event } : undefined;
+}
+
+/** The positions a time range can hold, or undefined when it holds none. */
+function positions(db: Db, q: AuditCandidateQuery): [number, number] | undefined {
+  let lo = 1;
+  let hi = Number.MAX_SAFE_INTEGER;
+  if (q.from !== undefined) {
+    const from = new Date(Date.parse(q.from) - appendLagMs).toISOString();
+    const first = db.prepare<[string], { seq: number }>('SELECT seq FROM audit_log WHERE recorded >= ? ORDER BY recorded, seq LIMIT 1').get(from);
+    if (!first) return undefined;
+    lo = first.seq;
+  }
+  if (q.to !== undefined) {
+    const to = new Date(Date.parse(q.to) + appendLagMs).toISOString();
+    const last = db.prepare<[string], { seq: number }>('SELECT seq FROM audit_log WHERE recorded < ? ORDER BY recorded DESC, seq DESC LIMIT 1').get(to);
+    if (!last) return undefined;
+    hi = last.seq;
+  }
+  return [lo, hi];
+}
