@@ -33,6 +33,10 @@ export interface Config {
   auditCheckpointSeconds: number;
   /** A file outside the data dir (a write-once mount) where each checkpoint is appended too. */
   auditCheckpointFile?: string;
+  /** A continuous NDJSON copy of the trail (AuditEvents) for a SIEM: a file appended to, or `-` for stdout. */
+  auditStream?: string;
+  /** A syslog collector the trail is sent to (RFC 5424 over TLS); the files are PEM. */
+  auditSyslog?: { host: string; port: number; caFile?: string; certFile?: string; keyFile?: string };
   auth: AuthConfig;
 }
 
@@ -76,6 +80,11 @@ export type ConfigInput = Partial<{
   auditCheckpointSeconds: number | string;
   auditCheckpointFile: string;
   auditFailClosed: boolean | string;
+  auditStream: string;
+  auditSyslog: string;
+  auditSyslogCa: string;
+  auditSyslogCert: string;
+  auditSyslogKey: string;
   auth: string;
   issuer: string;
   accessTokenTtl: number | string;
@@ -105,6 +114,11 @@ export const environmentVariables: Record<keyof ConfigInput, string> = {
   auditCheckpointSeconds: 'BASTION_AUDIT_CHECKPOINT_SECONDS',
   auditCheckpointFile: 'BASTION_AUDIT_CHECKPOINT_FILE',
   auditFailClosed: 'BASTION_AUDIT_FAIL_CLOSED',
+  auditStream: 'BASTION_AUDIT_STREAM',
+  auditSyslog: 'BASTION_AUDIT_SYSLOG',
+  auditSyslogCa: 'BASTION_AUDIT_SYSLOG_CA',
+  auditSyslogCert: 'BASTION_AUDIT_SYSLOG_CERT',
+  auditSyslogKey: 'BASTION_AUDIT_SYSLOG_KEY',
   auth: 'BASTION_AUTH',
   issuer: 'BASTION_AUTH_ISSUER',
   accessTokenTtl: 'BASTION_ACCESS_TOKEN_TTL',
@@ -204,6 +218,8 @@ function validate(input: ConfigInput): Config {
     auditCheckpointSeconds: integer('auditCheckpointSeconds', input.auditCheckpointSeconds ?? 300, 1, 24 * 3600),
     auditFailClosed: booleanSetting('auditFailClosed', input.auditFailClosed ?? true),
     ...(input.auditCheckpointFile ? { auditCheckpointFile: resolve(input.auditCheckpointFile) } : {}),
+    ...(input.auditStream ? { auditStream: input.auditStream === '-' ? '-' : resolve(input.auditStream) } : {}),
+    ...auditSyslogOf(input),
     auth: {
       mode: auth,
       issuer,
@@ -212,7 +228,7 @@ function validate(input: ConfigInput): Config {
       sessionIdle: integer('sessionIdle', input.sessionIdle ?? defaults.sessionIdle, 1, 24 * 3600),
       sessionMax: integer('sessionMax', input.sessionMax ?? defaults.sessionMax, 60, 30 * 24 * 3600),
       breakGlassMinutes: integer('breakGlassMinutes', input.breakGlassMinutes ?? 60, 1, 24 * 60),
-      mfaRoles: roleList('mfaRoles', input.mfaRoles ?? ['nurse', 'physician', 'lab-technician', 'billing', 'researcher', 'admin']),
+      mfaRoles: roleList('mfaRoles', input.mfaRoles ?? ['nurse', 'physician', 'lab-technician', 'billing', 'researcher', 'admin', 'auditor']),
       externalIssuers: externalIssuers(input.externalIssuers),
     },
   };
@@ -286,6 +302,29 @@ function externalIssuers(value: unknown): ExternalIssuerConfig[] {
     }
     return e;
   });
+}
+
+/** The collector as `host:port` (`[v6]:port`); the PEM files are read when the sink opens, so a bad one stops the start. */
+function auditSyslogOf(input: ConfigInput): { auditSyslog?: NonNullable<Config['auditSyslog']> } {
+  const files = { caFile: input.auditSyslogCa, certFile: input.auditSyslogCert, keyFile: input.auditSyslogKey };
+  if (!input.auditSyslog) {
+    if (files.caFile || files.certFile || files.keyFile) throw new ConfigError('auditSyslogCa, auditSyslogCert and auditSyslogKey need auditSyslog (host:port)');
+    return {};
+  }
+  if (typeof input.auditSyslog !== 'string') throw new ConfigError('auditSyslog must be "host:port"');
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]]+)):(\d+)$/.exec(input.auditSyslog.trim());
+  if (!m) throw new ConfigError(`auditSyslog must be host:port, e.g. siem.example.org:6514 or [2001:db8::1]:6514 (got "${input.auditSyslog}")`);
+  const port = integer('auditSyslog port', m[3], 1, 65535);
+  if (!files.certFile !== !files.keyFile) throw new ConfigError('auditSyslogCert and auditSyslogKey go together: a client certificate needs its private key');
+  return {
+    auditSyslog: {
+      host: m[1] ?? m[2],
+      port,
+      ...(files.caFile ? { caFile: resolve(files.caFile) } : {}),
+      ...(files.certFile ? { certFile: resolve(files.certFile) } : {}),
+      ...(files.keyFile ? { keyFile: resolve(files.keyFile) } : {}),
+    },
+  };
 }
 
 function integer(name: string, value: number | string, min: number, max: number): number {

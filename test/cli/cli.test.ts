@@ -50,6 +50,41 @@ test('configuration: flags beat environment, environment beats defaults; bad val
   assert.throws(() => loadConfig({}, { BASTION_PORT: '70000' }), /port/);
 });
 
+test('configuration: the audit trail SIEM sinks; bad values are refused', () => {
+  const none = loadConfig({}, {});
+  assert.equal(none.auditStream, undefined);
+  assert.equal(none.auditSyslog, undefined);
+  assert.equal(loadConfig({}, { BASTION_AUDIT_STREAM: '-' }).auditStream, '-', 'stdout');
+  assert.equal(loadConfig({}, { BASTION_AUDIT_STREAM: 'siem/audit.ndjson' }).auditStream, join(process.cwd(), 'siem/audit.ndjson'));
+  const env = {
+    BASTION_AUDIT_SYSLOG: 'siem.example.org:6514',
+    BASTION_AUDIT_SYSLOG_CA: '/etc/bastion/siem-ca.pem',
+    BASTION_AUDIT_SYSLOG_CERT: '/etc/bastion/client.pem',
+    BASTION_AUDIT_SYSLOG_KEY: '/etc/bastion/client.key',
+  };
+  assert.deepEqual(loadConfig({}, env).auditSyslog, { host: 'siem.example.org', port: 6514, caFile: '/etc/bastion/siem-ca.pem', certFile: '/etc/bastion/client.pem', keyFile: '/etc/bastion/client.key' });
+  assert.deepEqual(loadConfig({}, { BASTION_AUDIT_SYSLOG: '[2001:db8::7]:6514' }).auditSyslog, { host: '2001:db8::7', port: 6514 });
+  assert.deepEqual(loadConfig({}, { BASTION_AUDIT_SYSLOG: '10.0.0.5:1' }).auditSyslog, { host: '10.0.0.5', port: 1 });
+  for (const bad of ['siem.example.org', 'siem.example.org:', ':6514', 'siem.example.org:65536', 'siem.example.org:0', 'siem.example.org:-1', '2001:db8::7:6514', 'siem.example.org:6514/tcp', 'a b:6514']) {
+    assert.throws(() => loadConfig({}, { BASTION_AUDIT_SYSLOG: bad }), (e: unknown) => e instanceof ConfigError && /auditSyslog/.test(e.message), bad);
+  }
+  assert.throws(() => loadConfig({}, { BASTION_AUDIT_SYSLOG: 'siem:6514', BASTION_AUDIT_SYSLOG_CERT: '/c.pem' }), /auditSyslogCert and auditSyslogKey go together/);
+  assert.throws(() => loadConfig({}, { BASTION_AUDIT_SYSLOG: 'siem:6514', BASTION_AUDIT_SYSLOG_KEY: '/c.key' }), /auditSyslogCert and auditSyslogKey go together/);
+  assert.throws(() => loadConfig({}, { BASTION_AUDIT_SYSLOG_CA: '/ca.pem' }), /need auditSyslog/, 'a CA without a collector is a mistake, not a no-op');
+  const dir = mkdtempSync(join(tmpdir(), 'bastion-config-'));
+  try {
+    const file = join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ auditStream: '-', auditSyslog: 'siem.example.org:6514', auditSyslogCa: '/ca.pem' }));
+    const c = loadConfig({}, {}, file);
+    assert.equal(c.auditStream, '-');
+    assert.deepEqual(c.auditSyslog, { host: 'siem.example.org', port: 6514, caFile: '/ca.pem' });
+    writeFileSync(file, JSON.stringify({ auditSyslog: { host: 'siem.example.org', port: 6514 } }));
+    assert.throws(() => loadConfig({}, {}, file), /auditSyslog must be "host:port"/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('bastion serve initialises a fresh data dir, prints the FHIR base URL and serves it', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bastion-cli-'));
   let out = '';
