@@ -15,6 +15,7 @@ import { configureMasks } from './access/minimum-necessary.ts';
 import type { AuthStore } from './store/auth-store.ts';
 import { Alerts } from './monitor/alerts.ts';
 import { AuditCheckpoints } from './audit/checkpoints.ts';
+import { ProvenanceSigner } from './provenance/provenance-signature.ts';
 import { loadOrCreateSigningKeys } from './auth/signing-keys.ts';
 import type { JWK } from 'jose';
 
@@ -53,6 +54,13 @@ export async function auditSigningKey(dataDir: string, which: 'private' | 'publi
   return set.keys.find((k) => k.alg === 'ES256')!;
 }
 
+/** The key the Provenance of writes is signed with (ES256), created with the data dir. */
+export async function provenanceSigner(dataDir: string): Promise<ProvenanceSigner> {
+  const keys = await loadOrCreateSigningKeys(join(dataDir, 'provenance-signing-keys.json'));
+  const es256 = (set: { keys: JWK[] }) => set.keys.find((k) => k.alg === 'ES256')!;
+  return new ProvenanceSigner(es256(keys.privateJwks), es256(keys.publicJwks));
+}
+
 /** The composition root: config -> store -> HTTP app -> listening server. */
 export async function startServer(config: Config, options: { logger?: boolean | Record<string, unknown> } = {}): Promise<Server> {
   if (config.auth.mode === 'off') assertLoopback(config.host);
@@ -79,7 +87,10 @@ export async function startServer(config: Config, options: { logger?: boolean | 
     throw err;
   }
   const pseudonymKey = hkdfSync('sha256', storeKeyOf(config.dataDir), Buffer.alloc(0), 'bastion de-identified view pseudonyms', 32);
-  const app = buildApp({ config, store, authenticator: auth.authenticator, logger: options.logger ?? false, pseudonymKey: Buffer.from(pseudonymKey) });
+  const signer = config.provenanceSignatures ? await provenanceSigner(config.dataDir) : undefined;
+  const app = buildApp({
+    config, store, authenticator: auth.authenticator, logger: options.logger ?? false, pseudonymKey: Buffer.from(pseudonymKey), ...(signer ? { provenanceSigner: signer } : {}),
+  });
   const checkpoints = new AuditCheckpoints(store, await auditSigningKey(config.dataDir), config.auditCheckpointFile);
   checkpoints.start(config.auditCheckpointSeconds, (err) => process.emitWarning(`audit checkpoint failed: ${(err as Error)?.name ?? 'error'}`));
   auth.register(app.fastify, store, app.audit);

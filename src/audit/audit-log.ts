@@ -1,5 +1,7 @@
 import type { AuditRecord, Store } from '../store/store.ts';
 import type { AuditRecordFacts } from './audit-record.ts';
+import type { AuditSink } from './sinks/audit-sink.ts';
+import { renderAuditEvent } from './audit-event.ts';
 
 /**
  * Buffers audit records and appends them in batches, so auditing costs one insert per batch
@@ -12,10 +14,13 @@ export class AuditLog {
   private flushing: Promise<void> = Promise.resolve();
   private failing = false;
   private readonly onError: (err: unknown) => void;
+  private readonly sinks: readonly AuditSink[];
 
-  constructor(store: Store, onError: (err: unknown) => void) {
+  /** `sinks` (a SIEM's stream, syslog) get each batch once it is committed to the chained trail. */
+  constructor(store: Store, onError: (err: unknown) => void, sinks: readonly AuditSink[] = []) {
     this.store = store;
     this.onError = onError;
+    this.sinks = sinks;
   }
 
   record(facts: AuditRecordFacts): void {
@@ -33,8 +38,9 @@ export class AuditLog {
     this.buffer = [];
     if (batch.length > 0) {
       this.flushing = this.flushing.then(() => this.store.appendAudit(batch)).then(
-        () => {
+        (first) => {
           this.failing = false;
+          this.deliver(batch, first);
         },
         (err: unknown) => {
           this.failing = true;
@@ -43,6 +49,18 @@ export class AuditLog {
       );
     }
     return this.flushing;
+  }
+
+  /** Flushes what is buffered, then lets the sinks send what they hold. */
+  async close(): Promise<void> {
+    await this.flush();
+    await Promise.all(this.sinks.map((s) => s.close()));
+  }
+
+  private deliver(batch: AuditRecord[], first: number): void {
+    if (this.sinks.length === 0 || first === 0) return;
+    const events = batch.map((r, i) => ({ seq: first + i, event: renderAuditEvent(JSON.parse(r.json) as AuditRecordFacts, String(first + i)) }));
+    for (const sink of this.sinks) sink.write(events);
   }
 
   /**

@@ -29,6 +29,8 @@ export interface Config {
   alertWebhook?: string;
   /** Refuse FHIR interactions (503) while the audit trail cannot be written. */
   auditFailClosed: boolean;
+  /** Sign the Provenance recorded with every write (ES256, the data dir's provenance key). */
+  provenanceSignatures: boolean;
   /** Seconds between signed checkpoints of the audit chain's head. */
   auditCheckpointSeconds: number;
   /** A file outside the data dir (a write-once mount) where each checkpoint is appended too. */
@@ -80,6 +82,7 @@ export type ConfigInput = Partial<{
   auditCheckpointSeconds: number | string;
   auditCheckpointFile: string;
   auditFailClosed: boolean | string;
+  provenanceSignatures: boolean | string;
   auditStream: string;
   auditSyslog: string;
   auditSyslogCa: string;
@@ -114,6 +117,7 @@ export const environmentVariables: Record<keyof ConfigInput, string> = {
   auditCheckpointSeconds: 'BASTION_AUDIT_CHECKPOINT_SECONDS',
   auditCheckpointFile: 'BASTION_AUDIT_CHECKPOINT_FILE',
   auditFailClosed: 'BASTION_AUDIT_FAIL_CLOSED',
+  provenanceSignatures: 'BASTION_PROVENANCE_SIGNATURES',
   auditStream: 'BASTION_AUDIT_STREAM',
   auditSyslog: 'BASTION_AUDIT_SYSLOG',
   auditSyslogCa: 'BASTION_AUDIT_SYSLOG_CA',
@@ -217,6 +221,7 @@ function validate(input: ConfigInput): Config {
     ...(input.alertWebhook ? { alertWebhook: webhookUrl(input.alertWebhook) } : {}),
     auditCheckpointSeconds: integer('auditCheckpointSeconds', input.auditCheckpointSeconds ?? 300, 1, 24 * 3600),
     auditFailClosed: booleanSetting('auditFailClosed', input.auditFailClosed ?? true),
+    provenanceSignatures: booleanSetting('provenanceSignatures', input.provenanceSignatures ?? true),
     ...(input.auditCheckpointFile ? { auditCheckpointFile: resolve(input.auditCheckpointFile) } : {}),
     ...(input.auditStream ? { auditStream: input.auditStream === '-' ? '-' : resolve(input.auditStream) } : {}),
     ...auditSyslogOf(input),

@@ -4,6 +4,8 @@ import type { Store } from '../store/store.ts';
 import type { FhirRequest, FhirResponse } from '../rest/context.ts';
 import { localAuthenticator, type Authenticator } from '../auth/authenticate.ts';
 import { AuditLog } from '../audit/audit-log.ts';
+import { openAuditSinks } from '../audit/sinks/open-sinks.ts';
+import type { ProvenanceSigner } from '../provenance/provenance-signature.ts';
 import { handle, requestContext } from '../rest/pipeline.ts';
 import { AccessFacts } from '../rest/access-facts.ts';
 import { Pseudonyms } from '../access/pseudonyms.ts';
@@ -19,6 +21,8 @@ export interface AppOptions {
   authenticator?: Authenticator;
   /** The secret the de-identified view's pseudonyms are keyed with (32+ bytes); without it researchers are refused. */
   pseudonymKey?: Buffer;
+  /** Signs the Provenance of writes; without it Provenance is recorded unsigned. */
+  provenanceSigner?: ProvenanceSigner;
   /** pino options, or false for no logging (tests). */
   logger?: boolean | Record<string, unknown>;
 }
@@ -29,7 +33,7 @@ export interface App {
 }
 
 /** The HTTP face of the pipeline: turns requests into FhirRequests and FhirResponses into replies. */
-export function buildApp({ config, store, authenticator = localAuthenticator, logger = false, pseudonymKey }: AppOptions): App {
+export function buildApp({ config, store, authenticator = localAuthenticator, logger = false, pseudonymKey, provenanceSigner }: AppOptions): App {
   const fastify = Fastify({
     logger,
     bodyLimit: config.maxBodyBytes,
@@ -43,9 +47,11 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
       void send(reply, { status: fhirError.status, headers: {}, resource: fhirError.outcome() }, 'application/fhir+json', false, request.method === 'HEAD');
     },
   });
-  const audit = new AuditLog(store, (err) => fastify.log.error({ err: (err as Error)?.name }, 'audit append failed'));
+  const sinks = openAuditSinks(config, (err) => fastify.log.warn({ err: (err as Error)?.message }, 'audit export'));
+  const audit = new AuditLog(store, (err) => fastify.log.error({ err: (err as Error)?.name }, 'audit append failed'), sinks);
   const facts = new AccessFacts(store);
   const pseudonyms = pseudonymKey ? new Pseudonyms(pseudonymKey) : undefined;
+  const services = { facts, ...(pseudonyms ? { pseudonyms } : {}), ...(provenanceSigner ? { provenanceSigner } : {}) };
   registerBodyParsers(fastify);
   registerPreflight(fastify, ['/fhir', '/fhir/*']);
 
@@ -57,7 +63,7 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
     });
     // A cached token (or no token at all) is decided without waiting for a turn of the microtask queue.
     const principal = who instanceof Promise ? await who : who;
-    const response = await handle(requestContext(config, store, audit, principal, facts, pseudonyms), req);
+    const response = await handle(requestContext(config, store, audit, principal, services), req);
     addCorsHeaders(request, reply);
     return send(reply, response, format, pretty(req), request.method === 'HEAD');
   };
@@ -83,7 +89,7 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
     const err = new FhirError(404, `Nothing is served at ${request.url.split('?')[0]}; the FHIR base is /fhir`, 'not-found');
     void send(reply, { status: 404, headers: {}, resource: err.outcome() }, 'application/fhir+json', false, request.method === 'HEAD');
   });
-  fastify.addHook('onClose', async () => audit.flush());
+  fastify.addHook('onClose', async () => audit.close());
   return { fastify, audit };
 }
 

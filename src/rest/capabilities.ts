@@ -5,6 +5,7 @@ import { capabilitySecurity } from '../auth/smart-configuration.ts';
 import type { Config } from '../config/config.ts';
 import { accountingOperation } from '../access/audit-trail-access.ts';
 import { auditSearchParams } from '../audit/audit-search.ts';
+import { verifyOperation } from './verify-signature.ts';
 
 let cached: { key: string; json: string } | undefined;
 
@@ -56,6 +57,9 @@ function build(config: Config): Record<string, unknown> {
       .map((p) => ({ name: p.code, definition: p.definition.url, type: p.type })),
     operation: [
       { name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' },
+      ...(type === 'Provenance' ? [
+        { name: verifyOperation, definition: `${baseUrl}/OperationDefinition/Provenance-${verifyOperation}`, documentation: "Checks the Provenance's signature (this server's provenance key) against the target versions it names" },
+      ] : []),
       ...(type === 'Patient' ? [
         { name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' },
         { name: accountingOperation, definition: `${baseUrl}/OperationDefinition/Patient-${accountingOperation}`, documentation: 'Accounting of disclosures (HIPAA §164.528) of one patient over a period (start, end), as a FHIR document; for the patient and for admins and auditors' },

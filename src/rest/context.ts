@@ -6,6 +6,7 @@ import type { AuditLog } from '../audit/audit-log.ts';
 import type { AuditRecordFacts } from '../audit/audit-record.ts';
 import type { AccessFacts } from './access-facts.ts';
 import type { Pseudonyms } from '../access/pseudonyms.ts';
+import type { ProvenanceSigner } from '../provenance/provenance-signature.ts';
 
 /** A FHIR request, whatever carried it: an HTTP request or an entry of a batch/transaction Bundle. */
 export interface FhirRequest {
@@ -52,6 +53,13 @@ export interface RestContext {
   pseudonyms?: Pseudonyms;
   /** Facts for access decisions derived from the store's committed data (see access-facts.ts); absent: every check queries. */
   facts?: AccessFacts;
+  /** Signs the Provenance of writes and verifies it; absent: Provenance is recorded unsigned. */
+  provenanceSigner?: ProvenanceSigner;
+  /**
+   * The Provenances the request's writes recorded (`Provenance/id/_history/1`), for its audit
+   * record to name; shared by a Bundle's entries, taken by whichever records first.
+   */
+  provenanceWritten: string[];
   /** Runs writes atomically: its own transaction, or the enclosing transaction Bundle's. */
   write<T>(work: (tx: StoreWriter) => Promise<T>): Promise<T>;
   /** True while executing entries of a transaction Bundle (nested bundles are refused). */

@@ -1,7 +1,7 @@
 import type { FhirRequest, FhirResponse, RestContext } from './context.ts';
 import type { Config } from '../config/config.ts';
 import type { Principal } from '../auth/principal.ts';
-import type { Store } from '../store/store.ts';
+import type { Store, StoreWriter } from '../store/store.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Interaction } from '../access/interaction.ts';
 import { decide, rulesInForce, type Decision } from '../access/decide.ts';
@@ -15,10 +15,30 @@ import { Confinement } from './confinement.ts';
 import { onDeIdentifiedView } from './de-identified-view.ts';
 import type { Pseudonyms } from '../access/pseudonyms.ts';
 import { consentsIn, type AccessFacts } from './access-facts.ts';
+import { withProvenance } from '../provenance/provenance-record.ts';
+import type { ProvenanceSigner } from '../provenance/provenance-signature.ts';
 
-/** The context of one request from outside (HTTP, CLI import): its own transactions on the store. */
-export function requestContext(config: Config, store: Store, audit: AuditLog, principal: Principal, facts?: AccessFacts, pseudonyms?: Pseudonyms): RestContext {
-  return { config, principal, audit, trail: store, reader: store, terminology: store, write: (work) => store.transaction(work), inTransaction: false, dispatch: handle, facts, pseudonyms };
+/** What a request's context draws on besides the store: facts cached across requests, keys. */
+export interface RequestServices {
+  facts?: AccessFacts;
+  pseudonyms?: Pseudonyms;
+  provenanceSigner?: ProvenanceSigner;
+}
+
+/**
+ * The context of one request from outside (HTTP, CLI import): its own transactions on the store,
+ * each recording the Provenance of what it wrote in the same transaction.
+ */
+export function requestContext(config: Config, store: Store, audit: AuditLog, principal: Principal, services: RequestServices = {}): RestContext {
+  const provenanceWritten: string[] = [];
+  const write = <T>(work: (tx: StoreWriter) => Promise<T>): Promise<T> => store.transaction(async (tx) => {
+    const { result, provenance } = await withProvenance(tx, principal, services.provenanceSigner, work);
+    provenanceWritten.push(...provenance);
+    return result;
+  });
+  return {
+    config, principal, audit, trail: store, reader: store, terminology: store, write, inTransaction: false, dispatch: handle, provenanceWritten, ...services,
+  };
 }
 
 /**
@@ -65,7 +85,9 @@ function confined(ctx: RestContext, confinement: Confinement): RestContext {
  * rules that confined what was seen (why a read answered 404), the flags and the consents checked.
  */
 function record(ctx: RestContext, audit: AuditLog, interaction: Interaction, status: number, entities: string[], decision: Decision | undefined, body?: string): void {
-  const facts = auditFacts(ctx.principal, interaction, status, entities, new Date().toISOString());
+  // The Provenance its writes recorded: the AuditEvent names it (a failed write recorded none).
+  const provenance = ctx.provenanceWritten.splice(0);
+  const facts = auditFacts(ctx.principal, interaction, status, provenance.length > 0 ? [...entities, ...provenance] : entities, new Date().toISOString());
   // De-identified data is not PHI (and its ids are pseudonyms), and the trail holds references,
   // not records: neither discloses a patient's data.
   if (!decision?.obligations.deIdentify && interaction.resourceType !== 'AuditEvent') {

@@ -16,6 +16,7 @@ import { everything } from './everything.ts';
 import { bundle } from './bundle.ts';
 import { readAuditEvent, searchAuditTrail } from './audit-trail.ts';
 import { accountingOfDisclosures } from './accounting.ts';
+import { verifySignature, verifyOperation } from './verify-signature.ts';
 import { accountingOperation } from '../access/audit-trail-access.ts';
 
 export interface Route {
@@ -93,6 +94,10 @@ export function route(req: FhirRequest): Route {
     if (m !== 'GET') throw methodNotAllowed(m, `Patient/${id}/$everything`);
     // Decided as what it is: a search of every type in the patient's compartment.
     return { interaction: { kind: 'search-system', query, operation: 'everything', compartment: { type: 'Patient', id } }, execute: (ctx, r) => everything(ctx, r, id) };
+  }
+  if (s[2] === `$${verifyOperation}` && s.length === 3 && type === 'Provenance') {
+    if (m !== 'GET' && m !== 'POST') throw methodNotAllowed(m, `Provenance/${id}/$${verifyOperation}`);
+    return { interaction: { kind: 'operation', operation: verifyOperation, resourceType: 'Provenance', id }, execute: (ctx, r) => verifySignature(ctx, r, id) };
   }
   if (s[2] === '$validate' && s.length === 3) {
     if (m !== 'POST') throw methodNotAllowed(m, `${type}/${id}/$validate`);

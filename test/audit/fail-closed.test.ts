@@ -12,6 +12,7 @@ describe('audit fail closed', () => {
   test('a failing audit sink stops requests with 503 until it writes again', async () => {
     const created = await call(`${t.base}/Patient`, { method: 'POST', json: patient('Failclosed') });
     assert.equal(created.status, 201);
+    await settle();
     const store = t.server.store;
     const append = store.appendAudit.bind(store);
     let broken = true;

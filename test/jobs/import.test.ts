@@ -97,10 +97,12 @@ async function assertAllReferencesResolve(store: Store): Promise<number> {
   for (const r of await allResources(store)) {
     for (const ref of references(r)) {
       if (ref.startsWith('#')) continue;
-      assert.match(ref, /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/, `${r.resourceType}/${r.id} has the unresolved reference ${ref}`);
+      assert.match(ref, /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}(\/_history\/[0-9]+)?$/, `${r.resourceType}/${r.id} has the unresolved reference ${ref}`);
       if (!known.has(ref)) {
-        const [type, id] = ref.split('/');
-        assert.ok(await readJson(store, type, id), `${r.resourceType}/${r.id} references ${ref}, which does not read back`);
+        const [type, id, , version] = ref.split('/');
+        // A Provenance names the version it is about.
+        const found = version ? await store.vread(type, id, version) : await readJson(store, type, id);
+        assert.ok(found, `${r.resourceType}/${r.id} references ${ref}, which does not read back`);
         known.add(ref);
       }
       checked++;
