@@ -20,6 +20,12 @@ export type ChainVerdict =
   | { ok: true; count: number; head: string }
   | { ok: false; count: number; seq: number; problem: ChainProblem; detail: string };
 
+/** Where a chain starts that was purged up to some record (audit/retention.ts): that record's position and link. */
+export interface ChainAnchor {
+  seq: number;
+  head: Buffer;
+}
+
 /** How far around a broken record to look for where its content belongs (a reordering). */
 const reorderWindow = 64;
 
@@ -28,20 +34,20 @@ const reorderWindow = 64;
  * inserted or reordered. `rows` is read once, in order; a small window of recent rows is kept to
  * recognise content moved from one place to another.
  */
-export function verifyChain(rows: Iterable<ChainRow>): ChainVerdict {
+export function verifyChain(rows: Iterable<ChainRow>, from?: ChainAnchor): ChainVerdict {
   const iterator = rows[Symbol.iterator]();
   try {
-    return walk(iterator);
+    return walk(iterator, from);
   } finally {
     // Stopping at the first broken record must still release what the rows are read from.
     iterator.return?.();
   }
 }
 
-function walk(iterator: Iterator<ChainRow>): ChainVerdict {
-  let previous: Buffer = genesis;
-  let expectedSeq: number | undefined;
-  let count = 0;
+function walk(iterator: Iterator<ChainRow>, from: ChainAnchor | undefined): ChainVerdict {
+  let previous: Buffer = from?.head ?? genesis;
+  let expectedSeq: number | undefined = from ? from.seq + 1 : undefined;
+  let count = from?.seq ?? 0;
   const recent: ChainRow[] = [];
   const pending: ChainRow[] = [];
   const next = (): ChainRow | undefined => pending.shift() ?? iterator.next().value ?? undefined;

@@ -27,3 +27,19 @@ export function entityOf(reference: string): string {
   const at = reference.indexOf('/_history/');
   return at < 0 ? reference : reference.slice(0, at);
 }
+
+/**
+ * A key as the index stores it: 52 bits of FNV-1a over its UTF-16 code units (a safe integer).
+ * Two keys sharing a hash only make a search test a few more records.
+ */
+export function keyHash(key: string): number {
+  // Two 32-bit FNV-1a lanes with different offsets, combined into 52 bits.
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ 0x5bd1e995;
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193) ^ (b >>> 13);
+  }
+  return (a >>> 0) * 0x100000 + ((b >>> 0) & 0xfffff);
+}

@@ -1,5 +1,6 @@
 import { appendFile } from 'node:fs/promises';
-import { CompactSign, compactVerify, importJWK, type JWK } from 'jose';
+import type { JWK } from 'jose';
+import { signAuditStatement, verifiedAuditStatement } from './audit-signature.ts';
 import type { Store } from '../store/store.ts';
 
 /**
@@ -47,9 +48,7 @@ export class AuditCheckpoints {
       const { count, head } = await this.store.auditHead();
       if (count === this.last || count === 0) return;
       const payload: CheckpointPayload = { count, head: head.toString('hex'), at: new Date().toISOString() };
-      const jws = await new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
-        .setProtectedHeader({ alg: 'ES256', kid: this.key.kid, typ: 'bastion-audit-checkpoint' })
-        .sign(await importJWK(this.key, 'ES256'));
+      const jws = await signAuditStatement(payload, this.key, 'bastion-audit-checkpoint');
       await this.store.appendAuditCheckpoint({ count, head, at: payload.at, jws });
       if (this.file) await appendFile(this.file, JSON.stringify({ ...payload, jws }) + '\n', { mode: 0o600 });
       this.last = count;
@@ -59,11 +58,6 @@ export class AuditCheckpoints {
 }
 
 /** The payload of a checkpoint whose signature the public key verifies; undefined otherwise. */
-export async function verifiedCheckpoint(jws: string, publicKey: JWK): Promise<CheckpointPayload | undefined> {
-  try {
-    const { payload } = await compactVerify(jws, await importJWK(publicKey, 'ES256'));
-    return JSON.parse(new TextDecoder().decode(payload)) as CheckpointPayload;
-  } catch {
-    return undefined;
-  }
+export function verifiedCheckpoint(jws: string, publicKey: JWK): Promise<CheckpointPayload | undefined> {
+  return verifiedAuditStatement<CheckpointPayload>(jws, publicKey);
 }

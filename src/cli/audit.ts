@@ -8,9 +8,13 @@ import { verifiedCheckpoint } from '../audit/checkpoints.ts';
 import { auditEventOf } from '../audit/audit-read.ts';
 import { verifyChain, type ChainVerdict } from '../audit/audit-chain.ts';
 import { parse, UsageError } from './args.ts';
+import { assertNotInUse } from './exclusive.ts';
+import { anchorOf, purgeAuditTrail, RetentionError } from '../audit/retention.ts';
+import { userInfo } from 'node:os';
 
 export const auditHelp = `Usage: bastion audit verify [options]
        bastion audit export [--since <instant>] [--until <instant>] [options]
+       bastion audit purge --before <date> [options]
 
 verify   checks the audit trail's hash chain from its first record to its last, and its signed
          checkpoints, and reports the first record that was modified, deleted, inserted or
@@ -18,11 +22,17 @@ verify   checks the audit trail's hash chain from its first record to its last, 
 export   writes the trail's records as FHIR AuditEvents, one JSON per line (NDJSON), to
          stdout, in recorded order: for a SIEM, or for a range of time.
 
-Both read the audit file only, so they may run while the server does.
+purge    removes the records recorded before <date>, which must be older than the retention
+         period (auditRetentionYears, 6 by default); refused for a trail whose chain is broken.
+         The purge is signed with the audit key, keeps the chain verifiable from where it
+         goes on, and is itself recorded on the trail. The server must be stopped.
+
+verify and export read the audit file only, so they may run while the server does.
 
 Options:
   --since <instant>    export: records from this time on (FHIR instant or date)
   --until <instant>    export: records before this time
+  --before <date>      purge: records recorded before this date or instant
   --data-dir <dir>     data directory (BASTION_DATA_DIR; default ./data)
   --config <file>      JSON config file (BASTION_CONFIG)
   -h, --help           this help
@@ -35,8 +45,8 @@ export async function auditCommand(args: string[]): Promise<void> {
     if (sub === undefined) throw new UsageError('name a subcommand: verify');
     return;
   }
-  if (sub !== 'verify' && sub !== 'export') throw new UsageError(`unknown subcommand "${sub}" (verify, export)`);
-  const { values } = parse(rest, { 'data-dir': { type: 'string' }, config: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' } });
+  if (sub !== 'verify' && sub !== 'export' && sub !== 'purge') throw new UsageError(`unknown subcommand "${sub}" (verify, export, purge)`);
+  const { values } = parse(rest, { 'data-dir': { type: 'string' }, config: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' }, before: { type: 'string' } });
   if (values.help) {
     process.stdout.write(auditHelp);
     return;
@@ -44,6 +54,22 @@ export async function auditCommand(args: string[]): Promise<void> {
   const config = loadConfig({ dataDir: values['data-dir'] as string | undefined }, process.env, values.config as string | undefined);
   if (sub === 'export') {
     exportAudit(config.dataDir, instantOption('since', values.since as string | undefined), instantOption('until', values.until as string | undefined), (line) => process.stdout.write(line));
+    return;
+  }
+  if (sub === 'purge') {
+    const before = instantOption('before', values.before as string | undefined);
+    if (!before) throw new UsageError('purge needs --before <date>');
+    assertNotInUse(config.dataDir);
+    const db = openAuditFile(config.dataDir);
+    try {
+      const who = `console:${userInfo().username}`;
+      const result = await purgeAuditTrail(db, { before: new Date(before), years: config.auditRetentionYears, who, key: await auditSigningKey(config.dataDir), publicKey: await auditSigningKey(config.dataDir, 'public') });
+      process.stdout.write(result.removed === 0
+        ? `nothing to purge: no record before ${before}\n`
+        : `purged ${result.removed.toLocaleString('en-US')} records (1..${result.through}); the purge is signed and recorded on the trail\n`);
+    } finally {
+      db.close();
+    }
     return;
   }
   const verdict = await verifyAuditFile(config.dataDir);
@@ -94,14 +120,23 @@ function openAuditFile(dataDir: string) {
 export async function verifyAuditFile(dataDir: string): Promise<ChainVerdict> {
   const db = openAuditFile(dataDir);
   try {
-    const verdict = verifyChain(chainRows(db));
-    if (!verdict.ok) return verdict;
     const publicKey = await auditSigningKey(dataDir, 'public');
+    let anchor;
+    try {
+      anchor = await anchorOf(db, publicKey);
+    } catch (err) {
+      if (!(err instanceof RetentionError)) throw err;
+      return { ok: false, count: 0, seq: 1, problem: 'forged-checkpoint', detail: err.message };
+    }
+    const verdict = verifyChain(chainRows(db), anchor);
+    if (!verdict.ok) return verdict;
     for (const c of checkpoints(db)) {
       const signed = await verifiedCheckpoint(c.jws, publicKey);
       if (!signed || signed.count !== c.count || signed.head !== c.head.toString('hex')) {
         return { ok: false, count: verdict.count, seq: c.count, problem: 'forged-checkpoint', detail: `the checkpoint of ${c.at} is not signed by the audit key` };
       }
+      // Its records were purged after retention: the purge's signature vouches for where the chain went on.
+      if (anchor && signed.count <= anchor.seq) continue;
       const link = linkAt(db, signed.count);
       if (!link) return { ok: false, count: verdict.count, seq: verdict.count + 1, problem: 'truncated', detail: `the checkpoint of ${signed.at} counts ${signed.count} records; the trail ends at ${verdict.count}` };
       if (link.toString('hex') !== signed.head) return { ok: false, count: verdict.count, seq: signed.count, problem: 'rewritten', detail: `the chain up to record ${signed.count} is not the one signed at ${signed.at}` };

@@ -29,6 +29,8 @@ export interface Config {
   alertWebhook?: string;
   /** Refuse FHIR interactions (503) while the audit trail cannot be written. */
   auditFailClosed: boolean;
+  /** Years audit records are kept before `bastion audit purge` may remove them (at least 6). */
+  auditRetentionYears: number;
   /** Sign the Provenance recorded with every write (ES256, the data dir's provenance key). */
   provenanceSignatures: boolean;
   /** Seconds between signed checkpoints of the audit chain's head. */
@@ -83,6 +85,7 @@ export type ConfigInput = Partial<{
   auditCheckpointFile: string;
   auditFailClosed: boolean | string;
   provenanceSignatures: boolean | string;
+  auditRetentionYears: number | string;
   auditStream: string;
   auditSyslog: string;
   auditSyslogCa: string;
@@ -118,6 +121,7 @@ export const environmentVariables: Record<keyof ConfigInput, string> = {
   auditCheckpointFile: 'BASTION_AUDIT_CHECKPOINT_FILE',
   auditFailClosed: 'BASTION_AUDIT_FAIL_CLOSED',
   provenanceSignatures: 'BASTION_PROVENANCE_SIGNATURES',
+  auditRetentionYears: 'BASTION_AUDIT_RETENTION_YEARS',
   auditStream: 'BASTION_AUDIT_STREAM',
   auditSyslog: 'BASTION_AUDIT_SYSLOG',
   auditSyslogCa: 'BASTION_AUDIT_SYSLOG_CA',
@@ -222,6 +226,8 @@ function validate(input: ConfigInput): Config {
     auditCheckpointSeconds: integer('auditCheckpointSeconds', input.auditCheckpointSeconds ?? 300, 1, 24 * 3600),
     auditFailClosed: booleanSetting('auditFailClosed', input.auditFailClosed ?? true),
     provenanceSignatures: booleanSetting('provenanceSignatures', input.provenanceSignatures ?? true),
+    // HIPAA keeps its documentation six years (§164.316(b)(2)): a shorter retention is refused.
+    auditRetentionYears: integer('auditRetentionYears', input.auditRetentionYears ?? 6, 6, 100),
     ...(input.auditCheckpointFile ? { auditCheckpointFile: resolve(input.auditCheckpointFile) } : {}),
     ...(input.auditStream ? { auditStream: input.auditStream === '-' ? '-' : resolve(input.auditStream) } : {}),
     ...auditSyslogOf(input),

@@ -86,8 +86,8 @@ function confined(ctx: RestContext, confinement: Confinement): RestContext {
  */
 function record(ctx: RestContext, audit: AuditLog, interaction: Interaction, status: number, entities: string[], decision: Decision | undefined, body?: string): void {
   // The Provenance its writes recorded: the AuditEvent names it (a failed write recorded none).
-  const provenance = ctx.provenanceWritten.splice(0);
-  const facts = auditFacts(ctx.principal, interaction, status, provenance.length > 0 ? [...entities, ...provenance] : entities, new Date().toISOString());
+  const written = ctx.provenanceWritten;
+  const facts = auditFacts(ctx.principal, interaction, status, written.length > 0 ? [...entities, ...written.splice(0)] : entities, new Date().toISOString());
   // De-identified data is not PHI (and its ids are pseudonyms), and the trail holds references,
   // not records: neither discloses a patient's data.
   if (!decision?.obligations.deIdentify && interaction.resourceType !== 'AuditEvent') {

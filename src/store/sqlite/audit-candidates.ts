@@ -1,5 +1,7 @@
 import type { Db } from './open.ts';
 import type { AuditCandidateQuery, StoredAuditRecord } from '../store.ts';
+import { indexedUpto } from './audit-schema.ts';
+import { keyHash } from '../../audit/audit-index.ts';
 
 /**
  * Records may be appended a little out of time order (a transaction's entries are recorded when it
@@ -29,12 +31,18 @@ export function auditCandidates(db: Db, q: AuditCandidateQuery): StoredAuditReco
   if (!q.keys) {
     rows = db.prepare<[number, number, number], Row>(`SELECT seq, recorded, event FROM audit_log WHERE seq BETWEEN ? AND ? ORDER BY seq ${order} LIMIT ?`).all(lo, hi, q.limit);
   } else {
-    // One ordered range per key, merged: each walks its own stretch of the (key, seq) index.
-    const byKey = db.prepare<[string, number, number, number], Row>(
+    // One ordered range per key, merged: each walks its own stretch of the (key, seq) index. The
+    // records not indexed yet (the newest) are all candidates.
+    const upto = indexedUpto(db);
+    const byKey = db.prepare<[number, number, number, number], Row>(
       `SELECT l.seq AS seq, l.recorded AS recorded, l.event AS event FROM audit_key k JOIN audit_log l ON l.seq = k.seq WHERE k.key = ? AND k.seq BETWEEN ? AND ? ORDER BY k.seq ${order} LIMIT ?`,
     );
     const merged = new Map<number, Row>();
-    for (const key of new Set(q.keys)) for (const r of byKey.all(key, lo, hi, q.limit)) merged.set(r.seq, r);
+    if (lo <= upto) for (const key of new Set(q.keys.map(keyHash))) for (const r of byKey.all(key, lo, Math.min(hi, upto), q.limit)) merged.set(r.seq, r);
+    if (hi > upto) {
+      const tail = db.prepare<[number, number, number], Row>(`SELECT seq, recorded, event FROM audit_log WHERE seq BETWEEN ? AND ? ORDER BY seq ${order} LIMIT ?`);
+      for (const r of tail.all(Math.max(lo, upto + 1), hi, q.limit)) merged.set(r.seq, r);
+    }
     rows = [...merged.values()].sort((a, b) => (q.descending ? b.seq - a.seq : a.seq - b.seq)).slice(0, q.limit);
   }
   return rows.map((r) => ({ seq: r.seq, recorded: r.recorded, json: r.event }));

@@ -1,7 +1,7 @@
 import type { Db } from './open.ts';
 import { migrate } from './migrations.ts';
 import { chainHash, genesis } from '../../crypto/hash-chain.ts';
-import { indexKeysOf } from '../../audit/audit-index.ts';
+import { indexKeysOf, keyHash } from '../../audit/audit-index.ts';
 import type { AuditRecordFacts } from '../../audit/audit-record.ts';
 
 /**
@@ -53,26 +53,106 @@ export const auditMigrations: string[] = [
   INSERT INTO audit_key_progress (upto) VALUES (0);
   CREATE INDEX audit_log_recorded ON audit_log (recorded);
   `,
+  // 5: purges after retention (audit/retention.ts). A purge is a signed record of where the chain
+  // goes on from; the log and the chain refuse deletes except of records a purge covers.
+  `
+  CREATE TABLE audit_purge (
+    n INTEGER PRIMARY KEY,
+    through INTEGER NOT NULL,
+    head BLOB NOT NULL,
+    before TEXT NOT NULL,
+    at TEXT NOT NULL,
+    jws TEXT NOT NULL
+  );
+  CREATE TRIGGER audit_purge_no_update BEFORE UPDATE ON audit_purge BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+  CREATE TRIGGER audit_purge_no_delete BEFORE DELETE ON audit_purge BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+  DROP TRIGGER audit_log_no_delete;
+  CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log WHEN OLD.seq > (SELECT coalesce(max(through), 0) FROM audit_purge)
+    BEGIN SELECT RAISE(ABORT, 'audit records are append-only: only a purge after retention removes them'); END;
+  DROP TRIGGER audit_chain_no_delete;
+  CREATE TRIGGER audit_chain_no_delete BEFORE DELETE ON audit_chain WHEN OLD.seq > (SELECT coalesce(max(through), 0) FROM audit_purge)
+    BEGIN SELECT RAISE(ABORT, 'audit records are append-only: only a purge after retention removes them'); END;
+  `,
+  // 6: search keys as 52-bit hashes (audit/audit-index.ts keyHash): integer rows are a third of
+  // the size of text ones and quicker to insert; a collision only adds a candidate the search's
+  // own tests drop. Rebuilt from the log.
+  `
+  DROP TABLE audit_key;
+  CREATE TABLE audit_key (
+    key INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (key, seq)
+  ) WITHOUT ROWID;
+  UPDATE audit_key_progress SET upto = 0;
+  `,
 ];
 
-/** Writes the search keys of appended records (the audit worker, in the append's transaction, and indexExisting). */
-export function auditKeyWriter(db: Db): (seq: number, event: string) => void {
-  const insert = db.prepare<[string, number]>('INSERT OR IGNORE INTO audit_key (key, seq) VALUES (?, ?)');
-  const progress = db.prepare<[number]>('UPDATE audit_key_progress SET upto = ?');
-  return (seq, event) => {
-    for (const key of indexKeysOf(JSON.parse(event) as AuditRecordFacts)) insert.run(key, seq);
-    progress.run(seq);
-  };
+/** A purge: records 1..through were removed; the chain goes on from `head`, the link of record `through`. */
+export interface StoredPurge {
+  through: number;
+  head: Buffer;
+  before: string;
+  at: string;
+  jws: string;
 }
 
-/** Indexes the records appended before the search keys existed (or by a writer that did not index). */
+export function purges(db: Db): StoredPurge[] {
+  return db.prepare<[], StoredPurge>('SELECT through, head, before, at, jws FROM audit_purge ORDER BY n').all();
+}
+
+/**
+ * Removes records 1..through with their links and search keys, after keeping the signed purge that
+ * allows it (the triggers refuse the deletes otherwise), in one transaction.
+ */
+export function removeThrough(db: Db, purge: StoredPurge): void {
+  db.transaction(() => {
+    db.prepare('INSERT INTO audit_purge (through, head, before, at, jws) VALUES (?, ?, ?, ?, ?)').run(purge.through, purge.head, purge.before, purge.at, purge.jws);
+    db.prepare('DELETE FROM audit_key WHERE seq <= ?').run(purge.through);
+    db.prepare('DELETE FROM audit_chain WHERE seq <= ?').run(purge.through);
+    db.prepare('DELETE FROM audit_log WHERE seq <= ?').run(purge.through);
+  })();
+}
+
+/** Appends one record, chained and indexed, from outside the server (the server must be stopped: its worker holds the head). */
+export function appendChained(db: Db, recorded: string, event: string): number {
+  const { head } = auditHead(db);
+  return db.transaction(() => {
+    const seq = Number(db.prepare('INSERT INTO audit_log (recorded, event) VALUES (?, ?)').run(recorded, event).lastInsertRowid);
+    db.prepare('INSERT INTO audit_chain (seq, hash) VALUES (?, ?)').run(seq, chainHash(head, recorded, event));
+    return seq;
+  })();
+}
+
+/**
+ * Records are indexed in stretches of this many, not with each append: keys scattered over a large
+ * index dirtied a page per key in every group commit (each encrypted and written to the WAL), which
+ * tripled the cost of appending. A search reads the stretch not yet indexed as it is
+ * (audit-candidates.ts).
+ */
+export const auditIndexStretch = 20_000;
+
+/** The last position whose search keys are written. */
+export function indexedUpto(db: Db): number {
+  return db.prepare('SELECT upto FROM audit_key_progress').pluck().get() as number;
+}
+
+/** Writes the search keys of the records not indexed yet, sorted (neighbouring keys share pages), in one transaction. */
 export function indexExisting(db: Db): number {
-  const upto = db.prepare('SELECT upto FROM audit_key_progress').pluck().get() as number;
+  const upto = indexedUpto(db);
   const rows = db.prepare<[number], { seq: number; event: string }>('SELECT seq, event FROM audit_log WHERE seq > ? ORDER BY seq').all(upto);
   if (rows.length === 0) return 0;
-  const index = auditKeyWriter(db);
+  const keys: number[] = [];
+  for (const r of rows) for (const key of indexKeysOf(JSON.parse(r.event) as AuditRecordFacts)) keys.push(keyHash(key), r.seq);
+  // Sorted, neighbouring keys share pages; many rows per statement, fewer calls into SQLite.
+  const pairs = Array.from({ length: keys.length / 2 }, (_, i) => i * 2).sort((a, b) => keys[a] - keys[b] || keys[a + 1] - keys[b + 1]);
+  const perStatement = 200;
+  const insertMany = db.prepare(`INSERT OR IGNORE INTO audit_key (key, seq) VALUES ${Array(perStatement).fill('(?, ?)').join(', ')}`);
+  const insertOne = db.prepare<[number, number]>('INSERT OR IGNORE INTO audit_key (key, seq) VALUES (?, ?)');
   db.transaction(() => {
-    for (const r of rows) index(r.seq, r.event);
+    let i = 0;
+    for (; i + perStatement <= pairs.length; i += perStatement) insertMany.run(pairs.slice(i, i + perStatement).flatMap((p) => [keys[p], keys[p + 1]]));
+    for (; i < pairs.length; i++) insertOne.run(keys[pairs[i]], keys[pairs[i] + 1]);
+    db.prepare('UPDATE audit_key_progress SET upto = ?').run(rows[rows.length - 1].seq);
   })();
   return rows.length;
 }

@@ -6,7 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openEncrypted } from './open.ts';
 import { chainHash, genesis } from '../../crypto/hash-chain.ts';
-import { auditKeyWriter } from './audit-schema.ts';
+import { auditIndexStretch, indexExisting, indexedUpto } from './audit-schema.ts';
 
 interface AuditWorkerData {
   path: string;
@@ -25,7 +25,7 @@ const insert = db.prepare<[string, string]>('INSERT INTO audit_log (recorded, ev
 const link = db.prepare<[number, Buffer]>('INSERT INTO audit_chain (seq, hash) VALUES (?, ?)');
 // The chain goes on from the last link in the file (the store chained any older records on open).
 let head: Buffer = (db.prepare('SELECT hash FROM audit_chain ORDER BY seq DESC LIMIT 1').pluck().get() as Buffer | undefined) ?? genesis;
-const index = auditKeyWriter(db);
+let indexed = indexedUpto(db);
 let first = 0;
 const appendAll = db.transaction((records: [string, string][]): Buffer => {
   let previous = head;
@@ -35,7 +35,6 @@ const appendAll = db.transaction((records: [string, string][]): Buffer => {
     first ||= seq;
     previous = chainHash(previous, recorded, event);
     link.run(seq, previous);
-    index(seq, event);
   }
   return previous;
 });
@@ -52,5 +51,18 @@ parentPort!.on('message', (message: AppendMessage | 'stop') => {
     parentPort!.postMessage({ id: message.id, first });
   } catch (err) {
     parentPort!.postMessage({ id: message.id, error: (err as { code?: string }).code ?? (err as Error).message });
+    return;
   }
+  indexIfDue(first + message.records.length - 1);
 });
+
+/** Writes the search keys once a stretch of records awaits them (a failure leaves them for the next try). */
+function indexIfDue(last: number): void {
+  if (last - indexed < auditIndexStretch) return;
+  try {
+    indexExisting(db);
+    indexed = last;
+  } catch {
+    // The records are committed and chained; only finding them by key waits.
+  }
+}
