@@ -14,7 +14,8 @@ import { configureAccessContext } from './access/context.ts';
 import { configureMasks } from './access/minimum-necessary.ts';
 import type { AuthStore } from './store/auth-store.ts';
 import { Alerts } from './monitor/alerts.ts';
-import { AuditCheckpoints } from './audit/checkpoints.ts';
+import { AuditCheckpoints, FileCheckpointCopy, type CheckpointCopy } from './audit/checkpoints.ts';
+import { S3CheckpointCopy, s3CredentialsFromEnv } from './audit/checkpoint-s3.ts';
 import { ProvenanceSigner } from './provenance/provenance-signature.ts';
 import { loadOrCreateSigningKeys } from './auth/signing-keys.ts';
 import type { JWK } from 'jose';
@@ -61,11 +62,24 @@ export async function provenanceSigner(dataDir: string): Promise<ProvenanceSigne
   return new ProvenanceSigner(es256(keys.privateJwks), es256(keys.publicJwks));
 }
 
+/** The outside places checkpoints go to: a file, an S3 bucket with Object Lock. */
+function checkpointCopies(config: Config): CheckpointCopy[] {
+  const copies: CheckpointCopy[] = [];
+  if (config.auditCheckpointFile) copies.push(new FileCheckpointCopy(config.auditCheckpointFile));
+  if (config.auditCheckpointS3) {
+    const credentials = s3CredentialsFromEnv();
+    if (!credentials) throw new ConfigError('auditCheckpointS3 needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment');
+    copies.push(new S3CheckpointCopy(config.auditCheckpointS3, credentials));
+  }
+  return copies;
+}
+
 /** The composition root: config -> store -> HTTP app -> listening server. */
 export async function startServer(config: Config, options: { logger?: boolean | Record<string, unknown> } = {}): Promise<Server> {
   if (config.auth.mode === 'off') assertLoopback(config.host);
   if (config.rolePermissionsFile) configureRolePermissions(loadRolePermissions(config.rolePermissionsFile));
   configureRelationships(config.relationships);
+  const copies = checkpointCopies(config);
   try {
     configureAccessContext(config.accessContext);
     if (config.masks) configureMasks(config.masks);
@@ -91,7 +105,8 @@ export async function startServer(config: Config, options: { logger?: boolean | 
   const app = buildApp({
     config, store, authenticator: auth.authenticator, logger: options.logger ?? false, pseudonymKey: Buffer.from(pseudonymKey), ...(signer ? { provenanceSigner: signer } : {}),
   });
-  const checkpoints = new AuditCheckpoints(store, await auditSigningKey(config.dataDir), config.auditCheckpointFile);
+  const checkpoints = new AuditCheckpoints(store, await auditSigningKey(config.dataDir), copies,
+    (err) => process.emitWarning(`audit checkpoint not copied: ${(err as Error)?.message ?? 'error'}`));
   checkpoints.start(config.auditCheckpointSeconds, (err) => process.emitWarning(`audit checkpoint failed: ${(err as Error)?.name ?? 'error'}`));
   auth.register(app.fastify, store, app.audit);
   let url: string;

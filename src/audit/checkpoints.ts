@@ -20,15 +20,18 @@ export interface CheckpointPayload {
 export class AuditCheckpoints {
   private readonly store: Store;
   private readonly key: JWK;
-  private readonly file: string | undefined;
+  private readonly copies: readonly CheckpointCopy[];
+  private readonly onCopyError: (err: unknown) => void;
   private timer: NodeJS.Timeout | undefined;
   private last = -1;
   private running: Promise<void> = Promise.resolve();
 
-  constructor(store: Store, key: JWK, file?: string) {
+  /** `copies`: the outside places each checkpoint is also written to (a failure there is reported, the checkpoint stays). */
+  constructor(store: Store, key: JWK, copies: readonly CheckpointCopy[] = [], onCopyError: (err: unknown) => void = () => {}) {
     this.store = store;
     this.key = key;
-    this.file = file;
+    this.copies = copies;
+    this.onCopyError = onCopyError;
   }
 
   /** Checkpoints every `seconds` from now on (not holding the process open). */
@@ -50,10 +53,29 @@ export class AuditCheckpoints {
       const payload: CheckpointPayload = { count, head: head.toString('hex'), at: new Date().toISOString() };
       const jws = await signAuditStatement(payload, this.key, 'bastion-audit-checkpoint');
       await this.store.appendAuditCheckpoint({ count, head, at: payload.at, jws });
-      if (this.file) await appendFile(this.file, JSON.stringify({ ...payload, jws }) + '\n', { mode: 0o600 });
+      const line = JSON.stringify({ ...payload, jws });
+      await Promise.all(this.copies.map((c) => c.write(payload, line).catch(this.onCopyError)));
       this.last = count;
     });
     return this.running;
+  }
+}
+
+/** An outside, write-once place checkpoints are copied to. */
+export interface CheckpointCopy {
+  write(checkpoint: CheckpointPayload, line: string): Promise<void>;
+}
+
+/** Appends each checkpoint as a line to a file (a write-once mount, an append-only file). */
+export class FileCheckpointCopy implements CheckpointCopy {
+  private readonly path: string;
+
+  constructor(path: string) {
+    this.path = path;
+  }
+
+  write(_checkpoint: CheckpointPayload, line: string): Promise<void> {
+    return appendFile(this.path, line + '\n', { mode: 0o600 });
   }
 }
 

@@ -4,6 +4,7 @@ import type { ExternalIssuerConfig } from '../auth/access-token.ts';
 import { roles, type Role } from '../store/auth-store.ts';
 import { relationshipKinds, type RelationshipKind } from '../access/relationship.ts';
 import type { AccessContextConfig } from '../access/context.ts';
+import type { S3LockSettings } from '../audit/checkpoint-s3.ts';
 
 /** Every setting Bastion reads, validated once at start. Precedence: flag > environment > file > default. */
 export interface Config {
@@ -37,6 +38,8 @@ export interface Config {
   auditCheckpointSeconds: number;
   /** A file outside the data dir (a write-once mount) where each checkpoint is appended too. */
   auditCheckpointFile?: string;
+  /** An S3 bucket with Object Lock where each checkpoint is kept too, locked for its retention. */
+  auditCheckpointS3?: S3LockSettings;
   /** A continuous NDJSON copy of the trail (AuditEvents) for a SIEM: a file appended to, or `-` for stdout. */
   auditStream?: string;
   /** A syslog collector the trail is sent to (RFC 5424 over TLS); the files are PEM. */
@@ -83,6 +86,7 @@ export type ConfigInput = Partial<{
   alertWebhook: string;
   auditCheckpointSeconds: number | string;
   auditCheckpointFile: string;
+  auditCheckpointS3: string | Record<string, unknown>;
   auditFailClosed: boolean | string;
   provenanceSignatures: boolean | string;
   auditRetentionYears: number | string;
@@ -119,6 +123,7 @@ export const environmentVariables: Record<keyof ConfigInput, string> = {
   alertWebhook: 'BASTION_ALERT_WEBHOOK',
   auditCheckpointSeconds: 'BASTION_AUDIT_CHECKPOINT_SECONDS',
   auditCheckpointFile: 'BASTION_AUDIT_CHECKPOINT_FILE',
+  auditCheckpointS3: 'BASTION_AUDIT_CHECKPOINT_S3',
   auditFailClosed: 'BASTION_AUDIT_FAIL_CLOSED',
   provenanceSignatures: 'BASTION_PROVENANCE_SIGNATURES',
   auditRetentionYears: 'BASTION_AUDIT_RETENTION_YEARS',
@@ -229,6 +234,7 @@ function validate(input: ConfigInput): Config {
     // HIPAA keeps its documentation six years (§164.316(b)(2)): a shorter retention is refused.
     auditRetentionYears: integer('auditRetentionYears', input.auditRetentionYears ?? 6, 6, 100),
     ...(input.auditCheckpointFile ? { auditCheckpointFile: resolve(input.auditCheckpointFile) } : {}),
+    ...(input.auditCheckpointS3 ? { auditCheckpointS3: s3LockSettings(input.auditCheckpointS3, Number(input.auditRetentionYears ?? 6)) } : {}),
     ...(input.auditStream ? { auditStream: input.auditStream === '-' ? '-' : resolve(input.auditStream) } : {}),
     ...auditSyslogOf(input),
     auth: {
@@ -335,6 +341,38 @@ function auditSyslogOf(input: ConfigInput): { auditSyslog?: NonNullable<Config['
       ...(files.certFile ? { certFile: resolve(files.certFile) } : {}),
       ...(files.keyFile ? { keyFile: resolve(files.keyFile) } : {}),
     },
+  };
+}
+
+/** `auditCheckpointS3`: `{"bucket", "region", "endpoint"?, "prefix"?, "mode"?, "retainDays"?}` (JSON in the environment). */
+function s3LockSettings(value: string | Record<string, unknown>, retentionYears: number): S3LockSettings {
+  let raw: Record<string, unknown>;
+  try {
+    raw = typeof value === 'string' ? (JSON.parse(value) as Record<string, unknown>) : value;
+  } catch {
+    throw new ConfigError('auditCheckpointS3 must be JSON: {"bucket": "...", "region": "..."}');
+  }
+  const { bucket, region, endpoint, prefix, mode = 'COMPLIANCE', retainDays } = raw ?? {};
+  if (typeof bucket !== 'string' || !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) throw new ConfigError('auditCheckpointS3.bucket must be an S3 bucket name');
+  if (typeof region !== 'string' || !/^[a-z0-9-]{2,32}$/.test(region)) throw new ConfigError('auditCheckpointS3.region must be a region such as us-east-1');
+  if (mode !== 'COMPLIANCE' && mode !== 'GOVERNANCE') throw new ConfigError('auditCheckpointS3.mode must be COMPLIANCE or GOVERNANCE');
+  if (prefix !== undefined && (typeof prefix !== 'string' || prefix.startsWith('/') || prefix.length > 512)) throw new ConfigError('auditCheckpointS3.prefix must be a key prefix without a leading slash');
+  if (endpoint !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(String(endpoint));
+    } catch {
+      throw new ConfigError('auditCheckpointS3.endpoint must be a URL');
+    }
+    const loopback = url.hostname === '127.0.0.1' || url.hostname === 'localhost' || url.hostname === '[::1]';
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) throw new ConfigError('auditCheckpointS3.endpoint must be https (http only on loopback)');
+  }
+  // Locked at least as long as the trail is kept (a day more for each leap year).
+  const days = retainDays === undefined ? retentionYears * 366 : integer('auditCheckpointS3.retainDays', retainDays as number, 1, 36_600);
+  return {
+    bucket, region, mode, retainDays: days,
+    ...(endpoint !== undefined ? { endpoint: String(endpoint) } : {}),
+    ...(typeof prefix === 'string' ? { prefix } : {}),
   };
 }
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { openStore } from '../../src/main.ts';
 import { openEncrypted, type Db } from '../../src/store/sqlite/open.ts';
 import { verifyAuditFile } from '../../src/cli/audit.ts';
-import { AuditCheckpoints } from '../../src/audit/checkpoints.ts';
+import { AuditCheckpoints, FileCheckpointCopy } from '../../src/audit/checkpoints.ts';
 import { auditSigningKey } from '../../src/main.ts';
 import { chainHash } from '../../src/crypto/hash-chain.ts';
 
@@ -127,7 +127,7 @@ describe('audit hash chain', () => {
     dirs.push(dir);
     const store = openStore(dir);
     const file = join(dir, 'outside.ndjson');
-    const cp = new AuditCheckpoints(store, await auditSigningKey(dir), file);
+    const cp = new AuditCheckpoints(store, await auditSigningKey(dir), [new FileCheckpointCopy(file)]);
     await store.appendAudit([{ recorded: '2026-11-29T00:00:00.000Z', json: '{"do":"read"}' }]);
     await cp.checkpoint();
     await cp.checkpoint();
