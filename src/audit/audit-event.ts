@@ -5,6 +5,7 @@ import type { AuditRecordFacts } from './audit-record.ts';
 const systemObject = { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' };
 const personObject = { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '1', display: 'Person' };
 const patientRole = { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1', display: 'Patient' };
+const searches = new Set(['search-type', 'search-system', 'history-instance', 'history-type', 'history-system']);
 const queryRole = { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '24', display: 'Query' };
 
 /**
@@ -15,7 +16,11 @@ export function renderAuditEvent(facts: AuditRecordFacts, id?: string): Record<s
   if (facts.do === 'authn') return renderAuthEvent(facts, id);
   const entity: Record<string, unknown>[] = (facts.what ?? []).map((reference) => ({ what: { reference }, type: systemObject }));
   if (facts.op) entity.push({ type: systemObject, detail: [{ type: 'operation', valueString: `$${facts.op}` }] });
-  if (facts.q) entity.push({ type: systemObject, role: queryRole, query: Buffer.from(facts.q).toString('base64') });
+  if (facts.q || searches.has(facts.do)) {
+    // The query, and how many resources it returned (matches and included ones).
+    const count = searches.has(facts.do) && facts.st < 400 ? [{ type: 'result-count', valueString: String(facts.what?.length ?? 0) }] : [];
+    entity.push({ type: systemObject, role: queryRole, ...(facts.q ? { query: Buffer.from(facts.q).toString('base64') } : {}), ...(count.length ? { detail: count } : {}) });
+  }
   if (facts.fl) entity.push({ type: systemObject, detail: facts.fl.map((f) => ({ type: 'access-flag', valueString: f })) });
   if (facts.rs) entity.push({ type: systemObject, detail: facts.rs.map((r) => ({ type: 'access-decision', valueString: r })) });
   for (const id of facts.pt ?? []) {

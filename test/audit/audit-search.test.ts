@@ -93,7 +93,11 @@ describe('the audit trail through the FHIR API', () => {
     assert.equal((await found('outcome=http://hl7.org/fhir/audit-event-outcome|0&agent-role=admin')).length, 1);
     assert.equal((await found('action=C')).length, 3);
     assert.equal((await found('subtype=create')).length, 3);
-    assert.equal((await found('subtype=http://hl7.org/fhir/restful-interaction|search-type&agent-role=system')).length, 1);
+    const searched = await found('subtype=http://hl7.org/fhir/restful-interaction|search-type&agent-role=system');
+    assert.equal(searched.length, 1);
+    const query = searched[0].entity.find((e: any) => e.role?.code === '24');
+    assert.equal(Buffer.from(query.query, 'base64').toString(), 'code:text=weight');
+    assert.deepEqual(query.detail, [{ type: 'result-count', valueString: '1' }]);
     assert.equal((await found('type=rest&action=C,R&agent-role=system')).length, 6);
     assert.equal((await found(`entity=Observation/${ids.obs}`)).length, 3, 'created, read and found by the search');
     assert.equal((await found(`entity=Patient/${ids.b}`)).length, 2);
