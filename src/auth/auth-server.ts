@@ -1,8 +1,9 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type Provider from 'oidc-provider';
 import type { Config } from '../config/config.ts';
-import type { AuthStore } from '../store/auth-store.ts';
+import type { AuthStore, UserRecord } from '../store/auth-store.ts';
 import { SqliteAuthStore } from '../store/sqlite/auth-db.ts';
 import { bearerAuthenticator, localAuthenticator, type Authenticator } from './authenticate.ts';
 import { TokenVerifier, externalIssuer, ownIssuer } from './access-token.ts';
@@ -17,7 +18,8 @@ import { registerAdminApi } from './server/admin-api.ts';
 import { addUser } from './users.ts';
 import { BreakGlassRegistry } from './break-glass-registry.ts';
 import { randomBytes } from 'node:crypto';
-import { authEventEmitter, type AuthEvent } from './auth-events.ts';
+import { authEventFacts, takeHandedOver, userCreatedDetail, type AuthEvent } from './auth-events.ts';
+import { takeExpiredSessions } from './server/session-watch.ts';
 import type { StoreReader } from '../store/store.ts';
 import type { Alerts } from '../monitor/alerts.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
@@ -39,15 +41,22 @@ export async function openAuthServer(config: Config, storeKey: Buffer, alerts: A
   try {
     const revocations = new Revocations(store, config.auth.accessTokenTtl);
     await revocations.load();
-    const keys = await loadOrCreateSigningKeys(join(config.dataDir, 'signing-keys.json'));
+    // Until the audit trail is at hand (register), events wait here with their time.
+    const early: { event: AuthEvent; at: string }[] = [];
+    let emit: (event: AuthEvent) => void = (event) => early.push({ event, at: new Date().toISOString() });
+    const keysFile = join(config.dataDir, 'signing-keys.json');
+    const newKeys = !existsSync(keysFile);
+    const keys = await loadOrCreateSigningKeys(keysFile);
+    if (newKeys) emit({ kind: 'key-created', who: 'system', address: 'server', success: true, detail: `authorization server signing keys kid=${keys.publicJwks.keys.map((k) => k.kid).join(',')}` });
     const verifier = new TokenVerifier(
       [ownIssuer(config, keys.publicJwks), ...config.auth.externalIssuers.map((e) => externalIssuer(e, config))],
       (jti, grantId) => revocations.isRevoked(jti, grantId),
     );
     const cookieSecret = cookieSecretFrom(storeKey);
-    const setupSecret = await firstAdmin(store);
+    const setup = await firstAdmin(store);
+    if (setup) emit({ kind: 'user-created', who: 'system', address: 'server', success: true, detail: `${userCreatedDetail(setup.user, true)} first start` });
+    const setupSecret = setup?.secret;
     let provider: Provider | undefined;
-    let emit: (event: AuthEvent) => void = () => {};
     const providerNow = () => {
       if (!provider) {
         provider = createProvider({ config, store, signingJwks: keys.privateJwks, cookieSecret, revocations, emit: (e) => emit(e) });
@@ -62,11 +71,17 @@ export async function openAuthServer(config: Config, storeKey: Buffer, alerts: A
       async grant(principal, request) {
         const until = await emergency.grant(principal.id, request.patient, request.reason);
         // High severity in the audit (with the reason), and an alert (without it) for whoever watches.
-        emit({ kind: 'break-glass', who: principal.id, address: principal.address, client: principal.clientId, success: true,
+        emit({ kind: 'break-glass', who: principal.id, address: principal.address, client: principal.clientId, success: true, reasons: ['break-the-glass'],
           detail: `severity=high until=${new Date(until).toISOString()} patient=Patient/${request.patient} reason=${request.reason}` });
         alerts.raise({ kind: 'break-glass', severity: 'high', at: new Date().toISOString(), who: principal.id, about: [`Patient/${request.patient}`], detail: `emergency access until ${new Date(until).toISOString()}` });
       },
+      refused(principal, request, refusal) {
+        emit({ kind: 'break-glass-refused', who: principal.id, address: principal.address, client: principal.clientId, success: false,
+          detail: `severity=high refused=${refusal} patient=Patient/${request.patient.slice(0, 64)} reason=${request.reason}` });
+      },
     });
+    let housekeeping: NodeJS.Timeout | undefined;
+    let housekeepingRun: Promise<void> = Promise.resolve();
     return {
       authenticator,
       store,
@@ -74,7 +89,19 @@ export async function openAuthServer(config: Config, storeKey: Buffer, alerts: A
       register(fastify, fhir, audit) {
         const prefix = new URL(config.auth.issuer).pathname.replace(/\/+$/, '');
         mountProvider(fastify, prefix, ['/interaction', '/launch', '/admin'], providerNow);
-        emit = authEventEmitter((facts) => audit.record(facts));
+        emit = (event) => audit.record(authEventFacts(event));
+        for (const { event, at } of early.splice(0)) audit.record(authEventFacts(event, at));
+        // Records the console handed over, and sessions that expired; within seconds (sooner with short sessions).
+        const housekeep = () => {
+          housekeepingRun = housekeepingRun.then(() => housekeepOnce(store, audit, config.auth.sessionMax, emit)).catch(() => undefined);
+        };
+        housekeep();
+        housekeeping = setInterval(housekeep, 1000 * Math.max(1, Math.min(5, Math.floor(config.auth.sessionIdle / 2))));
+        housekeeping.unref();
+        fastify.addHook('onClose', async () => {
+          clearInterval(housekeeping);
+          await housekeepingRun;
+        });
         registerInteractions(fastify, prefix, {
           config, store, fhir, cookieSecret, provider: () => providerNow().provider,
           mfaRoles: config.auth.mfaRoles,
@@ -88,7 +115,11 @@ export async function openAuthServer(config: Config, storeKey: Buffer, alerts: A
           return smartConfiguration(config);
         });
       },
-      close: () => store.close(),
+      close: async () => {
+        clearInterval(housekeeping);
+        await housekeepingRun;
+        await store.close();
+      },
     };
   } catch (err) {
     await store.close();
@@ -97,10 +128,28 @@ export async function openAuthServer(config: Config, storeKey: Buffer, alerts: A
 }
 
 /** With no users yet, an `admin` with a generated password that must be changed at first sign-in (TOTP enrolment follows). */
-async function firstAdmin(store: AuthStore): Promise<string | undefined> {
+async function firstAdmin(store: AuthStore): Promise<{ secret: string; user: UserRecord } | undefined> {
   if ((await store.countUsers()) > 0) return undefined;
   const secret = randomBytes(15).toString('base64url');
-  await addUser(store, { username: 'admin', role: 'admin', password: secret, mustChangePassword: true });
-  return secret;
+  const user = await addUser(store, { username: 'admin', role: 'admin', password: secret, mustChangePassword: true });
+  return { secret, user };
+}
+
+/**
+ * The server's own auth housekeeping: appends the records the console handed over while the
+ * server ran (removed once they are in the trail), and records sessions that expired.
+ */
+async function housekeepOnce(store: AuthStore, audit: AuditLog, sessionMax: number, emit: (event: AuthEvent) => void): Promise<void> {
+  const handed = await takeHandedOver(store);
+  if (handed.facts.length > 0) {
+    for (const facts of handed.facts) audit.record(facts);
+    await audit.flush();
+    if (!audit.unwritable) await handed.done();
+  }
+  for (const session of await takeExpiredSessions(store)) {
+    const absolute = session.loginTs !== undefined && session.expiresAt >= session.loginTs + sessionMax;
+    emit({ kind: 'session-expired', who: session.accountId, address: 'server', success: true,
+      detail: `${absolute ? 'absolute lifetime' : 'idle timeout'} expired=${new Date(session.expiresAt * 1000).toISOString()}` });
+  }
 }
 

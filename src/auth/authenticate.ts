@@ -16,6 +16,8 @@ export interface Credentials {
 export interface BreakGlassGate {
   patientsOf(user: string): readonly string[] | undefined;
   grant(principal: Principal, request: BreakGlassRequest): Promise<void>;
+  /** A request for it that is refused (recorded as well). */
+  refused?(principal: Principal, request: BreakGlassRequest, refusal: string): void;
 }
 
 /** Decides who is asking from the request's credentials, before anything else happens. */
@@ -48,7 +50,10 @@ export function bearerAuthenticator(verifier: TokenVerifier, realm: string, brea
     const request = asked ?? (claimed && !breakGlass.patientsOf(principal.id)?.includes(claimed.patient) ? claimed : undefined);
     if (request) {
       const refusal = breakGlassRefusal(principal, request);
-      if (refusal) throw new FhirError(403, refusal, 'forbidden');
+      if (refusal) {
+        breakGlass.refused?.(principal, request, refusal);
+        throw new FhirError(403, refusal, 'forbidden');
+      }
       return breakGlass.grant(principal, request).then(() => ({ ...principal, breakGlass: breakGlass.patientsOf(principal.id) ?? [] }));
     }
     const patients = breakGlass.patientsOf(principal.id);

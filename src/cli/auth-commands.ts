@@ -1,7 +1,11 @@
 import { join } from 'node:path';
-import { storeKeyOf } from '../main.ts';
+import { openStore, storeKeyOf } from '../main.ts';
 import { SqliteAuthStore } from '../store/sqlite/auth-db.ts';
 import type { AuthStore } from '../store/auth-store.ts';
+import type { AuditRecordFacts } from '../audit/audit-record.ts';
+import { AuditLog } from '../audit/audit-log.ts';
+import { authEventFacts, consoleActor, handOver, type AuthEvent } from '../auth/auth-events.ts';
+import { assertNotInUse } from './exclusive.ts';
 import { UsageError } from './args.ts';
 
 /**
@@ -19,12 +23,58 @@ export function addArguments(group: string, args: string[], help: string): strin
   return rest;
 }
 
-/** Runs `work` on the data dir's auth file (safe while the server runs: SQLite serialises the writes). */
-export async function withAuthStore<T>(dataDir: string, work: (store: AuthStore) => Promise<T>): Promise<T> {
+/** What a console command did, for the audit trail (who: the console). */
+export type ConsoleEvent = Pick<AuthEvent, 'kind' | 'detail'>;
+
+/**
+ * Runs `work` on the data dir's auth file (safe while the server runs: SQLite serialises the
+ * writes), then records what it did in the audit trail as the console (see recordConsoleEvents).
+ */
+export async function withAuthStore<T>(dataDir: string, work: (store: AuthStore, record: (event: ConsoleEvent) => void) => Promise<T>): Promise<T> {
   const store = new SqliteAuthStore(join(dataDir, 'bastion-auth.db'), storeKeyOf(dataDir));
+  const events: AuditRecordFacts[] = [];
   try {
-    return await work(store);
+    const result = await work(store, (event) => events.push(authEventFacts({ ...consoleActor, success: true, ...event })));
+    if (events.length > 0) await recordConsoleEvents(dataDir, store, events);
+    return result;
   } finally {
     await store.close();
+  }
+}
+
+/**
+ * The audit trail has one writer at a time. With the server stopped the console appends its
+ * records itself (as `bastion import` does); while the server runs they are handed over through
+ * the auth file and the server appends them within seconds. Should the trail not take them, they
+ * wait there for the server's next start.
+ */
+async function recordConsoleEvents(dataDir: string, store: AuthStore, events: AuditRecordFacts[]): Promise<void> {
+  if (!serverRunning(dataDir)) {
+    const failures: unknown[] = [];
+    try {
+      const trail = openStore(dataDir);
+      try {
+        const audit = new AuditLog(trail, (err) => failures.push(err));
+        for (const facts of events) audit.record(facts);
+        await audit.close();
+      } finally {
+        await trail.close();
+      }
+      if (failures.length === 0) return;
+    } catch (err) {
+      failures.push(err);
+    }
+    process.stderr.write('the audit trail could not be written now: the record is kept in the auth file until the server next starts\n');
+  }
+  for (const facts of events) await handOver(store, facts);
+}
+
+function serverRunning(dataDir: string): boolean {
+  try {
+    assertNotInUse(dataDir);
+    return false;
+  } catch (err) {
+    if (/in use by another process/.test((err as Error).message)) return true;
+    throw err;
   }
 }

@@ -3,11 +3,13 @@ import { loadConfig } from '../config/config.ts';
 import { ClientRegistrationError, registerClient, type ClientType } from '../auth/clients.ts';
 import { parse, UsageError } from './args.ts';
 import { addArguments, withAuthStore } from './auth-commands.ts';
+import { clientRegisteredDetail } from '../auth/auth-events.ts';
 
 export const clientsHelp = `Usage: bastion clients add --name <name> --type public|confidential|backend --scope "<scopes>" [options]
 
 Registers a client application and prints its client_id (and, for a confidential client, its
-secret, shown only this once). Works while the server runs.
+secret, shown only this once). Works while the server runs. Recorded in the audit trail as done by
+the console (never the secret).
 
   public         a browser or native app: authorization code with PKCE, no secret
   confidential   a server-side app: authorization code with a client secret
@@ -52,13 +54,14 @@ export async function clientsCommand(args: string[]): Promise<void> {
     }
   }
   const config = loadConfig({ dataDir: str('data-dir') }, process.env, str('config'));
-  await withAuthStore(config.dataDir, async (store) => {
+  await withAuthStore(config.dataDir, async (store, record) => {
     const { clientId, clientSecret } = await registerClient(store, {
       name: str('name')!, type: str('type') as ClientType, scope: str('scope')!,
       redirectUris: (values['redirect-uri'] as unknown as string[] | undefined) ?? [], secretMethod, jwks, jwksUri: str('jwks-uri'),
     }).catch((err: unknown) => {
       throw err instanceof ClientRegistrationError ? new UsageError(err.message) : err;
     });
+    record({ kind: 'client-registered', detail: clientRegisteredDetail(clientId, str('type')!, str('scope')!) });
     process.stdout.write(`client_id: ${clientId}\n`);
     if (clientSecret) process.stdout.write(`client_secret (shown only now): ${clientSecret}\n`);
   });

@@ -5,13 +5,14 @@ import { addUser, UserError } from '../auth/users.ts';
 import type { Role } from '../store/auth-store.ts';
 import { parse, UsageError } from './args.ts';
 import { addArguments, withAuthStore } from './auth-commands.ts';
+import { userCreatedDetail } from '../auth/auth-events.ts';
 
 export const usersHelp = `Usage: bastion users add --username <name> --role <role> [options]
 
 Creates a user who signs in on the authorization pages. Roles: patient, nurse, physician,
 lab-technician, billing, researcher, admin, system. Nurses, physicians, lab technicians, billing,
 researchers and admins enrol a TOTP authenticator at their first sign-in unless given one here.
-Works while the server runs.
+Works while the server runs. Recorded in the audit trail as done by the console (never the password).
 
 Options:
   --username <name>       sign-in name (A-Z a-z 0-9 . _ @ -)
@@ -47,13 +48,14 @@ export async function usersCommand(args: string[]): Promise<void> {
     generated = true;
   }
   const config = loadConfig({ dataDir: str('data-dir') }, process.env, str('config'));
-  await withAuthStore(config.dataDir, async (store) => {
+  await withAuthStore(config.dataDir, async (store, record) => {
     const user = await addUser(store, {
       username: str('username')!, role: str('role') as Role, fhirUser: str('fhir-user'), password, totpSecret: str('totp-secret'),
       mustChangePassword: generated,
     }).catch((err: unknown) => {
       throw err instanceof UserError ? new UsageError(err.message) : err;
     });
+    record({ kind: 'user-created', detail: userCreatedDetail(user, generated) });
     process.stdout.write(`created user ${user.username} (${user.role}), id ${user.id}\n`);
     if (generated) process.stdout.write(`one-time password (to be changed at first sign-in): ${password}\n`);
   });

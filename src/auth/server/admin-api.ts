@@ -4,7 +4,7 @@ import type { AuthStore, Role } from '../../store/auth-store.ts';
 import type { StoreReader } from '../../store/store.ts';
 import type { Authenticator } from '../authenticate.ts';
 import type { Principal } from '../principal.ts';
-import type { AuthEvent } from '../auth-events.ts';
+import { clientRegisteredDetail, userCreatedDetail, type AuthEvent } from '../auth-events.ts';
 import { addUser, UserError } from '../users.ts';
 import { ClientRegistrationError, registerClient, type ClientType } from '../clients.ts';
 import { DuplicateError } from '../../store/sqlite/auth-db.ts';
@@ -31,18 +31,32 @@ const launchRoles: readonly string[] = ['physician', 'nurse', 'lab-technician'];
  * it launches an app in and hands the app the opaque `launch` value.
  */
 export function registerAdminApi(fastify: FastifyInstance, prefix: string, deps: AdminApiDeps): void {
-  const principalOf = async (request: FastifyRequest) =>
-    deps.authenticator.authenticate({ authorization: request.headers.authorization, address: request.ip, publicResource: false });
+  /** Who calls; a missing or bad token is refused (401) and recorded. */
+  const principalOf = async (request: FastifyRequest, what: string) => {
+    try {
+      return await deps.authenticator.authenticate({ authorization: request.headers.authorization, address: request.ip, publicResource: false });
+    } catch (err) {
+      deps.emit({ kind: 'authorization-refused', who: 'anonymous', address: request.ip, success: false, detail: `${what}: no valid access token` });
+      throw err;
+    }
+  };
 
-  const requireAdmin = (p: Principal): Principal => {
+  /** Refusals of the provisioning API and of launches are recorded with who asked and what for. */
+  const refused = (p: Principal, request: FastifyRequest, what: string, message: string): FhirError => {
+    deps.emit({ kind: 'authorization-refused', who: p.id, address: request.ip, ...(p.clientId ? { client: p.clientId } : {}), success: false, detail: `${what}: ${message}` });
+    return new FhirError(403, message, 'forbidden');
+  };
+
+  const requireAdmin = async (request: FastifyRequest, what: string): Promise<Principal> => {
+    const p = await principalOf(request, what);
     if (p.kind !== 'user' || p.role !== 'admin' || p.issuer !== deps.issuer() || !p.scopes.includes(adminScope)) {
-      throw new FhirError(403, `Provisioning needs an admin's token from this server with the ${adminScope} scope`, 'forbidden');
+      throw refused(p, request, what, `Provisioning needs an admin's token from this server with the ${adminScope} scope`);
     }
     return p;
   };
 
   fastify.post(`${prefix}/admin/users`, async (request, reply) => {
-    const admin = requireAdmin(await principalOf(request));
+    const admin = await requireAdmin(request, 'provisioning users');
     const body = jsonBody(request);
     const generated = typeof body.password !== 'string';
     const password = generated ? randomBytes(15).toString('base64url') : String(body.password);
@@ -52,7 +66,7 @@ export function registerAdminApi(fastify: FastifyInstance, prefix: string, deps:
         ...(typeof body.fhirUser === 'string' ? { fhirUser: body.fhirUser } : {}),
         ...(typeof body.totpSecret === 'string' ? { totpSecret: body.totpSecret } : {}),
       });
-      deps.emit({ kind: 'user-created', who: admin.id, address: request.ip, success: true, detail: `${user.id} ${user.role}` });
+      deps.emit({ kind: 'user-created', who: admin.id, address: request.ip, ...(admin.clientId ? { client: admin.clientId } : {}), success: true, detail: userCreatedDetail(user, generated) });
       return reply.code(201).send({ id: user.id, username: user.username, role: user.role, ...(generated ? { oneTimePassword: password } : {}) });
     } catch (err) {
       return refuse(reply, err);
@@ -60,7 +74,7 @@ export function registerAdminApi(fastify: FastifyInstance, prefix: string, deps:
   });
 
   fastify.post(`${prefix}/admin/clients`, async (request, reply) => {
-    const admin = requireAdmin(await principalOf(request));
+    const admin = await requireAdmin(request, 'provisioning clients');
     const body = jsonBody(request);
     try {
       const result = await registerClient(deps.store, {
@@ -70,7 +84,7 @@ export function registerAdminApi(fastify: FastifyInstance, prefix: string, deps:
         ...(typeof body.jwksUri === 'string' ? { jwksUri: body.jwksUri } : {}),
         ...(body.secretMethod === 'client_secret_post' ? { secretMethod: 'client_secret_post' as const } : {}),
       });
-      deps.emit({ kind: 'client-registered', who: admin.id, address: request.ip, client: result.clientId, success: true });
+      deps.emit({ kind: 'client-registered', who: admin.id, address: request.ip, ...(admin.clientId ? { client: admin.clientId } : {}), success: true, detail: clientRegisteredDetail(result.clientId, String(body.type), String(body.scope ?? '')) });
       return reply.code(201).send(result);
     } catch (err) {
       return refuse(reply, err);
@@ -78,10 +92,10 @@ export function registerAdminApi(fastify: FastifyInstance, prefix: string, deps:
   });
 
   fastify.post(`${prefix}/launch`, async (request, reply) => {
-    const who = await principalOf(request);
+    const who = await principalOf(request, 'launch');
     const staff = who.kind === 'user' && launchRoles.includes(who.role) && who.issuer === deps.issuer() && who.scopes.includes('launch');
     if (!(who.kind === 'client' || staff)) {
-      throw new FhirError(403, 'Launches are created by EHR backend clients, or by clinicians through an EHR app granted the launch scope', 'forbidden');
+      throw refused(who, request, 'launch', 'Launches are created by EHR backend clients, or by clinicians through an EHR app granted the launch scope');
     }
     const body = jsonBody(request);
     const patient = typeof body.patient === 'string' ? body.patient : undefined;
@@ -99,7 +113,9 @@ export function registerAdminApi(fastify: FastifyInstance, prefix: string, deps:
       ...(patient ? { patient } : {}), ...(encounter ? { encounter } : {}), ...(clientId ? { clientId } : {}),
     };
     await deps.store.oauthUpsert(ehrLaunchModel, launch, record as unknown as Record<string, unknown>, launchTtl);
-    deps.emit({ kind: 'launch-created', who: who.id, address: request.ip, ...(who.clientId ? { client: who.clientId } : {}), success: true });
+    // The context, never the launch value (it lets an app take the launch over).
+    const context = [...(patient ? [`patient=Patient/${patient}`] : []), ...(encounter ? [`encounter=Encounter/${encounter}`] : []), `for=${clientId ?? 'any app'}`];
+    deps.emit({ kind: 'launch-created', who: who.id, address: request.ip, ...(who.clientId ? { client: who.clientId } : {}), success: true, detail: context.join(' ') });
     return reply.code(201).send({ launch, expires_in: launchTtl });
   });
 }

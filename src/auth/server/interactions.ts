@@ -179,11 +179,15 @@ export function registerInteractions(fastify: FastifyInstance, prefix: string, d
       user.failedLogins += 1;
       if (user.failedLogins >= lockoutThreshold) user.lockedUntil = Date.now() + 60_000 * 2 ** (user.failedLogins - lockoutThreshold);
       await deps.store.updateUser(user);
-      deps.emit({ kind: 'mfa-failed', who: user.id, address: request.ip, client, success: false });
+      deps.emit({ kind: 'mfa-failed', who: user.id, address: request.ip, client, success: false, detail: 'second factor' });
+      if (user.lockedUntil !== undefined && user.lockedUntil > Date.now()) {
+        deps.emit({ kind: 'locked-out', who: user.id, address: request.ip, client, success: false, detail: `after ${user.failedLogins} failed second factor attempts` });
+      }
       return page(reply, details, pages.totpPage(at(details, '/totp'), csrf(details), 'That code is not valid.'), 401);
     }
     user.failedLogins = 0;
     await deps.store.updateUser(user);
+    deps.emit({ kind: 'mfa-verified', who: user.id, address: request.ip, client, success: true, detail: factor });
     if (factor === 'recovery') deps.emit({ kind: 'recovery-code-used', who: user.id, address: request.ip, client, success: true });
     deps.emit({ kind: 'login', who: user.id, address: request.ip, client, success: true, detail: `password+${factor}` });
     await deps.store.oauthDestroy(progressModel, details.uid);
@@ -200,6 +204,7 @@ export function registerInteractions(fastify: FastifyInstance, prefix: string, d
     }
     const step = await totpStep(progress.pendingSecret, (formOf(request).get('code') ?? '').trim());
     if (step === undefined) {
+      deps.emit({ kind: 'mfa-failed', who: user.id, address: request.ip, client: String(details.params.client_id), success: false, detail: 'enrolment' });
       const qr = await enrolmentQr(progress.pendingSecret, user.username, 'Bastion');
       return page(reply, details, pages.enrolPage(at(details, '/enrol'), csrf(details), qr, progress.pendingSecret, 'That code is not valid. Check the time on your device and try again.'), 401);
     }
@@ -256,17 +261,24 @@ export function registerInteractions(fastify: FastifyInstance, prefix: string, d
     // Launch and identity scopes are not offered for deselection: they carry no data of their own.
     for (const s of offered) if (launchScopes.includes(s)) chosen.add(s);
     const grantId = await saveGrant(deps.provider(), details, chosen, deps.config.baseUrl);
-    await saveLaunchContext(deps.store, grantId, await launchContext(deps, details, user, patient), deps.config.auth.refreshTokenTtl);
+    const context = await launchContext(deps, details, user, patient);
+    await saveLaunchContext(deps.store, grantId, context, deps.config.auth.refreshTokenTtl);
     // An EHR launch is good for one authorization.
     if (details.params.launch) await deps.store.oauthDestroy(ehrLaunchModel, String(details.params.launch));
     await deps.store.oauthDestroy(progressModel, details.uid);
-    deps.emit({ kind: 'consent', who: user.id, address: request.ip, client, success: true, detail: [...chosen].join(' ') });
+    // The scopes granted and the launch context created with them (references only).
+    const contextDetail = [
+      `grant=${grantId}`, details.params.launch ? 'ehr-launch' : 'standalone',
+      ...(context.patient ? [`patient=Patient/${context.patient}`] : []), ...(context.encounter ? [`encounter=Encounter/${context.encounter}`] : []),
+    ];
+    deps.emit({ kind: 'consent', who: user.id, address: request.ip, client, success: true, detail: [...chosen, ...contextDetail].join(' ') });
     reply.hijack();
     await deps.provider().interactionFinished(request.raw, reply.raw, { consent: { grantId } }, { mergeWithLastSubmission: true });
   }));
 
-  fastify.post(`${base}/:uid/abort`, withInteraction(async (request, reply, details) => {
+  fastify.post(`${base}/:uid/abort`, withInteraction(async (request, reply, details, progress) => {
     await deps.store.oauthDestroy(progressModel, details.uid);
+    deps.emit({ kind: 'consent-denied', who: details.session?.accountId ?? progress.userId ?? 'unknown', address: request.ip, client: String(details.params.client_id), success: false, detail: 'cancelled' });
     return finish(request, reply, { error: 'access_denied', error_description: 'The user cancelled' });
   }));
 }

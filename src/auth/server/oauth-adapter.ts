@@ -1,5 +1,6 @@
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { AuthStore } from '../../store/auth-store.ts';
+import { unwatchSession, watchSession } from './session-watch.ts';
 
 /**
  * oidc-provider's storage, on the auth store. Clients come from the registry of clients
@@ -35,6 +36,8 @@ class StoreAdapter implements Adapter {
       stored = rest;
     }
     await this.store.oauthUpsert(this.model, id, stored, expiresIn);
+    // A signed-in session is watched, so that its expiry can be recorded (session-watch.ts).
+    if (this.model === 'Session') await watchSession(this.store, stored, expiresIn);
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
@@ -66,7 +69,10 @@ class StoreAdapter implements Adapter {
   }
 
   async destroy(id: string): Promise<void> {
+    const session = this.model === 'Session' ? (await this.store.oauthFind(this.model, id))?.payload : undefined;
     await this.store.oauthDestroy(this.model, id);
+    // Ended (signed out, or re-keyed): not to be recorded as expired later.
+    if (session) await unwatchSession(this.store, session);
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {

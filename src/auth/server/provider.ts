@@ -1,6 +1,6 @@
 import { hkdfSync } from 'node:crypto';
 import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import type { JWK } from 'jose';
+import { decodeJwt, type JWK } from 'jose';
 import type { Config } from '../../config/config.ts';
 import type { AuthStore } from '../../store/auth-store.ts';
 import { narrowScopes, parseScopes } from '../../access/smart-scopes.ts';
@@ -149,21 +149,96 @@ export function createProvider({ config, store, signingJwks, cookieSecret, revoc
   provider.on('grant.revoked', (ctx: KoaContextWithOIDC, grantId: string) => {
     // A failure to record it must not take the process down; the grant itself is gone either way.
     revocations.revokeGrant(grantId).catch(() => emit({ kind: 'grant-revoked', who: 'unknown', address: ctx.ip, success: false, detail: 'revocation not recorded' }));
-    emit({ kind: 'grant-revoked', who: ctx.oidc?.account?.accountId ?? ctx.oidc?.client?.clientId ?? 'unknown', address: ctx.ip, client: ctx.oidc?.client?.clientId, success: true, detail: ctx.oidc?.route });
+    // By reuse detection (token), revocation of a refresh token (revocation), or sign-out (end_session_confirm).
+    emit({ kind: 'grant-revoked', who: userOf(ctx) ?? ctx.oidc?.client?.clientId ?? 'unknown', address: ctx.ip, client: ctx.oidc?.client?.clientId, success: true, detail: `${ctx.oidc?.route ?? ''} grant=${grantId}`.trim() });
   });
   provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
     const grantType = String(ctx.oidc.params?.grant_type ?? '');
-    const who = ctx.oidc.entities.Account?.accountId ?? ctx.oidc.entities.AuthorizationCode?.accountId ?? ctx.oidc.entities.RefreshToken?.accountId ?? ctx.oidc.client?.clientId ?? 'unknown';
-    emit({ kind: 'token', who, address: ctx.ip, client: ctx.oidc.client?.clientId, success: true, detail: grantType });
+    const who = userOf(ctx) ?? ctx.oidc.entities.AuthorizationCode?.accountId ?? ctx.oidc.client?.clientId ?? 'unknown';
+    const grant = ctx.oidc.entities.Grant?.jti;
+    emit({ kind: grantType === 'refresh_token' ? 'token-refreshed' : 'token', who, address: ctx.ip, client: ctx.oidc.client?.clientId, success: true, detail: `${grantType}${grant ? ` grant=${grant}` : ''}` });
   });
-  provider.on('grant.error', (ctx: KoaContextWithOIDC, err: { error?: string; error_detail?: string }) => {
-    emit({ kind: 'token-failed', who: ctx.oidc?.client?.clientId ?? String(ctx.oidc?.params?.client_id ?? 'unknown'), address: ctx.ip, client: ctx.oidc?.client?.clientId, success: false, detail: `${String(ctx.oidc?.params?.grant_type ?? '')} ${err.error ?? ''} ${err.error_detail ?? ''}`.trim() });
+  provider.on('grant.error', (ctx: KoaContextWithOIDC, err: OidcError) => {
+    const grantType = String(ctx.oidc?.params?.grant_type ?? '');
+    if (err.error === 'invalid_client') return emit(clientAuthFailure(ctx, err));
+    // oidc-provider revokes the grant when a code or (rotated) refresh token comes back, and so does the adapter on a concurrent redemption.
+    const reuse = err.error === 'invalid_grant' && /already (used|consumed)/i.test(err.error_detail ?? '');
+    emit({
+      kind: reuse ? 'token-reuse' : 'token-failed', who: userOf(ctx) ?? ctx.oidc?.client?.clientId ?? String(ctx.oidc?.params?.client_id ?? 'unknown'), address: ctx.ip, client: ctx.oidc?.client?.clientId, success: false,
+      detail: reuse ? `${grantType} ${err.error_detail}: grant revoked` : `${grantType} ${err.error ?? ''} ${err.error_detail ?? ''}`.trim(),
+    });
   });
+  const introspectionOrRevocationError = (ctx: KoaContextWithOIDC, err: OidcError) => {
+    // This server's JWT access tokens are introspected and revoked by smart-middleware.ts after this refusal.
+    if (err.error === 'unsupported_token_type') return;
+    if (err.error === 'invalid_client') return emit(clientAuthFailure(ctx, err));
+    emit({ kind: 'token-failed', who: ctx.oidc?.client?.clientId ?? 'unknown', address: ctx.ip, client: ctx.oidc?.client?.clientId, success: false, detail: `${ctx.oidc?.route ?? ''} ${err.error ?? ''} ${err.error_detail ?? ''}`.trim() });
+  };
+  provider.on('introspection.error', introspectionOrRevocationError);
+  provider.on('revocation.error', introspectionOrRevocationError);
   provider.on('authorization.error', (ctx: KoaContextWithOIDC, err: { error?: string; error_description?: string }) => {
     emit({ kind: 'authorization-refused', who: ctx.oidc?.client?.clientId ?? 'unknown', address: ctx.ip, client: ctx.oidc?.client?.clientId, success: false, detail: `${err.error ?? ''} ${err.error_description ?? ''}`.trim() });
   });
+  provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
+    // The whole session (logout=yes), or only the app that asked (its grant revoked); with neither, nothing ended.
+    const accountId = ctx.oidc?.session?.accountId;
+    const client = ctx.oidc?.client?.clientId;
+    const whole = Boolean(ctx.oidc?.params?.logout);
+    if (!accountId || (!whole && !client)) return;
+    emit({ kind: 'logout', who: accountId, address: ctx.ip, client, success: true, detail: whole ? 'session ended' : 'signed out of this app only' });
+  });
   return provider;
 }
+
+interface OidcError { error?: string; error_detail?: string }
+
+/** The user a token endpoint, revocation or sign-out event concerns, when there is one. */
+function userOf(ctx: KoaContextWithOIDC): string | undefined {
+  const e = ctx.oidc?.entities;
+  return e?.Account?.accountId ?? e?.RefreshToken?.accountId ?? e?.AccessToken?.accountId ?? ctx.oidc?.session?.accountId ?? undefined;
+}
+
+/**
+ * A failed client authentication (bad secret, bad or replayed assertion, unknown client): the
+ * client by its id only, never the secret or assertion. An id no registered client has is
+ * recorded as claimed, and names no app.
+ */
+function clientAuthFailure(ctx: KoaContextWithOIDC, err: OidcError): AuthEvent {
+  const known = ctx.oidc?.client?.clientId;
+  return {
+    kind: 'client-auth-failed', who: known ?? `unknown-client:${claimedClientId(ctx)}`, address: ctx.ip, ...(known ? { client: known } : {}), success: false,
+    detail: `${ctx.oidc?.route ?? ''} ${err.error_detail ?? err.error ?? ''}`.trim(),
+  };
+}
+
+function claimedClientId(ctx: KoaContextWithOIDC): string {
+  const params = (ctx.oidc?.params ?? {}) as Record<string, unknown>;
+  if (typeof params.client_id === 'string') return clip(params.client_id);
+  const basic = /^basic\s+(\S+)$/i.exec(ctx.get('authorization') ?? '');
+  if (basic) {
+    // client_id:client_secret: only what comes before the colon.
+    const pair = Buffer.from(basic[1], 'base64').toString('utf8');
+    const colon = pair.indexOf(':');
+    if (colon > 0) {
+      try {
+        return clip(decodeURIComponent(pair.slice(0, colon)));
+      } catch {
+        return 'unreadable';
+      }
+    }
+  }
+  if (typeof params.client_assertion === 'string') {
+    try {
+      const { sub } = decodeJwt(params.client_assertion);
+      if (typeof sub === 'string') return clip(sub);
+    } catch {
+      return 'unreadable';
+    }
+  }
+  return 'none';
+}
+
+const clip = (s: string) => s.slice(0, 128).replace(/[^\x21-\x7e]/g, '?');
 
 /**
  * The scopes the resource server lets through for this request: the SMART scopes asked for (or

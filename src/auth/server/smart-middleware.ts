@@ -29,7 +29,16 @@ export function useSmartMiddleware(provider: Provider, store: AuthStore, verifie
     else if ((oidc.route === 'introspection' || oidc.route === 'revocation') && isStructuredTokenRefusal(ctx)) {
       await handleJwt(ctx as KoaContextWithOIDC, verifier, revocations, emit);
     }
+    // Every answered introspection, of this server's JWTs or the provider's own tokens: who asked, and whether the token was active.
+    if (oidc.route === 'introspection' && ctx.status === 200) recordIntrospection(ctx as KoaContextWithOIDC, emit);
   });
+}
+
+function recordIntrospection(ctx: KoaContextWithOIDC, emit: (event: AuthEvent) => void): void {
+  const client = ctx.oidc.client?.clientId;
+  const body = (ctx.body ?? {}) as { active?: unknown; sub?: unknown };
+  const detail = body.active === true ? `active${typeof body.sub === 'string' ? ` sub=${body.sub}` : ''}` : 'inactive';
+  emit({ kind: 'token-introspected', who: client ?? 'unknown', address: ctx.ip, ...(client ? { client } : {}), success: true, detail });
 }
 
 const maxAuthorizationForm = 16 * 1024;
@@ -91,7 +100,7 @@ async function handleJwt(ctx: KoaContextWithOIDC, verifier: TokenVerifier, revoc
     // RFC 7009 2.2: an invalid token, or one not the caller's to revoke, still gets a 200.
     if (mine && typeof claims!.jti === 'string' && typeof claims!.exp === 'number') {
       await revocations.revokeToken(claims!.jti, claims!.exp);
-      emit({ kind: 'token-revoked', who: String(claims!.sub ?? client!.clientId), address: ctx.ip, client: client!.clientId, success: true });
+      emit({ kind: 'token-revoked', who: String(claims!.sub ?? client!.clientId), address: ctx.ip, client: client!.clientId, success: true, detail: `jti=${claims!.jti}` });
     }
     ctx.status = 200;
     ctx.body = '';
