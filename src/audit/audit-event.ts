@@ -59,13 +59,15 @@ const restType = { system: 'http://terminology.hl7.org/CodeSystem/audit-event-ty
 const authnType = { system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110114', display: 'User Authentication' };
 
 export function eventTypeOf(facts: AuditRecordFacts): { system: string; code: string; display: string } {
-  return facts.do === 'authn' ? authnType : restType;
+  if (facts.do !== 'authn') return restType;
+  return facts.ev && alertTypes[facts.ev] ? securityAlert : authnType;
 }
 
-/** The FHIR interaction; for authorization server events, DICOM Login or Logout and the event itself. */
+/** The FHIR interaction; for authorization server events, the DICOM subtype (Login, Logout, the alert's type) and the event itself. */
 export function subtypesOf(facts: AuditRecordFacts): { system: string; code: string; display?: string }[] {
   if (facts.do !== 'authn') return [{ system: 'http://hl7.org/fhir/restful-interaction', code: facts.do }];
-  const dicom = facts.ev === 'logout' ? { system: dcm, code: '110123', display: 'Logout' } : { system: dcm, code: '110122', display: 'Login' };
+  const alert = facts.ev ? alertTypes[facts.ev] : undefined;
+  const dicom = alert ? { system: dcm, ...alert } : signedOut.has(facts.ev ?? '') ? { system: dcm, code: '110123', display: 'Logout' } : { system: dcm, code: '110122', display: 'Login' };
   return [dicom, { system: authEventSystem, code: facts.ev ?? 'login' }];
 }
 
@@ -86,13 +88,31 @@ export function outcomeOf(facts: AuditRecordFacts): '0' | '4' | '8' {
 
 const dcm = 'http://dicom.nema.org/resources/ontology/DCM';
 
-/** A sign-in, second factor, lockout, approval or token event: DICOM "User Authentication" (110114). */
+/**
+ * An authorization server event: a sign-in, second factor, lockout, approval or token event is
+ * DICOM "User Authentication" (110114); break-the-glass and administrative changes are "Security
+ * Alert" (110113). Break-the-glass is marked high severity (R4's AuditEvent has no severity).
+ */
 function renderAuthEvent(facts: AuditRecordFacts, id?: string): Record<string, unknown> {
-  return {
-    ...header(facts, id),
-    entity: [{ type: systemObject, detail: [{ type: 'event', valueString: facts.ev ?? 'login' }] }],
-  };
+  const detail = [{ type: 'event', valueString: facts.ev ?? 'login' }];
+  if (facts.ev?.startsWith('break-glass')) detail.push({ type: 'severity', valueString: 'high' });
+  const entity: Record<string, unknown>[] = [{ type: systemObject, detail }];
+  for (const p of facts.pt ?? []) entity.push({ what: { reference: `Patient/${p}` }, type: personObject, role: patientRole });
+  return { ...header(facts, id), entity };
 }
+
+const securityAlert = { system: dcm, code: '110113', display: 'Security Alert' };
+/** DICOM CID 403 security alert types of the events that are not sign-ins. */
+const alertTypes: Record<string, { code: string; display: string }> = {
+  'break-glass': { code: '110127', display: 'Emergency Override Started' },
+  'break-glass-refused': { code: '110127', display: 'Emergency Override Started' },
+  'user-created': { code: '110137', display: 'User Security Attributes Changed' },
+  'password-changed': { code: '110137', display: 'User Security Attributes Changed' },
+  'mfa-enrolled': { code: '110137', display: 'User Security Attributes Changed' },
+  'client-registered': { code: '110129', display: 'Security Configuration' },
+  'key-created': { code: '110129', display: 'Security Configuration' },
+};
+const signedOut = new Set(['logout', 'session-expired']);
 
 const actReason = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
 

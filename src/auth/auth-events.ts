@@ -48,7 +48,14 @@ export function authEventFacts(event: AuthEvent, at = new Date().toISOString()):
     ...(event.client ? { app: event.client } : {}),
     ...(event.detail ? { why: event.detail } : {}),
     ...(event.reasons && event.reasons.length > 0 ? { rs: event.reasons } : {}),
+    ...patientOf(event.detail),
   };
+}
+
+/** The patient an event names (`patient=Patient/<id>`), so the trail finds it by patient. */
+function patientOf(detail: string | undefined): { pt?: string[] } {
+  const m = detail ? /(?:^|\s)patient=Patient\/([A-Za-z0-9\-.]{1,64})(?=\s|$)/.exec(detail) : null;
+  return m ? { pt: [m[1]] } : {};
 }
 
 export function authEventEmitter(sink: AuthEventSink): (event: AuthEvent) => void {

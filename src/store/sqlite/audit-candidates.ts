@@ -55,19 +55,25 @@ export function auditRecordAt(db: Db, seq: number): StoredAuditRecord | undefine
 
 /** The positions a time range can hold, or undefined when it holds none. */
 function positions(db: Db, q: AuditCandidateQuery): [number, number] | undefined {
-  let lo = 1;
-  let hi = Number.MAX_SAFE_INTEGER;
-  if (q.from !== undefined) {
-    const from = new Date(Date.parse(q.from) - appendLagMs).toISOString();
-    const first = db.prepare<[string], { seq: number }>('SELECT seq FROM audit_log WHERE recorded >= ? ORDER BY recorded, seq LIMIT 1').get(from);
-    if (!first) return undefined;
-    lo = first.seq;
-  }
-  if (q.to !== undefined) {
-    const to = new Date(Date.parse(q.to) + appendLagMs).toISOString();
-    const last = db.prepare<[string], { seq: number }>('SELECT seq FROM audit_log WHERE recorded < ? ORDER BY recorded DESC, seq DESC LIMIT 1').get(to);
-    if (!last) return undefined;
-    hi = last.seq;
-  }
-  return [lo, hi];
+  const bounds = db.prepare<[], { lo: number | null; hi: number | null }>('SELECT min(seq) AS lo, max(seq) AS hi FROM audit_log').get();
+  if (!bounds || bounds.lo === null || bounds.hi === null) return undefined;
+  let lo = bounds.lo;
+  let hi = bounds.hi;
+  const recordedAt = db.prepare<[number], { recorded: string }>('SELECT recorded FROM audit_log WHERE seq >= ? ORDER BY seq LIMIT 1');
+  // The first position recorded at or after `instant`, bisecting positions: records are in time
+  // order but for an append's lag, which the caller's widening by appendLagMs covers.
+  const firstAtOrAfter = (instant: string): number => {
+    let a = bounds.lo!;
+    let b = bounds.hi! + 1;
+    while (a < b) {
+      const mid = Math.floor((a + b) / 2);
+      const row = recordedAt.get(mid);
+      if (row && row.recorded < instant) a = mid + 1;
+      else b = mid;
+    }
+    return a;
+  };
+  if (q.from !== undefined) lo = firstAtOrAfter(new Date(Date.parse(q.from) - appendLagMs).toISOString());
+  if (q.to !== undefined) hi = firstAtOrAfter(new Date(Date.parse(q.to) + appendLagMs).toISOString()) - 1;
+  return lo <= hi ? [lo, hi] : undefined;
 }

@@ -85,6 +85,12 @@ export const auditMigrations: string[] = [
   ) WITHOUT ROWID;
   UPDATE audit_key_progress SET upto = 0;
   `,
+  // 7: the time index goes: records are appended in time order (give or take an append's lag),
+  // so a time is found by bisecting positions (audit-candidates.ts), and appending keeps one
+  // b-tree fewer per record.
+  `
+  DROP INDEX audit_log_recorded;
+  `,
 ];
 
 /** A purge: records 1..through were removed; the chain goes on from `head`, the link of record `through`. */
@@ -124,11 +130,14 @@ export function appendChained(db: Db, recorded: string, event: string): number {
 }
 
 /**
- * Records are indexed in stretches of this many, not with each append: keys scattered over a large
- * index dirtied a page per key in every group commit (each encrypted and written to the WAL), which
- * tripled the cost of appending. A search reads the stretch not yet indexed as it is
- * (audit-candidates.ts).
+ * Search keys are not written with each append: keys scattered over a large index dirtied a page
+ * per key in every group commit (each encrypted and written to the WAL), which tripled the cost of
+ * appending. The audit worker writes them in sorted stretches once appends pause (or once this
+ * many records wait, under load that never pauses); a search reads the records not indexed yet as
+ * they are (audit-candidates.ts).
  */
+export const auditIndexMaxLag = 200_000;
+/** Records indexed per transaction (appends wait no longer than one of these). */
 export const auditIndexStretch = 20_000;
 
 /** The last position whose search keys are written. */
@@ -136,22 +145,31 @@ export function indexedUpto(db: Db): number {
   return db.prepare('SELECT upto FROM audit_key_progress').pluck().get() as number;
 }
 
-/** Writes the search keys of the records not indexed yet, sorted (neighbouring keys share pages), in one transaction. */
-export function indexExisting(db: Db): number {
+/** Writes the search keys of (at most `limit` of) the records not indexed yet, in one transaction; returns how many. */
+export function indexExisting(db: Db, limit = Number.MAX_SAFE_INTEGER): number {
   const upto = indexedUpto(db);
-  const rows = db.prepare<[number], { seq: number; event: string }>('SELECT seq, event FROM audit_log WHERE seq > ? ORDER BY seq').all(upto);
+  const rows = db.prepare<[number, number], { seq: number; event: string }>('SELECT seq, event FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?').all(upto, limit);
   if (rows.length === 0) return 0;
-  const keys: number[] = [];
-  for (const r of rows) for (const key of indexKeysOf(JSON.parse(r.event) as AuditRecordFacts)) keys.push(keyHash(key), r.seq);
-  // Sorted, neighbouring keys share pages; many rows per statement, fewer calls into SQLite.
-  const pairs = Array.from({ length: keys.length / 2 }, (_, i) => i * 2).sort((a, b) => keys[a] - keys[b] || keys[a + 1] - keys[b + 1]);
+  // Grouped by key (positions come in order), keys sorted: neighbouring rows share pages.
+  const byKey = new Map<number, number[]>();
+  for (const r of rows) {
+    for (const key of indexKeysOf(JSON.parse(r.event) as AuditRecordFacts)) {
+      const h = keyHash(key);
+      const seqs = byKey.get(h);
+      if (seqs) seqs.push(r.seq);
+      else byKey.set(h, [r.seq]);
+    }
+  }
+  const flat: number[] = [];
+  for (const h of [...byKey.keys()].sort((a, b) => a - b)) for (const seq of byKey.get(h)!) flat.push(h, seq);
+  // Many rows per statement: fewer calls into SQLite.
   const perStatement = 200;
   const insertMany = db.prepare(`INSERT OR IGNORE INTO audit_key (key, seq) VALUES ${Array(perStatement).fill('(?, ?)').join(', ')}`);
   const insertOne = db.prepare<[number, number]>('INSERT OR IGNORE INTO audit_key (key, seq) VALUES (?, ?)');
   db.transaction(() => {
     let i = 0;
-    for (; i + perStatement <= pairs.length; i += perStatement) insertMany.run(pairs.slice(i, i + perStatement).flatMap((p) => [keys[p], keys[p + 1]]));
-    for (; i < pairs.length; i++) insertOne.run(keys[pairs[i]], keys[pairs[i] + 1]);
+    for (; i + perStatement * 2 <= flat.length; i += perStatement * 2) insertMany.run(flat.slice(i, i + perStatement * 2));
+    for (; i < flat.length; i += 2) insertOne.run(flat[i], flat[i + 1]);
     db.prepare('UPDATE audit_key_progress SET upto = ?').run(rows[rows.length - 1].seq);
   })();
   return rows.length;

@@ -6,7 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openEncrypted } from './open.ts';
 import { chainHash, genesis } from '../../crypto/hash-chain.ts';
-import { auditIndexStretch, indexExisting, indexedUpto } from './audit-schema.ts';
+import { auditIndexMaxLag, auditIndexStretch, indexExisting, indexedUpto } from './audit-schema.ts';
 
 interface AuditWorkerData {
   path: string;
@@ -41,6 +41,7 @@ const appendAll = db.transaction((records: [string, string][]): Buffer => {
 
 parentPort!.on('message', (message: AppendMessage | 'stop') => {
   if (message === 'stop') {
+    if (idle) clearTimeout(idle);
     db.close();
     parentPort!.postMessage('stopped');
     return;
@@ -56,13 +57,24 @@ parentPort!.on('message', (message: AppendMessage | 'stop') => {
   indexIfDue(first + message.records.length - 1);
 });
 
-/** Writes the search keys once a stretch of records awaits them (a failure leaves them for the next try). */
+/**
+ * Writes search keys when appends pause (a quarter second without one), a stretch per turn so an
+ * append arriving meanwhile waits for one stretch at most; at once when too many records wait.
+ */
+let idle: NodeJS.Timeout | undefined;
 function indexIfDue(last: number): void {
-  if (last - indexed < auditIndexStretch) return;
+  if (idle) clearTimeout(idle);
+  if (last - indexed >= auditIndexMaxLag) indexStretch();
+  else idle = setTimeout(indexStretch, 250);
+}
+
+function indexStretch(): void {
+  idle = undefined;
   try {
-    indexExisting(db);
-    indexed = last;
+    const n = indexExisting(db, auditIndexStretch);
+    indexed = indexedUpto(db);
+    if (n === auditIndexStretch) idle = setTimeout(indexStretch, 0);
   } catch {
-    // The records are committed and chained; only finding them by key waits.
+    // The records are committed and chained; only finding them by key waits for the next turn.
   }
 }
