@@ -1,5 +1,5 @@
 import { loadConfig } from '../config/config.ts';
-import { openStore } from '../main.ts';
+import { openStore, provenanceSigner } from '../main.ts';
 import { assertNotInUse } from './exclusive.ts';
 import { defaultBatchSize, importFiles, type ImportProgress } from '../jobs/import/importer.ts';
 import { formatSummary } from '../jobs/import/report.ts';
@@ -55,8 +55,10 @@ export async function importCommand(args: string[]): Promise<void> {
   const store = openStore(config.dataDir);
   let report;
   try {
+    // After the store: a first import creates the data dir.
+    const signer = config.provenanceSignatures ? await provenanceSigner(config.dataDir) : undefined;
     report = await importFiles(positionals, {
-      store, config, serverIds: values['server-ids'] === true, batchSize,
+      store, config, serverIds: values['server-ids'] === true, batchSize, ...(signer ? { provenanceSigner: signer } : {}),
       onProgress: showProgress ? (p) => process.stderr.write(`\r\x1b[K${progressLine(p)}`) : undefined,
     });
   } finally {

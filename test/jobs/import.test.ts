@@ -445,7 +445,7 @@ describe('bastion import (the command)', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
   const run = (...args: string[]) => spawnSync(process.execPath, [bin, 'import', ...args], { encoding: 'utf8', env: { ...process.env, BASTION_DATA_DIR: '' } });
 
-  test('imports, prints the summary per type, exits 0; errors give file:line and exit code 1', () => {
+  test('imports, prints the summary per type, exits 0; errors give file:line and exit code 1', async () => {
     const data = join(dir, 'data');
     const ok = run('--data-dir', data, join(syntheaNdjson, 'Organization.000.ndjson'), join(syntheaNdjson, 'Practitioner.000.ndjson'));
     assert.equal(ok.status, 0, ok.stderr);
@@ -454,6 +454,16 @@ describe('bastion import (the command)', () => {
     assert.match(ok.stdout, /^Practitioner\s+43\s+0\s+0$/m);
     assert.match(ok.stdout, /No errors\./);
     assert.equal(ok.stderr, '', 'no progress line when stderr is not a terminal');
+    // Each batch of writes recorded its Provenance, signed with the data dir's provenance key.
+    const stored = openStore(data);
+    try {
+      const provenance = (await stored.history({ resourceType: 'Provenance', count: 100, offset: 0 })).entries.map((e) => JSON.parse(e.json!));
+      assert.ok(provenance.length >= 1);
+      assert.equal(provenance.reduce((n, p) => n + p.target.length, 0), 86);
+      assert.ok(provenance.every((p) => p.signature?.[0]?.sigFormat === 'application/jose'));
+    } finally {
+      await stored.close();
+    }
 
     const again = run('--data-dir', data, '--quiet', join(syntheaNdjson, 'Organization.000.ndjson'));
     assert.equal(again.status, 0, again.stderr);

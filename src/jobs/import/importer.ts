@@ -1,5 +1,6 @@
 import type { Config } from '../../config/config.ts';
 import type { Store } from '../../store/store.ts';
+import type { ProvenanceSigner } from '../../provenance/provenance-signature.ts';
 import type { RestContext } from '../../rest/context.ts';
 import type { Bundle, BundleEntry, OperationOutcome, Resource } from '../../fhir/types.ts';
 import { consolePrincipal } from '../../auth/authenticate.ts';
@@ -30,6 +31,8 @@ export interface ImportOptions {
   skipUnchanged?: boolean;
   /** Called often (at most every 100 ms, and after every file) while the import runs. */
   onProgress?: (progress: ImportProgress) => void;
+  /** Signs the Provenance each batch of writes records (as the server does); without it the Provenance is unsigned. */
+  provenanceSigner?: ProvenanceSigner;
 }
 
 export interface ImportProgress {
@@ -91,7 +94,7 @@ class Importer {
     const { store, config } = options;
     this.skipUnchanged = options.skipUnchanged ?? true;
     this.audit = new AuditLog(store, (err) => this.auditErrors.push(err));
-    this.ctx = requestContext(config, store, this.audit, consolePrincipal());
+    this.ctx = requestContext(config, store, this.audit, consolePrincipal(), options.provenanceSigner ? { provenanceSigner: options.provenanceSigner } : {});
     this.resolver = new ConditionalResolver(store, config);
     this.writer = new BatchWriter({
       ctx: this.ctx,
