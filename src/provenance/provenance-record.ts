@@ -30,7 +30,7 @@ export async function withProvenance<T>(
   // One moment for the whole unit: its Provenances were one act.
   const recorded = new Date().toISOString();
   for (const [activity, targets] of written) {
-    const stored = await tx.create(await provenanceOf(principal, activity, targets, recorded, signer));
+    const stored = await tx.create(provenanceOf(principal, activity, targets, recorded, signer));
     provenance.push(versionReference(stored));
   }
   return { result, provenance };
@@ -61,9 +61,9 @@ function recordingWriter(tx: StoreWriter, note: (activity: Activity, stored: Sto
   };
 }
 
-async function provenanceOf(
+function provenanceOf(
   principal: Principal, activity: Activity, targets: StoredResource[], recorded: string, signer: ProvenanceSigner | undefined,
-): Promise<Resource & { id: string }> {
+): Resource & { id: string } {
   const who = principal.fhirUser ? { reference: principal.fhirUser } : { identifier: { value: principal.id } };
   const agent: Record<string, unknown>[] = [{ type: { coding: [{ system: participantType, code: 'author' }] }, ...(roleOf(principal)), who }];
   // A user acting through an app: the app performed the write on the user's behalf.
@@ -79,7 +79,7 @@ async function provenanceOf(
     agent,
   };
   if (signer) {
-    const jws = await signer.sign({ recorded, targets: targets.map((t) => ({ reference: versionReference(t), sha256: versionDigest(t) })) });
+    const jws = signer.sign({ recorded, targets: targets.map((t) => ({ reference: versionReference(t), sha256: versionDigest(t) })) });
     provenance.signature = [{ type: [authorSignature], when: recorded, who, targetFormat: 'application/fhir+json', sigFormat: 'application/jose', data: Buffer.from(jws).toString('base64') }];
   }
   return provenance;

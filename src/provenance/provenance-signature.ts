@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { CompactSign, compactVerify, importJWK, type JWK } from 'jose';
+import { createHash, createPrivateKey, sign, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { compactVerify, importJWK, type JWK } from 'jose';
 import type { StoredResource } from '../store/store.ts';
 
 /** What a Provenance's signature covers: each target version and the SHA-256 of its stored bytes. */
@@ -26,7 +26,7 @@ export function versionDigest(stored: StoredResource): string {
 export class ProvenanceSigner {
   private readonly privateJwk: JWK;
   private readonly publicJwk: JWK;
-  private privateKey: CryptoKey | Uint8Array | undefined;
+  private privateKey: KeyObject | undefined;
   private publicKey: CryptoKey | Uint8Array | undefined;
 
   constructor(privateJwk: JWK, publicJwk: JWK) {
@@ -38,11 +38,18 @@ export class ProvenanceSigner {
     return this.publicJwk.kid;
   }
 
-  async sign(payload: SignedTargets): Promise<string> {
-    this.privateKey ??= await importJWK(this.privateJwk, 'ES256');
-    return new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
-      .setProtectedHeader({ alg: 'ES256', kid: this.privateJwk.kid, cty: 'bastion-provenance-targets' })
-      .sign(this.privateKey);
+  /**
+   * The compact JWS, made synchronously: signing happens inside the write's transaction, and an
+   * asynchronous signer (WebCrypto, as jose uses) held the store's write lock over a thread-pool
+   * round trip per write, which more than halved the update rate. The JWS is three base64url
+   * parts (RFC 7515 §7.1) around node's ECDSA in its JOSE encoding (r || s); jose verifies it.
+   */
+  sign(payload: SignedTargets): string {
+    this.privateKey ??= createPrivateKey({ key: this.privateJwk as JsonWebKey, format: 'jwk' });
+    const header = Buffer.from(JSON.stringify({ alg: 'ES256', kid: this.privateJwk.kid, cty: 'bastion-provenance-targets' })).toString('base64url');
+    const body = Buffer.from(JSON.stringify(payload)).toString('base64url');
+    const signature = sign('sha256', Buffer.from(`${header}.${body}`), { key: this.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url');
+    return `${header}.${body}.${signature}`;
   }
 
   /** The signed payload, or undefined when the JWS was not made with this key or was altered. */
