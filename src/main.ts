@@ -17,6 +17,8 @@ import { Alerts } from './monitor/alerts.ts';
 import { AuditCheckpoints, FileCheckpointCopy, type CheckpointCopy } from './audit/checkpoints.ts';
 import { S3CheckpointCopy, s3CredentialsFromEnv } from './audit/checkpoint-s3.ts';
 import { ProvenanceSigner } from './provenance/provenance-signature.ts';
+import { keysToBeCreated, startupEvents } from './audit/startup-events.ts';
+import { authEventFacts } from './auth/auth-events.ts';
 import { loadOrCreateSigningKeys } from './auth/signing-keys.ts';
 import type { JWK } from 'jose';
 
@@ -101,6 +103,7 @@ export async function startServer(config: Config, options: { logger?: boolean | 
     throw err;
   }
   const pseudonymKey = hkdfSync('sha256', storeKeyOf(config.dataDir), Buffer.alloc(0), 'bastion de-identified view pseudonyms', 32);
+  const newKeys = keysToBeCreated(config.dataDir);
   const signer = config.provenanceSignatures ? await provenanceSigner(config.dataDir) : undefined;
   const app = buildApp({
     config, store, authenticator: auth.authenticator, logger: options.logger ?? false, pseudonymKey: Buffer.from(pseudonymKey), ...(signer ? { provenanceSigner: signer } : {}),
@@ -109,6 +112,7 @@ export async function startServer(config: Config, options: { logger?: boolean | 
     (err) => process.emitWarning(`audit checkpoint not copied: ${(err as Error)?.message ?? 'error'}`));
   checkpoints.start(config.auditCheckpointSeconds, (err) => process.emitWarning(`audit checkpoint failed: ${(err as Error)?.name ?? 'error'}`));
   auth.register(app.fastify, store, app.audit);
+  for (const event of startupEvents(config, newKeys)) app.audit.record(authEventFacts(event));
   let url: string;
   try {
     url = await app.fastify.listen({ host: config.host, port: config.port });

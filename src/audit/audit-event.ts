@@ -111,6 +111,7 @@ const alertTypes: Record<string, { code: string; display: string }> = {
   'mfa-enrolled': { code: '110137', display: 'User Security Attributes Changed' },
   'client-registered': { code: '110129', display: 'Security Configuration' },
   'key-created': { code: '110129', display: 'Security Configuration' },
+  'config-loaded': { code: '110129', display: 'Security Configuration' },
 };
 const signedOut = new Set(['logout', 'session-expired']);
 

@@ -19,7 +19,7 @@ export type AuthEventKind =
   // tokens
   | 'token' | 'token-refreshed' | 'token-failed' | 'token-reuse' | 'client-auth-failed' | 'token-introspected' | 'token-revoked' | 'grant-revoked'
   // administration
-  | 'user-created' | 'client-registered' | 'key-created';
+  | 'user-created' | 'client-registered' | 'key-created' | 'config-loaded';
 
 export interface AuthEvent {
   kind: AuthEventKind;
