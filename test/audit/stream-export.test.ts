@@ -22,7 +22,8 @@ test('the continuous NDJSON stream carries every committed record, with its id i
   rmSync(dir, { recursive: true, force: true });
   assert.equal(lines.length, trail.length);
   assert.deepEqual(lines.map((e) => e.id), trail.map((_e, i) => String(i + 1)));
-  assert.deepEqual(lines.map((e) => e.subtype[0].code), ['create', 'read', 'read']);
-  assert.deepEqual(lines.map((e) => e.outcome), ['0', '0', '4']);
+  const interactions = lines.filter((e) => e.type.code === 'rest');
+  assert.deepEqual(interactions.map((e) => e.subtype[0].code), ['create', 'read', 'read']);
+  assert.deepEqual(interactions.map((e) => e.outcome), ['0', '0', '4']);
   assert.ok(!JSON.stringify(lines).includes('Streamed'), 'references, not clinical content');
 });
