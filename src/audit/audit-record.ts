@@ -28,6 +28,8 @@ export interface AuditRecordFacts {
   rl?: string;
   /** The user's own FHIR resource (fhirUser), e.g. `Practitioner/7`. */
   fu?: string;
+  /** The patient in the token's launch context. */
+  pc?: string;
   /** Purposes of use the token stated (`system|code`), beyond the role's own. */
   pou?: string[];
   /** Ids of the patients whose data the interaction returned, touched or aimed at (the accounting of disclosures reads these). */
@@ -50,6 +52,7 @@ export function auditFacts(principal: Principal, interaction: Interaction, statu
   const facts: AuditRecordFacts = { at, do: interaction.kind, st: status, who: principal.id, ip: principal.address };
   if (principal.role !== 'anonymous') facts.rl = principal.role;
   if (principal.fhirUser) facts.fu = principal.fhirUser;
+  if (principal.patient) facts.pc = principal.patient;
   if (principal.clientId && principal.clientId !== principal.id) facts.app = principal.clientId;
   if (principal.purposeOfUse && principal.purposeOfUse.length > 0) facts.pou = principal.purposeOfUse;
   if (interaction.operation) facts.op = interaction.operation;

@@ -1,18 +1,19 @@
 import type { Interaction } from '../access/interaction.ts';
 
 /** A record naming more patients than this keeps the first ones (a bulk read is flagged by its size anyway). */
-const maxPatients = 1000;
+const maxPatients = 10_000;
 
 /**
  * The patients an interaction concerns, for the audit record (and so for the accounting of
- * disclosures): the one it aimed at, the Patients it touched or returned, and every patient the
+ * disclosures): the one it aimed at, the Patients it touched or returned, those whose records
+ * its writes changed (`written`, from the versions before and after), and every patient the
  * returned content refers to. Found by scanning the serialized response for `Patient/<id>` rather
  * than parsing it: parsing every returned resource again cost a search more than auditing it.
  * A reference that is not a compartment link (a performer who is a patient) is counted too: it
  * names the patient in data that was disclosed.
  */
-export function patientsConcerned(interaction: Interaction, entities: readonly string[], body: string | undefined): string[] {
-  const found = new Set<string>();
+export function patientsConcerned(interaction: Interaction, entities: readonly string[], body: string | undefined, written: readonly string[] = []): string[] {
+  const found = new Set<string>(written);
   if (interaction.resourceType === 'Patient' && interaction.id) found.add(interaction.id);
   if (interaction.compartment?.type === 'Patient') found.add(interaction.compartment.id);
   for (const e of entities) {
@@ -22,15 +23,22 @@ export function patientsConcerned(interaction: Interaction, entities: readonly s
   return [...found];
 }
 
-/** Adds the id of every `Patient/<id>` in `text` that stands as a reference (after a quote or a slash). */
+/**
+ * Adds the id of every `Patient/<id>` in serialized FHIR JSON that is the value of a `reference`
+ * (relative, or at the end of an absolute URL): free text that happens to read `Patient/7` names
+ * nobody.
+ */
 export function patientsNamedIn(text: string, into: Set<string>): void {
   let at = text.indexOf('Patient/');
   while (at >= 0 && into.size < maxPatients) {
     const before = text.charCodeAt(at - 1);
-    if (before === 34 /* " */ || before === 47 /* / */) addId(into, text, at + 'Patient/'.length);
+    const open = before === 34 /* " */ ? at - 1 : before === 47 /* / */ ? text.lastIndexOf('"', at) : -1;
+    if (open > 0 && text.startsWith(referenceKey, open - referenceKey.length)) addId(into, text, at + 'Patient/'.length);
     at = text.indexOf('Patient/', at + 8);
   }
 }
+
+const referenceKey = '"reference":';
 
 function addId(into: Set<string>, text: string, start: number): void {
   let end = start;

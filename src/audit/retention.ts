@@ -27,6 +27,9 @@ export interface PurgeResult {
 
 export class RetentionError extends Error {}
 
+/** HIPAA keeps documentation six years (§164.316(b)(2)): the shortest retention configurable. */
+export const minimumRetentionYears = 6;
+
 /** The latest instant records may have been recorded at to be purged now. */
 export function retentionCutoff(years: number, now: Date = new Date()): Date {
   const cutoff = new Date(now);
@@ -51,7 +54,8 @@ export async function purgeAuditTrail(db: Db, options: { before: Date; years: nu
   const before = options.before.toISOString();
   const firstKept = db.prepare('SELECT min(seq) FROM audit_log WHERE recorded >= ?').pluck().get(before) as number | null;
   const last = auditHead(db).count;
-  const through = firstKept === null ? last : firstKept - 1;
+  // The newest record always stays: the chain goes on from it (and positions never restart).
+  const through = Math.min(firstKept === null ? last : firstKept - 1, last - 1);
   const current = db.prepare('SELECT min(seq) FROM audit_log').pluck().get() as number | null;
   if (current === null || through < current) return { removed: 0, through: current === null ? last : current - 1 };
   const head = linkAt(db, through)!;
@@ -78,6 +82,10 @@ export async function anchorOf(db: Db, publicKey: JWK): Promise<ChainAnchor | un
   for (const p of purges(db)) {
     const signed = await verifiedPurge(p, publicKey);
     if (!signed) throw new RetentionError(`the purge of ${p.at} is not signed by the audit key`);
+    // No retention is shorter than six years: a purge of younger records is not one this server made.
+    if (Date.parse(signed.before) > retentionCutoff(minimumRetentionYears, new Date(signed.at)).getTime()) {
+      throw new RetentionError(`the purge of ${p.at} removed records younger than ${minimumRetentionYears} years`);
+    }
     if (anchor && p.through < anchor.seq) throw new RetentionError(`the purge of ${p.at} goes back before an earlier purge`);
     anchor = { seq: p.through, head: p.head };
   }

@@ -368,7 +368,7 @@ function s3LockSettings(value: string | Record<string, unknown>, retentionYears:
     if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) throw new ConfigError('auditCheckpointS3.endpoint must be https (http only on loopback)');
   }
   // Locked at least as long as the trail is kept (a day more for each leap year).
-  const days = retainDays === undefined ? retentionYears * 366 : integer('auditCheckpointS3.retainDays', retainDays as number, 1, 36_600);
+  const days = retainDays === undefined ? retentionYears * 366 : integer('auditCheckpointS3.retainDays', retainDays as number, retentionYears * 365, 36_600);
   return {
     bucket, region, mode, retainDays: days,
     ...(endpoint !== undefined ? { endpoint: String(endpoint) } : {}),

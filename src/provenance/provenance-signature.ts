@@ -2,10 +2,31 @@ import { createHash, createPrivateKey, sign, type JsonWebKey, type KeyObject } f
 import { compactVerify, importJWK, type JWK } from 'jose';
 import type { StoredResource } from '../store/store.ts';
 
-/** What a Provenance's signature covers: each target version and the SHA-256 of its stored bytes. */
+/**
+ * What a Provenance's signature covers: the Provenance itself (the SHA-256 of its canonical JSON
+ * without `meta` and `signature`: who, when, what activity, which targets) and each target
+ * version with the SHA-256 of its stored bytes.
+ */
 export interface SignedTargets {
   recorded: string;
+  provenance: string;
   targets: { reference: string; sha256: string }[];
+}
+
+/** The SHA-256 (base64url) of a Provenance as signed: canonical JSON (keys sorted) without meta and signature. */
+export function provenanceDigest(provenance: Record<string, unknown>): string {
+  const { meta: _m, signature: _s, ...signed } = provenance;
+  return createHash('sha256').update(canonicalJson(signed)).digest('base64url');
+}
+
+/** JSON with object keys sorted at every level, so equal content hashes alike whatever its key order. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
 }
 
 /** `Type/id/_history/v` of a stored version. */

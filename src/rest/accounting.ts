@@ -7,6 +7,7 @@ import { badRequest } from '../fhir/outcome.ts';
 import { parseDateRange } from '../fhir/datetime.ts';
 import { escapeHtml } from '../auth/server/provider.ts';
 import { findAuditRecords, type FoundRecord } from './audit-trail.ts';
+import { auditTrailReaders } from '../access/audit-trail-access.ts';
 
 /** HIPAA §164.528(a): an accounting covers up to six years before the request. */
 const defaultYears = 6;
@@ -31,6 +32,10 @@ export async function accountingOfDisclosures(ctx: RestContext, req: FhirRequest
   const complete = found.records.length <= maxEntries && found.stoppedAt === undefined;
   const base = ctx.config.baseUrl;
   const now = new Date().toISOString();
+  // The patient sees what concerns them; the full record (other patients, the query, the access
+  // decision) stays with those who read the trail.
+  const full = auditTrailReaders.includes(ctx.principal.role);
+  const shown = (f: AuditRecordFacts) => (full ? f : asSeenByPatient(f, patientId));
   const composition = {
     resourceType: 'Composition',
     id: randomUUID(),
@@ -55,7 +60,7 @@ export async function accountingOfDisclosures(ctx: RestContext, req: FhirRequest
     timestamp: now,
     entry: [
       { fullUrl: `urn:uuid:${composition.id}`, resource: composition },
-      ...records.map((r) => ({ fullUrl: `${base}/AuditEvent/${r.seq}`, resource: renderAuditEvent(r.facts, String(r.seq)) })),
+      ...records.map((r) => ({ fullUrl: `${base}/AuditEvent/${r.seq}`, resource: renderAuditEvent(shown(r.facts), String(r.seq)) })),
     ],
   };
   return { status: 200, headers: {}, json: JSON.stringify(bundle), entities: records.map((r) => `AuditEvent/${r.seq}`) };
@@ -76,10 +81,22 @@ function period(req: FhirRequest): { start: string; end?: string } {
   return { start: start ? new Date(parseDateRange(start)!.start).toISOString() : sixYearsAgo.toISOString(), ...(endInstant ? { end: endInstant } : {}) };
 }
 
+/**
+ * A record as the patient may see it: when, who (role, app), from where, why, what kind of access
+ * and to which kinds of record; not the other records or patients it touched, the query, nor the
+ * access decision's details.
+ */
+function asSeenByPatient(f: AuditRecordFacts, patientId: string): AuditRecordFacts {
+  const narrowed: AuditRecordFacts = { at: f.at, do: f.do, st: f.st, who: f.who, ip: f.ip, pt: [patientId] };
+  for (const key of ['rl', 'fu', 'app', 'pou', 'op'] as const) if (f[key] !== undefined) (narrowed as unknown as Record<string, unknown>)[key] = f[key];
+  if (f.rs?.includes('break-the-glass')) narrowed.rs = ['break-the-glass'];
+  return narrowed;
+}
+
 /** Someone other than the patient successfully reached the patient's data. */
 function isDisclosure(f: AuditRecordFacts, patientId: string): boolean {
   if (f.do === 'authn' || f.st >= 400 || f.why) return false;
-  const self = f.rl === 'patient' && f.fu === `Patient/${patientId}`;
+  const self = f.rl === 'patient' && (f.fu === `Patient/${patientId}` || f.pc === patientId);
   return !self;
 }
 

@@ -20,7 +20,7 @@ const pageSize = 500;
  * here and answers what it found with a next link from where it stopped, rather than holding a
  * connection for minutes over a years-long trail.
  */
-const scanBudget = 200_000;
+const scanBudget = 100_000;
 
 /**
  * Searches the audit trail (rest/router.ts routes every AuditEvent interaction here: the trail
@@ -31,12 +31,14 @@ export async function searchAuditTrail(ctx: RestContext, req: FhirRequest, fixed
   const found = await findAuditRecords(ctx, search, search.count + 1);
   const page = found.records.slice(0, search.count);
   const base = ctx.config.baseUrl;
+  // Links are GETs of the search's own path (without `_search`), with the caller's parameters.
+  const path = req.segments.filter((s) => s !== '_search').join('/');
   const link = (cursor: number | undefined) => {
-    const p = new URLSearchParams(search.used.filter(([name]) => !fixed.some(([f]) => f === name)));
+    const p = new URLSearchParams(search.used.filter(([name, value]) => !fixed.some(([f, v]) => f === name && v === value)));
     p.set('_count', String(search.count));
     if (!search.descending) p.set('_sort', 'date');
     if (cursor !== undefined) p.set('_cursor', String(cursor));
-    return `${base}/${req.segments.join('/')}?${p}`;
+    return `${base}/${path}?${p}`;
   };
   const links = [{ relation: 'self', url: link(search.after) }];
   const more = found.records.length > search.count ? page[page.length - 1]?.seq : found.stoppedAt;
@@ -91,6 +93,8 @@ export async function findAuditRecords(ctx: RestContext, search: AuditSearch, wa
     scanned += candidates.length;
     if (candidates.length < pageSize) break;
     after = candidates[candidates.length - 1].seq;
+    // Reading the trail is synchronous: other requests get their turn between pages.
+    await new Promise((resolve) => setImmediate(resolve));
   }
   return { records };
 }

@@ -56,10 +56,11 @@ export interface RestContext {
   /** Signs the Provenance of writes and verifies it; absent: Provenance is recorded unsigned. */
   provenanceSigner?: ProvenanceSigner;
   /**
-   * The Provenances the request's writes recorded (`Provenance/id/_history/1`), for its audit
-   * record to name; shared by a Bundle's entries, taken by whichever records first.
+   * What the request's writes recorded, for its audit record: the Provenances
+   * (`Provenance/id/_history/1`) and the patients whose records were written; shared by a
+   * Bundle's entries, taken by whichever records first.
    */
-  provenanceWritten: string[];
+  written: { provenance: string[]; patients: string[] };
   /** Runs writes atomically: its own transaction, or the enclosing transaction Bundle's. */
   write<T>(work: (tx: StoreWriter) => Promise<T>): Promise<T>;
   /** True while executing entries of a transaction Bundle (nested bundles are refused). */

@@ -30,14 +30,15 @@ export interface RequestServices {
  * each recording the Provenance of what it wrote in the same transaction.
  */
 export function requestContext(config: Config, store: Store, audit: AuditLog, principal: Principal, services: RequestServices = {}): RestContext {
-  const provenanceWritten: string[] = [];
+  const written = { provenance: [] as string[], patients: [] as string[] };
   const write = <T>(work: (tx: StoreWriter) => Promise<T>): Promise<T> => store.transaction(async (tx) => {
-    const { result, provenance } = await withProvenance(tx, principal, services.provenanceSigner, work);
-    provenanceWritten.push(...provenance);
+    const { result, provenance, patients } = await withProvenance(tx, principal, services.provenanceSigner, work);
+    written.provenance.push(...provenance);
+    written.patients.push(...patients);
     return result;
   });
   return {
-    config, principal, audit, trail: store, reader: store, terminology: store, write, inTransaction: false, dispatch: handle, provenanceWritten, ...services,
+    config, principal, audit, trail: store, reader: store, terminology: store, write, inTransaction: false, dispatch: handle, written, ...services,
   };
 }
 
@@ -86,13 +87,14 @@ function confined(ctx: RestContext, confinement: Confinement): RestContext {
  */
 function record(ctx: RestContext, audit: AuditLog, interaction: Interaction, status: number, entities: string[], decision: Decision | undefined, body?: string): void {
   // The Provenance its writes recorded: the AuditEvent names it (a failed write recorded none).
-  const written = ctx.provenanceWritten;
-  const facts = auditFacts(ctx.principal, interaction, status, written.length > 0 ? [...entities, ...written.splice(0)] : entities, new Date().toISOString());
+  const { provenance, patients } = ctx.written;
+  const facts = auditFacts(ctx.principal, interaction, status, provenance.length > 0 ? [...entities, ...provenance.splice(0)] : entities, new Date().toISOString());
+  const changed = patients.length > 0 ? patients.splice(0) : undefined;
   // De-identified data is not PHI (and its ids are pseudonyms), and the trail holds references,
   // not records: neither discloses a patient's data.
   if (!decision?.obligations.deIdentify && interaction.resourceType !== 'AuditEvent') {
-    const patients = patientsConcerned(interaction, entities, body);
-    if (patients.length > 0) facts.pt = patients;
+    const concerned = patientsConcerned(interaction, entities, body, changed);
+    if (concerned.length > 0) facts.pt = concerned;
   }
   if (decision) {
     const flags = decision.obligations.flags;

@@ -132,11 +132,11 @@ export function appendChained(db: Db, recorded: string, event: string): number {
 /**
  * Search keys are not written with each append: keys scattered over a large index dirtied a page
  * per key in every group commit (each encrypted and written to the WAL), which tripled the cost of
- * appending. The audit worker writes them in sorted stretches once appends pause (or once this
- * many records wait, under load that never pauses); a search reads the records not indexed yet as
- * they are (audit-candidates.ts).
+ * appending. The audit worker writes them in sorted stretches once appends pause, or once this
+ * many records wait under load that never pauses; a search reads the records not indexed yet (at
+ * most about this many) as they are (audit-candidates.ts).
  */
-export const auditIndexMaxLag = 200_000;
+export const auditIndexMaxLag = 50_000;
 /** Records indexed per transaction (appends wait no longer than one of these). */
 export const auditIndexStretch = 20_000;
 

@@ -111,6 +111,23 @@ export const migrations: string[] = [
   `
   ALTER TABLE resources ADD COLUMN security INTEGER NOT NULL DEFAULT 0;
   `,
+  // 8: AuditEvent is the audit trail (rest/audit-trail.ts), read by admins and auditors only.
+  // AuditEvents clients stored as resources before are moved out of the store (every version,
+  // kept in this table, served by nothing), so no search, include or history can reach them.
+  `
+  CREATE TABLE IF NOT EXISTS quarantined_audit_events AS SELECT * FROM resource_versions WHERE 0;
+  INSERT INTO quarantined_audit_events SELECT * FROM resource_versions WHERE type = 'AuditEvent';
+  DELETE FROM search_string WHERE rid IN (SELECT rid FROM resources WHERE type = 'AuditEvent');
+  DELETE FROM search_token WHERE rid IN (SELECT rid FROM resources WHERE type = 'AuditEvent');
+  DELETE FROM search_reference WHERE rid IN (SELECT rid FROM resources WHERE type = 'AuditEvent');
+  DELETE FROM search_date WHERE rid IN (SELECT rid FROM resources WHERE type = 'AuditEvent');
+  DELETE FROM search_number WHERE rid IN (SELECT rid FROM resources WHERE type = 'AuditEvent');
+  DELETE FROM search_quantity WHERE rid IN (SELECT rid FROM resources WHERE type = 'AuditEvent');
+  DELETE FROM search_uri WHERE rid IN (SELECT rid FROM resources WHERE type = 'AuditEvent');
+  DELETE FROM search_text WHERE rowid IN (SELECT rid FROM resources WHERE type = 'AuditEvent');
+  DELETE FROM resource_versions WHERE type = 'AuditEvent';
+  DELETE FROM resources WHERE type = 'AuditEvent';
+  `,
 ];
 
 /** Brings the file to the current schema; returns the version it was at before. */

@@ -3,7 +3,7 @@ import type { SearchRequest } from '../../fhir/search/types.ts';
 import type {
   AuditCandidateQuery, AuditQuery, AuditRecord, HistoryPage, StoredAuditRecord, HistoryQuery, SearchResult, Store, StoreWriter, StoredResource, UpdateOptions, UpdateResult, WriteMethod,
 } from '../store.ts';
-import { conflict, preconditionFailed } from '../../fhir/outcome.ts';
+import { conflict, FhirError, preconditionFailed } from '../../fhir/outcome.ts';
 import { MonotonicClock } from '../clock.ts';
 import { openEncrypted, type Db } from './open.ts';
 import { migrate } from './migrations.ts';
@@ -216,6 +216,8 @@ class SqliteWriter implements StoreWriter {
   }
 
   private writeVersion(resource: Resource & { id: string }, current: CurrentRow | undefined, method: WriteMethod): StoredResource {
+    // AuditEvent is the audit trail, in its own file: the resource store never holds one (migration 8 moved out any it had).
+    if (resource.resourceType === 'AuditEvent') throw new FhirError(405, 'AuditEvents are the audit trail, not stored resources: the server alone appends them', 'not-supported');
     this.written.add(resource.resourceType);
     const deleted = method === 'DELETE';
     const version = current ? current.version + 1 : 1;
