@@ -350,7 +350,8 @@ describe('review probes: a patient\'s accounting under steady traffic', () => {
       const r = await pending;
       const took = Date.now() - started;
       assert.equal(r.status, 200);
-      assert.ok(late < 300, `the event loop was blocked ${late} ms by one patient's accounting (${took} ms, ${r.body.entry.length - 1} records)`);
+      // Before the fix it was blocked 1.5 s here; a loaded CI machine alone delays timers a few hundred ms.
+      assert.ok(late < 1000, `the event loop was blocked ${late} ms by one patient's accounting (${took} ms, ${r.body.entry.length - 1} records)`);
     } finally {
       clearInterval(steady);
     }
