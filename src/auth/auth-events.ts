@@ -18,6 +18,7 @@ export type AuthEventKind =
   | 'consent' | 'consent-denied' | 'authorization-refused' | 'launch-created' | 'patient-search' | 'break-glass' | 'break-glass-refused'
   // tokens
   | 'token' | 'token-refreshed' | 'token-failed' | 'token-reuse' | 'client-auth-failed' | 'token-introspected' | 'token-revoked' | 'grant-revoked'
+  | 'token-rejected'
   // administration
   | 'user-created' | 'client-registered' | 'key-created' | 'config-loaded';
 

@@ -5,6 +5,8 @@ import type { FhirRequest, FhirResponse } from '../rest/context.ts';
 import { localAuthenticator, type Authenticator } from '../auth/authenticate.ts';
 import { AuditLog } from '../audit/audit-log.ts';
 import { openAuditSinks } from '../audit/sinks/open-sinks.ts';
+import type { AuditRecordFacts } from '../audit/audit-record.ts';
+import { authEventFacts } from '../auth/auth-events.ts';
 import type { ProvenanceSigner } from '../provenance/provenance-signature.ts';
 import { handle, requestContext } from '../rest/pipeline.ts';
 import { AccessFacts } from '../rest/access-facts.ts';
@@ -63,6 +65,8 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
     });
     // A cached token (or no token at all) is decided without waiting for a turn of the microtask queue.
     const principal = who instanceof Promise ? await who : who;
+    // From here on the pipeline records the request, whatever becomes of it.
+    (request as AuditedRequest).bastionAudited = true;
     const response = await handle(requestContext(config, store, audit, principal, services), req);
     addCorsHeaders(request, reply);
     return send(reply, response, format, pretty(req), request.method === 'HEAD');
@@ -73,6 +77,7 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
 
   fastify.setErrorHandler((err, request, reply) => {
     const fhirError = toFhirError(err);
+    if (!(request as AuditedRequest).bastionAudited && isFhirPath(request.url)) audit.record(refusedBeforeThePipeline(request, fhirError.status, fhirError.message));
     if (fhirError.status >= 500) request.log.error({ err: { name: (err as Error)?.name, stack: (err as Error)?.stack } }, 'request failed');
     let format: MediaType = 'application/fhir+json';
     try {
@@ -91,6 +96,31 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
   });
   fastify.addHook('onClose', async () => audit.close());
   return { fastify, audit };
+}
+
+interface AuditedRequest {
+  bastionAudited?: boolean;
+}
+
+function isFhirPath(url: string): boolean {
+  return url === '/fhir' || url.startsWith('/fhir/') || url.startsWith('/fhir?');
+}
+
+/**
+ * The audit record of a FHIR request refused before the pipeline saw it: a token that did not
+ * verify (an authentication failure at the resource server), or a body, format or size refused
+ * on arrival. Every request is on the trail, not only those that got as far as a decision.
+ */
+function refusedBeforeThePipeline(request: FastifyRequest, status: number, message: string): AuditRecordFacts {
+  if (status === 401) {
+    return authEventFacts({ kind: 'token-rejected', who: 'unauthenticated', address: request.ip, success: false, detail: message.slice(0, 200) });
+  }
+  const [path, query] = request.url.slice('/fhir'.length).replace(/^\//, '').split('?', 2);
+  const target = /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(path ?? '') ? [path!] : [];
+  return {
+    at: new Date().toISOString(), do: 'operation', st: status, who: 'unauthenticated', ip: request.ip,
+    ...(target.length > 0 ? { what: target } : {}), ...(query ? { q: query } : {}),
+  };
 }
 
 function registerBodyParsers(fastify: FastifyInstance): void {

@@ -146,6 +146,19 @@ describe('the audit trail through the FHIR API', () => {
     }
   });
 
+  test('requests refused before the pipeline are on the trail too: a bad token, a body that is not JSON', async () => {
+    const forged = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.forgedsignature';
+    assert.equal((await call(`${t.base}/Patient/${ids.a}`, { headers: { authorization: `Bearer ${forged}` } })).status, 401);
+    assert.equal((await call(`${t.base}/Patient`, { method: 'POST', headers: { ...system, 'content-type': 'application/fhir+json' }, body: '{not json' })).status, 400);
+    await settle();
+    const rejected = (await call(`${t.base}/AuditEvent?subtype=urn:bastion:auth-event|token-rejected`, { headers: auditor })).body.entry ?? [];
+    assert.equal(rejected.length, 1);
+    assert.equal(rejected[0].resource.outcome, '4');
+    assert.ok(!JSON.stringify(rejected).includes('forgedsignature'), 'never the token itself');
+    const refused = (await call(`${t.base}/AuditEvent?subtype=operation&outcome=4&altid=unauthenticated`, { headers: auditor })).body.entry ?? [];
+    assert.ok(refused.length >= 1, 'the malformed body');
+  });
+
   test('the auditor reads the trail and nothing clinical', async () => {
     assert.equal((await call(`${t.base}/Patient/${ids.a}`, { headers: auditor })).status, 403);
     assert.equal((await call(`${t.base}/Observation?subject=Patient/${ids.a}`, { headers: auditor })).status, 403);
