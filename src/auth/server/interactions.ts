@@ -124,7 +124,7 @@ export function registerInteractions(fastify: FastifyInstance, prefix: string, d
     const result = await checkPassword(deps.store, username, form.get('password') ?? '');
     const client = String(details.params.client_id);
     if (!result.ok) {
-      deps.emit({ kind: result.reason === 'locked' ? 'locked-out' : 'login-failed', who: result.user?.id ?? `username:${username.slice(0, 128)}`, address: request.ip, client, success: false, detail: result.reason });
+      deps.emit({ kind: result.reason === 'locked' ? 'locked-out' : 'login-failed', who: result.user?.id ?? unknownUsername(deps.cookieSecret, username), address: request.ip, client, success: false, detail: result.reason });
       // One message for every failure: it must not tell which usernames exist or are locked.
       return page(reply, details, pages.loginPage(at(details, '/login'), csrf(details), await clientName(details), 'Sign-in failed. Check your username and password, or try again later.'), 401);
     }
@@ -420,4 +420,13 @@ function csrfOk(secret: Buffer, uid: string, token: string | null): boolean {
   const expected = Buffer.from(csrfToken(secret, uid));
   const given = Buffer.from(token);
   return expected.length === given.length && timingSafeEqual(expected, given);
+}
+
+/**
+ * A sign-in attempt for no known user, as the trail names it: an HMAC (keyed with the server's
+ * secret) of what was typed, enough to see repeated attempts with the same name, not the text
+ * itself (people type their password into the username field) nor a hash to guess it from.
+ */
+function unknownUsername(key: Buffer, typed: string): string {
+  return `unknown-user:${createHmac('sha256', key).update(`sign-in name\u0000${typed}`).digest('hex').slice(0, 16)}`;
 }
