@@ -7,11 +7,15 @@ export class Backlog<T extends { length: number }> {
   private items: (T | undefined)[] = [];
   private head = 0;
   private droppedSince = 0;
+  private size = 0;
   private readonly limit: number;
+  private readonly maxSize: number;
 
-  constructor(limit: number) {
+  /** At most `limit` items and `maxSize` in total length (events naming a thousand resources are large). */
+  constructor(limit: number, maxSize = 64 * 1024 * 1024) {
     if (!Number.isInteger(limit) || limit < 1) throw new RangeError('a backlog holds at least one item');
     this.limit = limit;
+    this.maxSize = maxSize;
   }
 
   get length(): number {
@@ -19,11 +23,13 @@ export class Backlog<T extends { length: number }> {
   }
 
   push(item: T): void {
-    if (this.length >= this.limit) {
+    while (this.length > 0 && (this.length >= this.limit || this.size + item.length > this.maxSize)) {
+      this.size -= this.items[this.head]!.length;
       this.items[this.head++] = undefined;
       this.droppedSince++;
     }
     this.items.push(item);
+    this.size += item.length;
     this.compact();
   }
 
@@ -36,6 +42,7 @@ export class Backlog<T extends { length: number }> {
       if (out.length > 0 && size + item.length > maxSize) break;
       out.push(item);
       size += item.length;
+      this.size -= item.length;
       this.items[this.head++] = undefined;
     }
     this.compact();
@@ -52,6 +59,7 @@ export class Backlog<T extends { length: number }> {
   clear(): void {
     this.items = [];
     this.head = 0;
+    this.size = 0;
   }
 
   // Shifting a 10,000-item array per event would be quadratic; drop the consumed front in bulk instead.
