@@ -17,6 +17,7 @@ import { bundle } from './bundle.ts';
 import { readAuditEvent, searchAuditTrail } from './audit-trail.ts';
 import { accountingOfDisclosures } from './accounting.ts';
 import { verifySignature, verifyOperation } from './verify-signature.ts';
+import { isOwnOperationDefinition, readOwnOperationDefinition } from './operation-definitions.ts';
 import { accountingOperation } from '../access/audit-trail-access.ts';
 
 export interface Route {
@@ -153,6 +154,9 @@ function typeLevel(req: FhirRequest, m: string, type: string, query: string | un
 
 function instanceLevel(m: string, type: string, id: string): Route {
   const at = { resourceType: type, id };
+  if (m === 'GET' && type === 'OperationDefinition' && isOwnOperationDefinition(id)) {
+    return { interaction: { kind: 'read', ...at }, execute: (ctx) => readOwnOperationDefinition(ctx, id) };
+  }
   switch (m) {
     case 'GET': return { interaction: { kind: 'read', ...at }, execute: (ctx, r) => read(ctx, r, type, id) };
     case 'PUT': return { interaction: { kind: 'update', ...at }, execute: (ctx, r) => update(ctx, r, type, id) };
