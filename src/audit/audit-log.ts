@@ -1,7 +1,7 @@
 import type { AuditRecord, Store } from '../store/store.ts';
 import type { AuditRecordFacts } from './audit-record.ts';
 import type { AuditSink } from './sinks/audit-sink.ts';
-import { renderAuditEvent } from './audit-event.ts';
+import { auditEventOf } from './audit-read.ts';
 
 /**
  * Buffers audit records and appends them in batches, so auditing costs one insert per batch
@@ -59,7 +59,7 @@ export class AuditLog {
 
   private deliver(batch: AuditRecord[], first: number): void {
     if (this.sinks.length === 0 || first === 0) return;
-    const events = batch.map((r, i) => ({ seq: first + i, event: renderAuditEvent(JSON.parse(r.json) as AuditRecordFacts, String(first + i)) }));
+    const events = batch.map((r, i) => ({ seq: first + i, event: auditEventOf({ ...r, seq: first + i }) }));
     for (const sink of this.sinks) sink.write(events);
   }
 

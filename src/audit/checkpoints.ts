@@ -48,17 +48,23 @@ export class AuditCheckpoints {
   /** Signs and keeps the head now, unless nothing was appended since the last checkpoint. */
   checkpoint(): Promise<void> {
     this.running = this.running.then(async () => {
-      const { count, head } = await this.store.auditHead();
-      if (count === this.last || count === 0) return;
-      const payload: CheckpointPayload = { count, head: head.toString('hex'), at: new Date().toISOString() };
-      const jws = await signAuditStatement(payload, this.key, 'bastion-audit-checkpoint');
-      await this.store.appendAuditCheckpoint({ count, head, at: payload.at, jws });
-      const line = JSON.stringify({ ...payload, jws });
+      const head = await this.store.auditHead();
+      if (head.count === this.last || head.count === 0) return;
+      const { payload, stored } = await signCheckpoint(head, new Date().toISOString(), this.key);
+      await this.store.appendAuditCheckpoint(stored);
+      const line = JSON.stringify({ ...payload, jws: stored.jws });
       await Promise.all(this.copies.map((c) => c.write(payload, line).catch(this.onCopyError)));
-      this.last = count;
+      this.last = head.count;
     });
     return this.running;
   }
+}
+
+/** A checkpoint of `head` at `at`, signed with the audit key: its payload, and the row the trail keeps. */
+export async function signCheckpoint(head: { count: number; head: Buffer }, at: string, key: JWK): Promise<{ payload: CheckpointPayload; stored: { count: number; head: Buffer; at: string; jws: string } }> {
+  const payload: CheckpointPayload = { count: head.count, head: head.head.toString('hex'), at };
+  const jws = await signAuditStatement(payload, key, 'bastion-audit-checkpoint');
+  return { payload, stored: { count: head.count, head: head.head, at, jws } };
 }
 
 /** An outside, write-once place checkpoints are copied to. */

@@ -4,6 +4,7 @@ import type { Db } from '../store/sqlite/open.ts';
 import { appendChained, appendCheckpoint, auditHead, chainRows, linkAt, purges, removeThrough, type StoredPurge } from '../store/sqlite/audit-schema.ts';
 import { verifyChain, type ChainAnchor } from './audit-chain.ts';
 import type { AuditRecordFacts } from './audit-record.ts';
+import { signCheckpoint } from './checkpoints.ts';
 
 /**
  * Retention of the audit trail: records are kept for `years` (6 by default: HIPAA keeps its
@@ -66,9 +67,7 @@ export async function purgeAuditTrail(db: Db, options: { before: Date; years: nu
   // The purge is an administrative action like any other: on the trail, chained after what it kept.
   const facts: AuditRecordFacts = { at, do: 'operation', op: 'audit-purge', st: 200, who: options.who, ip: 'local', q: `before=${before}&through=${through}` };
   appendChained(db, at, JSON.stringify(facts));
-  const newHead = auditHead(db);
-  const checkpoint = { count: newHead.count, head: newHead.head.toString('hex'), at };
-  appendCheckpoint(db, { count: newHead.count, head: newHead.head, at, jws: await signAuditStatement(checkpoint, options.key, 'bastion-audit-checkpoint') });
+  appendCheckpoint(db, (await signCheckpoint(auditHead(db), at, options.key)).stored);
   return { removed: through - current + 1, through };
 }
 

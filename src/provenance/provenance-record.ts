@@ -4,7 +4,7 @@ import type { StoredResource, StoreWriter, UpdateOptions, UpdateResult } from '.
 import type { Resource } from '../fhir/types.ts';
 import { provenanceDigest, versionDigest, versionReference, type ProvenanceSigner } from './provenance-signature.ts';
 import { FhirError } from '../fhir/outcome.ts';
-import { compartmentReferences } from '../fhir/search/compartment.ts';
+import { compartmentPatients } from '../fhir/search/compartment.ts';
 
 type Activity = 'CREATE' | 'UPDATE' | 'DELETE';
 
@@ -46,9 +46,7 @@ export async function withProvenance<T>(
 /** The patients whose compartment a stored version (or, for a deletion, the version before it) is in. */
 function patientsOf(stored: StoredResource | undefined): string[] {
   if (!stored?.json) return [];
-  if (stored.resourceType === 'Patient') return [stored.id];
-  const resource = JSON.parse(stored.json) as Resource;
-  return compartmentReferences('Patient', resource).filter((r) => r.startsWith('Patient/')).map((r) => r.slice('Patient/'.length));
+  return stored.resourceType === 'Patient' ? [stored.id] : compartmentPatients(JSON.parse(stored.json) as Resource);
 }
 
 /** Marks the Provenance the server records: nobody changes or deletes those, nor makes look-alikes. */

@@ -2,7 +2,7 @@ import type { Store, StoredResource } from '../store/store.ts';
 import type { Resource } from '../fhir/types.ts';
 import type { SearchCriterion, SearchRequest } from '../fhir/search/types.ts';
 import type { RelationshipObligation } from '../access/relationship.ts';
-import { compartmentReferences } from '../fhir/search/compartment.ts';
+import { compartmentPatients } from '../fhir/search/compartment.ts';
 import { consentPolicy, type ConsentPolicy } from '../access/consent.ts';
 
 /** What the access rules ask of one stored version: its labels and the patients whose compartment holds it. */
@@ -137,12 +137,7 @@ const maxRelated = 2000;
 export function factsOf(resource: Resource): ResourceFacts {
   const security = (resource.meta as { security?: { system?: string; code?: string }[] } | undefined)?.security;
   const labels = Array.isArray(security) ? security.map((c) => `${c.system ?? ''}|${c.code ?? ''}`) : [];
-  if (resource.resourceType === 'Patient') return { labels, patients: resource.id ? [resource.id] : [] };
-  const patients: string[] = [];
-  for (const ref of compartmentReferences('Patient', resource)) {
-    if (ref.startsWith('Patient/')) patients.push(ref.slice('Patient/'.length));
-  }
-  return { labels, patients };
+  return { labels, patients: compartmentPatients(resource) };
 }
 
 /** The active consents the access rules consult (none where no facts are kept: a context without the store's facts). */

@@ -1,6 +1,7 @@
 import type { FhirRequest, FhirResponse, RestContext } from './context.ts';
 import type { AuditRecordFacts } from '../audit/audit-record.ts';
 import { renderAuditEvent } from '../audit/audit-event.ts';
+import { auditEventOf } from '../audit/audit-read.ts';
 import { parseAuditSearch, type AuditSearch } from '../audit/audit-search.ts';
 import { serializeBundle } from '../fhir/bundle.ts';
 import { notFound } from '../fhir/outcome.ts';
@@ -55,7 +56,7 @@ export async function readAuditEvent(ctx: RestContext, id: string, versionId?: s
   const seq = /^[1-9]\d{0,15}$/.test(id) ? Number(id) : undefined;
   const record = seq !== undefined && (versionId === undefined || versionId === '1') ? await ctx.trail.auditRecord(seq) : undefined;
   if (!record) throw notFound(`AuditEvent/${id}${versionId ? `/_history/${versionId}` : ''} is not in the audit trail`);
-  const event = renderAuditEvent(JSON.parse(record.json) as AuditRecordFacts, id);
+  const event = auditEventOf(record);
   event.meta = { versionId: '1', lastUpdated: record.recorded };
   return {
     status: 200,

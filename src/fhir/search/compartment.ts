@@ -26,6 +26,12 @@ export function compartmentConstraint(compartmentType: string, id: string, resou
   return { anyOf };
 }
 
+/** The ids of the patients whose compartment `resource` is in (its own id for a Patient). */
+export function compartmentPatients(resource: Resource): string[] {
+  if (resource.resourceType === 'Patient') return resource.id ? [resource.id] : [];
+  return compartmentReferences('Patient', resource).filter((r) => r.startsWith('Patient/')).map((r) => r.slice('Patient/'.length));
+}
+
 /**
  * The references by which `resource` would be in a `compartmentType` compartment (its type's
  * membership parameters), evaluated on the resource itself: `Type/id` for local references, the

@@ -27,9 +27,11 @@ export function auditCandidates(db: Db, q: AuditCandidateQuery): StoredAuditReco
   }
   if (lo > hi) return [];
   const order = q.descending ? 'DESC' : 'ASC';
+  const between = (from: number, to: number): Row[] =>
+    db.prepare<[number, number, number], Row>(`SELECT seq, recorded, event FROM audit_log WHERE seq BETWEEN ? AND ? ORDER BY seq ${order} LIMIT ?`).all(from, to, q.limit);
   let rows: Row[];
   if (!q.keys) {
-    rows = db.prepare<[number, number, number], Row>(`SELECT seq, recorded, event FROM audit_log WHERE seq BETWEEN ? AND ? ORDER BY seq ${order} LIMIT ?`).all(lo, hi, q.limit);
+    rows = between(lo, hi);
   } else {
     // One ordered range per key, merged: each walks its own stretch of the (key, seq) index. The
     // records not indexed yet (the newest) are all candidates.
@@ -39,10 +41,7 @@ export function auditCandidates(db: Db, q: AuditCandidateQuery): StoredAuditReco
     );
     const merged = new Map<number, Row>();
     if (lo <= upto) for (const key of new Set(q.keys.map(keyHash))) for (const r of byKey.all(key, lo, Math.min(hi, upto), q.limit)) merged.set(r.seq, r);
-    if (hi > upto) {
-      const tail = db.prepare<[number, number, number], Row>(`SELECT seq, recorded, event FROM audit_log WHERE seq BETWEEN ? AND ? ORDER BY seq ${order} LIMIT ?`);
-      for (const r of tail.all(Math.max(lo, upto + 1), hi, q.limit)) merged.set(r.seq, r);
-    }
+    if (hi > upto) for (const r of between(Math.max(lo, upto + 1), hi)) merged.set(r.seq, r);
     rows = [...merged.values()].sort((a, b) => (q.descending ? b.seq - a.seq : a.seq - b.seq)).slice(0, q.limit);
   }
   return rows.map((r) => ({ seq: r.seq, recorded: r.recorded, json: r.event }));

@@ -209,11 +209,11 @@ export function linkAt(db: Db, seq: number): Buffer | undefined {
 
 /** Chains the records that have no hash yet (those from before the chain), in order, after the last chained one. */
 export function chainExisting(db: Db): number {
-  const last = db.prepare<[], { seq: number; hash: Buffer }>('SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1').get();
-  const rows = db.prepare<[number], { seq: number; recorded: string; event: string }>('SELECT seq, recorded, event FROM audit_log WHERE seq > ? ORDER BY seq').all(last?.seq ?? 0);
+  const last = auditHead(db);
+  const rows = db.prepare<[number], { seq: number; recorded: string; event: string }>('SELECT seq, recorded, event FROM audit_log WHERE seq > ? ORDER BY seq').all(last.count);
   if (rows.length === 0) return 0;
   const insert = db.prepare('INSERT INTO audit_chain (seq, hash) VALUES (?, ?)');
-  let previous: Buffer = last?.hash ?? genesis;
+  let previous: Buffer = last.head;
   db.transaction(() => {
     for (const r of rows) {
       previous = chainHash(previous, r.recorded, r.event);

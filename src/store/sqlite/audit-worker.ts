@@ -5,8 +5,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { openEncrypted } from './open.ts';
-import { chainHash, genesis } from '../../crypto/hash-chain.ts';
-import { auditIndexMaxLag, auditIndexStretch, indexExisting, indexedUpto } from './audit-schema.ts';
+import { chainHash } from '../../crypto/hash-chain.ts';
+import { auditHead, auditIndexMaxLag, auditIndexStretch, indexExisting, indexedUpto } from './audit-schema.ts';
 
 interface AuditWorkerData {
   path: string;
@@ -24,7 +24,7 @@ const db = openEncrypted(path, Buffer.from(key));
 const insert = db.prepare<[string, string]>('INSERT INTO audit_log (recorded, event) VALUES (?, ?)');
 const link = db.prepare<[number, Buffer]>('INSERT INTO audit_chain (seq, hash) VALUES (?, ?)');
 // The chain goes on from the last link in the file (the store chained any older records on open).
-let head: Buffer = (db.prepare('SELECT hash FROM audit_chain ORDER BY seq DESC LIMIT 1').pluck().get() as Buffer | undefined) ?? genesis;
+let head: Buffer = auditHead(db).head;
 let indexed = indexedUpto(db);
 let first = 0;
 const appendAll = db.transaction((records: [string, string][]): Buffer => {
