@@ -21,6 +21,8 @@ import { keysToBeCreated, startupEvents } from './audit/startup-events.ts';
 import { authEventFacts } from './auth/auth-events.ts';
 import { loadOrCreateSigningKeys } from './auth/signing-keys.ts';
 import type { JWK } from 'jose';
+import { createSecureContext, type Server as TlsServer, type TlsOptions } from 'node:tls';
+import { tlsServerOptions, watchCertificates, type TlsSettings } from './http/tls.ts';
 
 export interface Server {
   app: App;
@@ -76,6 +78,17 @@ function checkpointCopies(config: Config): CheckpointCopy[] {
   return copies;
 }
 
+/** The listener's TLS options; a certificate file that cannot be read or parsed stops the start with its path named. */
+async function tlsOptionsOrConfigError(config: Config, tls: TlsSettings): Promise<TlsOptions> {
+  try {
+    const options = await tlsServerOptions(config, tls);
+    createSecureContext(options);
+    return options;
+  } catch (err) {
+    throw new ConfigError(`TLS: ${(err as Error).message}`);
+  }
+}
+
 /** The composition root: config -> store -> HTTP app -> listening server. */
 export async function startServer(config: Config, options: { logger?: boolean | Record<string, unknown> } = {}): Promise<Server> {
   if (config.auth.mode === 'off') assertLoopback(config.host);
@@ -88,6 +101,7 @@ export async function startServer(config: Config, options: { logger?: boolean | 
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
+  const https = config.transport.mode === 'on' ? await tlsOptionsOrConfigError(config, config.transport) : undefined;
   const store = openStore(config.dataDir);
   const alerts = new Alerts({
     file: join(config.dataDir, 'alerts.ndjson'),
@@ -106,7 +120,7 @@ export async function startServer(config: Config, options: { logger?: boolean | 
   const newKeys = keysToBeCreated(config.dataDir);
   const signer = config.provenanceSignatures ? await provenanceSigner(config.dataDir) : undefined;
   const app = buildApp({
-    config, store, authenticator: auth.authenticator, logger: options.logger ?? false, pseudonymKey: Buffer.from(pseudonymKey), ...(signer ? { provenanceSigner: signer } : {}),
+    config, store, ...(https ? { https } : {}), authenticator: auth.authenticator, logger: options.logger ?? false, pseudonymKey: Buffer.from(pseudonymKey), ...(signer ? { provenanceSigner: signer } : {}),
   });
   const checkpoints = new AuditCheckpoints(store, await auditSigningKey(config.dataDir), copies,
     (err) => process.emitWarning(`audit checkpoint not copied: ${(err as Error)?.message ?? 'error'}`));
@@ -121,6 +135,11 @@ export async function startServer(config: Config, options: { logger?: boolean | 
     await store.close();
     throw err;
   }
+  const stopWatching = config.transport.mode === 'on'
+    ? watchCertificates(app.fastify.server as unknown as TlsServer, config, config.transport, (err) => {
+      if (err) process.emitWarning(`TLS certificate change not taken: ${err.message}`);
+    })
+    : () => undefined;
   const port = Number(new URL(url).port);
   const baseUrl = config.port === 0 ? config.baseUrl.replace(/:0\/fhir$/, `:${port}/fhir`) : config.baseUrl;
   if (baseUrl !== config.baseUrl) {
@@ -136,6 +155,7 @@ export async function startServer(config: Config, options: { logger?: boolean | 
     baseUrl,
     alerts,
     async close() {
+      stopWatching();
       await app.fastify.close();
       // The trail's last records are flushed by now: the head they end in is signed before closing.
       await checkpoints.stop();

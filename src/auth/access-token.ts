@@ -88,7 +88,7 @@ function ownClaims(claims: JWTPayload): Omit<Principal, 'address' | 'resourceSco
   };
 }
 
-function common(claims: JWTPayload): Pick<Principal, 'kind' | 'id' | 'scopes' | 'clientId' | 'issuer' | 'tokenId' | 'grantId' | 'purposeOfUse' | 'breakGlassClaim'> {
+function common(claims: JWTPayload): Pick<Principal, 'kind' | 'id' | 'scopes' | 'clientId' | 'issuer' | 'tokenId' | 'grantId' | 'purposeOfUse' | 'breakGlassClaim' | 'certificateBound'> {
   const clientId = stringClaim(claims.client_id) ?? stringClaim(claims.azp);
   const sub = claims.sub ?? clientId;
   if (!sub) throw new InvalidTokenError('The token names no subject');
@@ -103,6 +103,7 @@ function common(claims: JWTPayload): Pick<Principal, 'kind' | 'id' | 'scopes' | 
     tokenId: claims.jti,
     grantId: stringClaim(claims.grant_id),
     ...purposeClaims(claims),
+    ...certificateBinding(claims),
   };
 }
 
@@ -121,6 +122,15 @@ function purposeClaims(claims: JWTPayload): Pick<Principal, 'purposeOfUse' | 'br
   if (!purposeOfUse.includes(`${actReason}|BTG`)) return { purposeOfUse };
   const patient = stringClaim(claims.break_glass_patient) ?? stringClaim(claims.patient);
   return patient ? { purposeOfUse, breakGlassClaim: { patient, reason: stringClaim(claims.break_glass_reason) ?? '' } } : { purposeOfUse };
+}
+
+/** RFC 8705 3.1: `cnf: {"x5t#S256": ...}`; a cnf this server cannot check (another method) is refused rather than ignored. */
+function certificateBinding(claims: JWTPayload): Pick<Principal, 'certificateBound'> {
+  const cnf = claims.cnf;
+  if (cnf === undefined) return {};
+  const thumbprint = typeof cnf === 'object' && cnf !== null ? (cnf as Record<string, unknown>)['x5t#S256'] : undefined;
+  if (typeof thumbprint !== 'string' || thumbprint === '') throw new InvalidTokenError('The token is bound to a key by a confirmation method this server does not support');
+  return { certificateBound: thumbprint };
 }
 
 function stringClaim(v: unknown): string | undefined {

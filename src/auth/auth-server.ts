@@ -60,6 +60,8 @@ export async function openAuthServer(config: Config, storeKey: Buffer, alerts: A
     const providerNow = () => {
       if (!provider) {
         provider = createProvider({ config, store, signingJwks: keys.privateJwks, cookieSecret, revocations, emit: (e) => emit(e) });
+        // Behind a TLS-terminating proxy the request arrives as HTTP: X-Forwarded-Proto says it was HTTPS (secure cookies).
+        provider.proxy = config.transport.mode === 'proxy';
         useSmartMiddleware(provider, store, verifier, revocations, (e) => emit(e));
       }
       return { provider, issuer: config.auth.issuer };

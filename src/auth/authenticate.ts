@@ -10,6 +10,8 @@ export interface Credentials {
   publicResource: boolean;
   /** Emergency access asked for with this request (X-Break-Glass-Patient and X-Break-Glass-Reason). */
   breakGlass?: BreakGlassRequest;
+  /** The SHA-256 thumbprint (base64url) of the client certificate this connection presented, if any. */
+  certificateThumbprint?: () => string | undefined;
 }
 
 /** Emergency access: who holds it now, and how a request for it is granted (recorded, alerted). */
@@ -43,7 +45,9 @@ export function consolePrincipal(): Principal {
  * asked for without one. A missing or bad token is a 401 with a WWW-Authenticate challenge.
  */
 export function bearerAuthenticator(verifier: TokenVerifier, realm: string, breakGlass?: BreakGlassGate): Authenticator {
-  const withEmergencyAccess = (principal: Principal, asked: BreakGlassRequest | undefined): Principal | Promise<Principal> => {
+  const withEmergencyAccess = (principal: Principal, credentials: Credentials): Principal | Promise<Principal> => {
+    const asked = credentials.breakGlass;
+    assertPresentedCertificate(principal, credentials, realm);
     if (!breakGlass) return principal;
     // A token stating purpose of use BTG asks once: while its access lasts, requests just use it.
     const claimed = principal.breakGlassClaim;
@@ -60,7 +64,8 @@ export function bearerAuthenticator(verifier: TokenVerifier, realm: string, brea
     return patients ? { ...principal, breakGlass: patients } : principal;
   };
   return {
-    authenticate({ authorization, address, publicResource, breakGlass: asked }) {
+    authenticate(credentials) {
+      const { authorization, address, publicResource } = credentials;
       if (authorization === undefined || authorization === '') {
         if (publicResource) return { kind: 'anonymous', id: 'anonymous', role: 'anonymous', scopes: [], address };
         throw unauthorized(realm, 'This request needs a Bearer access token');
@@ -77,9 +82,23 @@ export function bearerAuthenticator(verifier: TokenVerifier, realm: string, brea
       } catch (err) {
         return refuse(err);
       }
-      return verified instanceof Promise ? verified.catch(refuse).then((p) => withEmergencyAccess(p, asked)) : withEmergencyAccess(verified, asked);
+      return verified instanceof Promise ? verified.catch(refuse).then((p) => withEmergencyAccess(p, credentials)) : withEmergencyAccess(verified, credentials);
     },
   };
+}
+
+/**
+ * RFC 8705 3: a certificate-bound access token is honoured only on a connection that presented that
+ * same certificate, so a stolen token is useless without the client's private key.
+ */
+function assertPresentedCertificate(principal: Principal, credentials: Credentials, realm: string): void {
+  if (principal.certificateBound === undefined) return;
+  const presented = credentials.certificateThumbprint?.();
+  if (presented !== principal.certificateBound) {
+    throw unauthorized(realm, presented === undefined
+      ? 'The access token is bound to a client certificate, and this connection presented none'
+      : 'The access token is bound to another client certificate than the one this connection presented', 'invalid_token');
+  }
 }
 
 /** The token of `Bearer <token>` (RFC 6750 2.1: the scheme is case-insensitive); its characters are checked when it is verified. */

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID, X509Certificate } from 'node:crypto';
 import type { AuthStore } from '../store/auth-store.ts';
 import { parseScopes } from '../access/smart-scopes.ts';
 
@@ -21,6 +21,12 @@ export interface ClientRegistration {
   scope: string;
   /** For confidential clients: how they send their secret. */
   secretMethod?: 'client_secret_basic' | 'client_secret_post';
+  /** Backend clients authenticating with a CA-issued client certificate (RFC 8705 tls_client_auth): its subject DN. */
+  tlsSubjectDn?: string;
+  /** Backend clients authenticating with a self-signed client certificate (RFC 8705 self_signed_tls_client_auth): its PEM. */
+  certificate?: string;
+  /** Access tokens bound to the client certificate (RFC 8705 3); on by default for certificate-authenticated clients. */
+  certificateBound?: boolean;
   clientId?: string;
 }
 
@@ -61,22 +67,42 @@ export async function registerClient(store: AuthStore, reg: ClientRegistration):
       }
       break;
     case 'backend':
-      if (!reg.jwks === !reg.jwksUri) throw new ClientRegistrationError('A backend client needs its public keys: a JWKS or a JWKS URL (one of them)');
-      if (scopes.resource.some((s) => s.context !== 'system')) throw new ClientRegistrationError('A backend client acts on its own: system/ scopes only');
-      if (reg.jwksUri && !/^https?:\/\//.test(reg.jwksUri)) throw new ClientRegistrationError('The JWKS URL must be http(s)');
-      if (reg.jwks && (!Array.isArray(reg.jwks.keys) || reg.jwks.keys.length === 0 || reg.jwks.keys.some((k) => 'd' in k))) {
-        throw new ClientRegistrationError('The JWKS must hold public keys only');
+      if ([reg.jwks, reg.jwksUri, reg.tlsSubjectDn, reg.certificate].filter((v) => v !== undefined).length !== 1) {
+        throw new ClientRegistrationError('A backend client needs one way to authenticate: a JWKS, a JWKS URL, a certificate subject DN or a self-signed certificate');
       }
-      Object.assign(metadata, {
-        token_endpoint_auth_method: 'private_key_jwt', grant_types: ['client_credentials'], response_types: [], redirect_uris: [],
-        ...(reg.jwks ? { jwks: reg.jwks } : { jwks_uri: reg.jwksUri }),
-      });
+      if (scopes.resource.some((s) => s.context !== 'system')) throw new ClientRegistrationError('A backend client acts on its own: system/ scopes only');
+      Object.assign(metadata, { grant_types: ['client_credentials'], response_types: [], redirect_uris: [], ...backendAuthentication(reg) });
       break;
     default:
       throw new ClientRegistrationError(`Client type must be public, confidential or backend, not '${reg.type as string}'`);
   }
   await store.addClient({ clientId, metadata, created: new Date().toISOString() });
   return { clientId, ...(clientSecret ? { clientSecret } : {}) };
+}
+
+/** How a backend client proves who it is: a signed JWT (private_key_jwt) or its TLS client certificate (RFC 8705). */
+function backendAuthentication(reg: ClientRegistration): Record<string, unknown> {
+  const bound = (byDefault: boolean) => ((reg.certificateBound ?? byDefault) ? { tls_client_certificate_bound_access_tokens: true } : {});
+  if (reg.tlsSubjectDn !== undefined) {
+    if (!/^\s*[A-Za-z][\w.-]*\s*=/.test(reg.tlsSubjectDn)) throw new ClientRegistrationError('The certificate subject must be a distinguished name such as "CN=lab-feed,O=Example Lab"');
+    return { token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_subject_dn: reg.tlsSubjectDn.trim(), ...bound(true) };
+  }
+  if (reg.certificate !== undefined) {
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(reg.certificate);
+    } catch {
+      throw new ClientRegistrationError('The client certificate must be one PEM certificate');
+    }
+    if (cert.ca) throw new ClientRegistrationError('The client certificate must be the client\'s own, not a CA certificate');
+    const jwk = { ...cert.publicKey.export({ format: 'jwk' }), use: 'sig', x5c: [cert.raw.toString('base64')] };
+    return { token_endpoint_auth_method: 'self_signed_tls_client_auth', jwks: { keys: [jwk] }, ...bound(true) };
+  }
+  if (reg.jwksUri && !/^https?:\/\//.test(reg.jwksUri)) throw new ClientRegistrationError('The JWKS URL must be http(s)');
+  if (reg.jwks && (!Array.isArray(reg.jwks.keys) || reg.jwks.keys.length === 0 || reg.jwks.keys.some((k) => 'd' in k))) {
+    throw new ClientRegistrationError('The JWKS must hold public keys only');
+  }
+  return { token_endpoint_auth_method: 'private_key_jwt', ...(reg.jwks ? { jwks: reg.jwks } : { jwks_uri: reg.jwksUri }), ...bound(false) };
 }
 
 /** The scopes a client was registered with. */

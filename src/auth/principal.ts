@@ -36,4 +36,6 @@ export interface Principal {
   breakGlass?: readonly string[];
   /** The network address the request came from. */
   address: string;
+  /** RFC 8705: the token is bound to the client certificate with this SHA-256 thumbprint (`cnf.x5t#S256`). */
+  certificateBound?: string;
 }

@@ -18,12 +18,15 @@ export function oauthEndpoints(issuer: string) {
 export function smartConfiguration(config: Config): Record<string, unknown> {
   const issuer = config.auth.issuer;
   const e = oauthEndpoints(issuer);
+  const mtls = config.transport.mode === 'on' && config.transport.clientCertificates !== 'off';
   return {
     issuer,
     jwks_uri: e.jwks,
     authorization_endpoint: e.authorize,
     token_endpoint: e.token,
-    token_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_basic', 'client_secret_post', 'none'],
+    token_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_basic', 'client_secret_post', 'none', ...(mtls ? ['tls_client_auth', 'self_signed_tls_client_auth'] : [])],
+    // RFC 8705 3.3: access tokens can be bound to the client's certificate.
+    ...(mtls ? { tls_client_certificate_bound_access_tokens: true } : {}),
     token_endpoint_auth_signing_alg_values_supported: ['RS384', 'ES384'],
     grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
     scopes_supported: [

@@ -13,7 +13,8 @@ the console (never the secret).
 
   public         a browser or native app: authorization code with PKCE, no secret
   confidential   a server-side app: authorization code with a client secret
-  backend        a service without a user: client_credentials with a signed JWT (its JWKS)
+  backend        a service without a user: client_credentials with a signed JWT (its JWKS) or
+                 with its TLS client certificate (RFC 8705; the server needs tlsClientCertificates)
 
 Options:
   --name <name>            shown to users on the approval page
@@ -23,6 +24,12 @@ Options:
   --secret-method <m>      confidential clients: client_secret_basic (default) or client_secret_post
   --jwks <file>            backend clients: a JSON Web Key Set file with the client's public keys
   --jwks-uri <url>         backend clients: where the client publishes its JWKS
+  --tls-subject <dn>       backend clients: authenticate with a client certificate from the tlsClientCa
+                           CAs whose subject is this DN (tls_client_auth), e.g. "CN=lab-feed,O=Example Lab"
+  --certificate <file>     backend clients: authenticate with this self-signed client certificate (PEM;
+                           self_signed_tls_client_auth)
+  --certificate-bound <b>  bind access tokens to the client certificate (RFC 8705): true or false;
+                           default true with --tls-subject or --certificate, false otherwise
   --data-dir <dir>         data directory (BASTION_DATA_DIR; default ./data)
   --config <file>          JSON config file (BASTION_CONFIG)
   -h, --help               this help
@@ -33,7 +40,8 @@ export async function clientsCommand(args: string[]): Promise<void> {
   if (!rest) return;
   const { values } = parse(rest, {
     name: { type: 'string' }, type: { type: 'string' }, scope: { type: 'string' }, 'redirect-uri': { type: 'string', multiple: true },
-    'secret-method': { type: 'string' }, jwks: { type: 'string' }, 'jwks-uri': { type: 'string' }, 'data-dir': { type: 'string' }, config: { type: 'string' },
+    'secret-method': { type: 'string' }, jwks: { type: 'string' }, 'jwks-uri': { type: 'string' },
+    'tls-subject': { type: 'string' }, certificate: { type: 'string' }, 'certificate-bound': { type: 'string' }, 'data-dir': { type: 'string' }, config: { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(clientsHelp);
@@ -53,11 +61,22 @@ export async function clientsCommand(args: string[]): Promise<void> {
       throw new UsageError(`cannot read the JWKS file: ${(err as Error).message}`);
     }
   }
+  let certificate: string | undefined;
+  if (str('certificate')) {
+    try {
+      certificate = readFileSync(str('certificate')!, 'utf8');
+    } catch (err) {
+      throw new UsageError(`cannot read the certificate file: ${(err as Error).message}`);
+    }
+  }
+  const bound = str('certificate-bound');
+  if (bound !== undefined && bound !== 'true' && bound !== 'false') throw new UsageError('--certificate-bound is true or false');
   const config = loadConfig({ dataDir: str('data-dir') }, process.env, str('config'));
   await withAuthStore(config.dataDir, async (store, record) => {
     const { clientId, clientSecret } = await registerClient(store, {
       name: str('name')!, type: str('type') as ClientType, scope: str('scope')!,
       redirectUris: (values['redirect-uri'] as unknown as string[] | undefined) ?? [], secretMethod, jwks, jwksUri: str('jwks-uri'),
+      tlsSubjectDn: str('tls-subject'), certificate, ...(bound !== undefined ? { certificateBound: bound === 'true' } : {}),
     }).catch((err: unknown) => {
       throw err instanceof ClientRegistrationError ? new UsageError(err.message) : err;
     });

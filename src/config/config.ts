@@ -5,6 +5,7 @@ import { roles, type Role } from '../store/auth-store.ts';
 import { relationshipKinds, type RelationshipKind } from '../access/relationship.ts';
 import type { AccessContextConfig } from '../access/context.ts';
 import type { S3LockSettings } from '../audit/checkpoint-s3.ts';
+import type { TlsSettings } from '../http/tls.ts';
 
 /** Every setting Bastion reads, validated once at start. Precedence: flag > environment > file > default. */
 export interface Config {
@@ -44,8 +45,17 @@ export interface Config {
   auditStream?: string;
   /** A syslog collector the trail is sent to (RFC 5424 over TLS); the files are PEM. */
   auditSyslog?: { host: string; port: number; caFile?: string; certFile?: string; keyFile?: string };
+  /** How clients reach the server: HTTPS (default), plain HTTP behind a TLS-terminating proxy, or plain HTTP on loopback. */
+  transport: TransportConfig;
   auth: AuthConfig;
 }
+
+export type TransportConfig =
+  | ({ mode: 'on' } & TlsSettings)
+  /** Plain HTTP from a TLS-terminating proxy at one of these addresses (they alone may set X-Forwarded-For). */
+  | { mode: 'proxy'; trustProxy: string[] }
+  /** Plain HTTP for development and tests: loopback only. */
+  | { mode: 'off' };
 
 export interface AuthConfig {
   /**
@@ -95,6 +105,13 @@ export type ConfigInput = Partial<{
   auditSyslogCa: string;
   auditSyslogCert: string;
   auditSyslogKey: string;
+  tls: string;
+  tlsMinVersion: string;
+  tlsCert: string;
+  tlsKey: string;
+  tlsClientCa: string;
+  tlsClientCertificates: string;
+  trustProxy: string | string[];
   auth: string;
   issuer: string;
   accessTokenTtl: number | string;
@@ -132,6 +149,13 @@ export const environmentVariables: Record<keyof ConfigInput, string> = {
   auditSyslogCa: 'BASTION_AUDIT_SYSLOG_CA',
   auditSyslogCert: 'BASTION_AUDIT_SYSLOG_CERT',
   auditSyslogKey: 'BASTION_AUDIT_SYSLOG_KEY',
+  tls: 'BASTION_TLS',
+  tlsMinVersion: 'BASTION_TLS_MIN_VERSION',
+  tlsCert: 'BASTION_TLS_CERT',
+  tlsKey: 'BASTION_TLS_KEY',
+  tlsClientCa: 'BASTION_TLS_CLIENT_CA',
+  tlsClientCertificates: 'BASTION_TLS_CLIENT_CERTIFICATES',
+  trustProxy: 'BASTION_TRUST_PROXY',
   auth: 'BASTION_AUTH',
   issuer: 'BASTION_AUTH_ISSUER',
   accessTokenTtl: 'BASTION_ACCESS_TOKEN_TTL',
@@ -203,7 +227,10 @@ function validate(input: ConfigInput): Config {
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
     throw new ConfigError(`logLevel must be one of fatal, error, warn, info, debug, trace, silent (got "${logLevel}")`);
   }
-  const baseUrl = (input.baseUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}/fhir`).replace(/\/+$/, '');
+  const transport = transportOf(input, host);
+  if (transport.mode === 'proxy' && !/^https:/.test(input.baseUrl ?? '')) throw new ConfigError('tls=proxy needs baseUrl: the https URL clients reach the proxy at');
+  const scheme = transport.mode === 'on' ? 'https' : 'http';
+  const baseUrl = (input.baseUrl ?? `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}/fhir`).replace(/\/+$/, '');
   if (!/^https?:\/\/[^/]+(\/.*)?$/.test(baseUrl)) throw new ConfigError(`baseUrl must be an http(s) URL (got "${baseUrl}")`);
   const auth = input.auth ?? defaults.auth;
   if (auth !== 'smart' && auth !== 'off') throw new ConfigError(`auth must be smart or off (got "${auth}")`);
@@ -237,6 +264,7 @@ function validate(input: ConfigInput): Config {
     ...(input.auditCheckpointS3 ? { auditCheckpointS3: s3LockSettings(input.auditCheckpointS3, Number(input.auditRetentionYears ?? 6)) } : {}),
     ...(input.auditStream ? { auditStream: input.auditStream === '-' ? '-' : resolve(input.auditStream) } : {}),
     ...auditSyslogOf(input),
+    transport,
     auth: {
       mode: auth,
       issuer,
@@ -344,6 +372,43 @@ function auditSyslogOf(input: ConfigInput): { auditSyslog?: NonNullable<Config['
   };
 }
 
+/**
+ * `tls`: on (HTTPS, TLS 1.3 at least unless lowered to 1.2 explicitly), proxy (plain HTTP from a
+ * TLS-terminating proxy at the `trustProxy` addresses), off (plain HTTP, loopback only).
+ */
+function transportOf(input: ConfigInput, host: string): TransportConfig {
+  const mode = input.tls ?? 'on';
+  const tlsOnly = { tlsMinVersion: input.tlsMinVersion, tlsCert: input.tlsCert, tlsKey: input.tlsKey, tlsClientCa: input.tlsClientCa, tlsClientCertificates: input.tlsClientCertificates };
+  if (mode !== 'on') {
+    const stray = Object.entries(tlsOnly).find(([, v]) => v !== undefined && v !== '');
+    if (stray) throw new ConfigError(`${stray[0]} needs tls=on`);
+  }
+  if (mode === 'off') {
+    if (!isLoopback(host)) throw new ConfigError(`Refusing plain HTTP (tls=off) on ${host}: only loopback (127.0.0.1, ::1, localhost) may go without TLS; behind a TLS-terminating proxy use tls=proxy`);
+    return { mode };
+  }
+  if (mode === 'proxy') {
+    const list = (typeof input.trustProxy === 'string' ? input.trustProxy.split(',') : input.trustProxy ?? []).map((a) => a.trim()).filter(Boolean);
+    if (list.length === 0) throw new ConfigError('tls=proxy needs trustProxy: the address(es) or CIDR(s) of the TLS-terminating proxy');
+    for (const a of list) if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(a)) throw new ConfigError(`trustProxy: "${a}" is not an IP address or CIDR`);
+    return { mode, trustProxy: list };
+  }
+  if (mode !== 'on') throw new ConfigError(`tls must be on, proxy or off (got "${mode}")`);
+  const minVersion = ({ '1.3': 'TLSv1.3', 'TLSv1.3': 'TLSv1.3', '1.2': 'TLSv1.2', 'TLSv1.2': 'TLSv1.2' } as const)[input.tlsMinVersion ?? '1.3'];
+  if (!minVersion) throw new ConfigError(`tlsMinVersion must be 1.3 or 1.2: nothing older is offered (got "${input.tlsMinVersion}")`);
+  if (!input.tlsCert !== !input.tlsKey) throw new ConfigError('tlsCert and tlsKey go together: a certificate needs its private key');
+  const clientCertificates = input.tlsClientCertificates ?? (input.tlsClientCa ? 'optional' : 'off');
+  if (!['off', 'optional', 'required'].includes(clientCertificates)) throw new ConfigError(`tlsClientCertificates must be off, optional or required (got "${clientCertificates}")`);
+  if (clientCertificates === 'required' && !input.tlsClientCa) throw new ConfigError('tlsClientCertificates=required needs tlsClientCa: the CAs client certificates are verified against');
+  return {
+    mode,
+    minVersion,
+    clientCertificates: clientCertificates as TlsSettings['clientCertificates'],
+    ...(input.tlsCert ? { certFile: resolve(input.tlsCert), keyFile: resolve(input.tlsKey!) } : {}),
+    ...(input.tlsClientCa ? { clientCaFile: resolve(input.tlsClientCa) } : {}),
+  };
+}
+
 /** `auditCheckpointS3`: `{"bucket", "region", "endpoint"?, "prefix"?, "mode"?, "retainDays"?}` (JSON in the environment). */
 function s3LockSettings(value: string | Record<string, unknown>, retentionYears: number): S3LockSettings {
   let raw: Record<string, unknown>;
@@ -382,13 +447,16 @@ function integer(name: string, value: number | string, min: number, max: number)
   return n;
 }
 
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
 /**
  * Until the authorization server lands every request runs as an anonymous local principal, so the
  * server must not be reachable from anywhere but this machine.
  */
 export function assertLoopback(host: string): void {
-  const loopback = host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-  if (!loopback) {
+  if (!isLoopback(host)) {
     throw new ConfigError(
       `Refusing to listen on ${host} with auth=off: every request would be anonymous, so only loopback (127.0.0.1, ::1, localhost) is allowed`,
     );

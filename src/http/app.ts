@@ -1,3 +1,4 @@
+import type { TlsOptions } from 'node:tls';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Config } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
@@ -15,6 +16,7 @@ import { FhirError, badRequest } from '../fhir/outcome.ts';
 import { negotiate, type MediaType } from './format.ts';
 import { toFhirError } from './errors.ts';
 import { addCorsHeaders, registerPreflight } from './cors.ts';
+import { presentedCertificateThumbprint } from '../auth/client-certificate.ts';
 
 export interface AppOptions {
   config: Config;
@@ -27,6 +29,8 @@ export interface AppOptions {
   provenanceSigner?: ProvenanceSigner;
   /** pino options, or false for no logging (tests). */
   logger?: boolean | Record<string, unknown>;
+  /** The HTTPS listener's TLS options (config transport `on`); without them the server speaks plain HTTP. */
+  https?: TlsOptions;
 }
 
 export interface App {
@@ -35,9 +39,12 @@ export interface App {
 }
 
 /** The HTTP face of the pipeline: turns requests into FhirRequests and FhirResponses into replies. */
-export function buildApp({ config, store, authenticator = localAuthenticator, logger = false, pseudonymKey, provenanceSigner }: AppOptions): App {
+export function buildApp({ config, store, authenticator = localAuthenticator, logger = false, pseudonymKey, provenanceSigner, https }: AppOptions): App {
   const fastify = Fastify({
     logger,
+    ...(https ? { https } : {}),
+    // Behind a TLS-terminating proxy only the proxy's own addresses may name the client's (X-Forwarded-For).
+    ...(config.transport.mode === 'proxy' ? { trustProxy: config.transport.trustProxy } : {}),
     bodyLimit: config.maxBodyBytes,
     // Request URLs carry search values (names, identifiers): PHI stays out of the log.
     logController: new LogController({ disableRequestLogging: true }),
@@ -55,6 +62,7 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
   const pseudonyms = pseudonymKey ? new Pseudonyms(pseudonymKey) : undefined;
   const services = { facts, ...(pseudonyms ? { pseudonyms } : {}), ...(provenanceSigner ? { provenanceSigner } : {}) };
   registerBodyParsers(fastify);
+  if (config.transport.mode !== 'off') requireHttpsFromNowOn(fastify);
   registerPreflight(fastify, ['/fhir', '/fhir/*']);
 
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
@@ -62,6 +70,7 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
     const format = negotiateFor(req, request);
     const who = authenticator.authenticate({
       authorization: request.headers.authorization, address: request.ip, publicResource: isPublic(req), breakGlass: breakGlassAsked(request),
+      certificateThumbprint: () => presentedCertificateThumbprint(request.raw.socket),
     });
     // A cached token (or no token at all) is decided without waiting for a turn of the microtask queue.
     const principal = who instanceof Promise ? await who : who;
@@ -96,6 +105,17 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
   });
   fastify.addHook('onClose', async () => audit.close());
   return { fastify, audit };
+}
+
+/**
+ * HSTS: a browser that reached the server over HTTPS never tries plain HTTP again (RFC 6797). Set on
+ * the raw response so it reaches the authorization server's pages too, which bypass Fastify's reply.
+ */
+function requireHttpsFromNowOn(fastify: FastifyInstance): void {
+  fastify.addHook('onRequest', (request, reply, done) => {
+    reply.raw.setHeader('strict-transport-security', 'max-age=31536000');
+    done();
+  });
 }
 
 interface AuditedRequest {

@@ -11,7 +11,7 @@ import { validateResource } from '../../src/fhir/validation/validate.ts';
 
 test('every interaction, successful or not, leaves an AuditEvent without clinical content', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bastion-audit-'));
-  const server = await startServer(loadConfig({ port: 0, dataDir: dir }, { BASTION_AUTH: 'off' }));
+  const server = await startServer(loadConfig({ port: 0, dataDir: dir }, { BASTION_AUTH: 'off', BASTION_TLS: 'off' }));
   const base = server.baseUrl;
   const created = await (await fetch(`${base}/Patient`, {
     method: 'POST', headers: { 'content-type': 'application/fhir+json' }, body: JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Auditedfamily' }] }),

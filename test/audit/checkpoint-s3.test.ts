@@ -99,7 +99,7 @@ describe('checkpoints copied to S3 with Object Lock', () => {
     delete process.env.AWS_SECRET_ACCESS_KEY;
     const dir = mkdtempSync(join(tmpdir(), 'bastion-s3-'));
     try {
-      await assert.rejects(startServer(loadConfig({ port: 0, dataDir: dir }, { BASTION_AUTH: 'off', BASTION_AUDIT_CHECKPOINT_S3: JSON.stringify({ bucket: 'b-ok', region: 'us-east-1', endpoint }) })), /AWS_ACCESS_KEY_ID/);
+      await assert.rejects(startServer(loadConfig({ port: 0, dataDir: dir }, { BASTION_AUTH: 'off', BASTION_TLS: 'off', BASTION_AUDIT_CHECKPOINT_S3: JSON.stringify({ bucket: 'b-ok', region: 'us-east-1', endpoint }) })), /AWS_ACCESS_KEY_ID/);
     } finally {
       if (saved.id) process.env.AWS_ACCESS_KEY_ID = saved.id;
       if (saved.secret) process.env.AWS_SECRET_ACCESS_KEY = saved.secret;

@@ -130,7 +130,7 @@ describe('audit retention and purge', () => {
 
   test('the purge command refuses while the server runs, and without --before', async () => {
     const dir = copy();
-    const server = await startServer(loadConfig({ port: 0, dataDir: dir }, { BASTION_AUTH: 'off' }));
+    const server = await startServer(loadConfig({ port: 0, dataDir: dir }, { BASTION_AUTH: 'off', BASTION_TLS: 'off' }));
     try {
       await assert.rejects(auditCommand(['purge', '--before', '2016-01-01', '--data-dir', dir]), /in use by another process/);
     } finally {

@@ -11,7 +11,7 @@ import { auditEventsIn } from './audit-file.ts';
 test('the server records its new signing keys and each start\'s configuration, changed or not', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bastion-startup-'));
   try {
-    const start = async (env: Record<string, string> = {}) => (await startServer(loadConfig({ port: 0, dataDir: dir }, { BASTION_AUTH: 'off', ...env }))).close();
+    const start = async (env: Record<string, string> = {}) => (await startServer(loadConfig({ port: 0, dataDir: dir }, { BASTION_AUTH: 'off', BASTION_TLS: 'off', ...env }))).close();
     await start();
     await start();
     await start({ BASTION_AUDIT_CHECKPOINT_SECONDS: '120' });

@@ -10,7 +10,7 @@ import { auditEventsIn } from './audit-file.ts';
 test('the continuous NDJSON stream carries every committed record, with its id in the trail', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bastion-stream-'));
   const stream = join(dir, 'siem.ndjson');
-  const server = await startServer(loadConfig({ port: 0, dataDir: join(dir, 'data') }, { BASTION_AUTH: 'off', BASTION_AUDIT_STREAM: stream }));
+  const server = await startServer(loadConfig({ port: 0, dataDir: join(dir, 'data') }, { BASTION_AUTH: 'off', BASTION_TLS: 'off', BASTION_AUDIT_STREAM: stream }));
   const created = await (await fetch(`${server.baseUrl}/Patient`, {
     method: 'POST', headers: { 'content-type': 'application/fhir+json' }, body: JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Streamed' }] }),
   })).json();

@@ -32,7 +32,7 @@ export function useIssuerServer(env: Record<string, string> = {}): IssuerServer 
     await new Promise<void>((r) => jwks.listen(0, '127.0.0.1', r));
     dir = mkdtempSync(join(tmpdir(), 'bastion-idp-'));
     t.server = await startServer(loadConfig({ port: 0, dataDir: dir }, {
-      BASTION_AUTH: 'smart', BASTION_EXTERNAL_ISSUERS: JSON.stringify([{ issuer, jwksUri: `http://127.0.0.1:${(jwks.address() as { port: number }).port}/` }]), ...env,
+      BASTION_AUTH: 'smart', BASTION_TLS: 'off', BASTION_EXTERNAL_ISSUERS: JSON.stringify([{ issuer, jwksUri: `http://127.0.0.1:${(jwks.address() as { port: number }).port}/` }]), ...env,
     }));
     t.base = t.server.baseUrl;
   });

@@ -52,7 +52,7 @@ before(async () => {
   const port = (jwksServer.address() as { port: number }).port;
   dataDir = mkdtempSync(join(tmpdir(), 'bastion-token-'));
   server = await startServer(loadConfig({ port: 0, dataDir }, {
-    BASTION_AUTH: 'smart',
+    BASTION_AUTH: 'smart', BASTION_TLS: 'off',
     BASTION_EXTERNAL_ISSUERS: JSON.stringify([
       { issuer, jwksUri: `http://127.0.0.1:${port}/jwks` },
       { issuer: 'https://idp2.example.test', jwksUri: `http://127.0.0.1:${port}/jwks`, roleMap: { clinician: 'nurse' } },

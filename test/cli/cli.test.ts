@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assertLoopback, loadConfig, ConfigError } from '../../src/config/config.ts';
@@ -44,7 +46,7 @@ test('configuration: flags beat environment, environment beats defaults; bad val
   assert.equal(c.port, 9100);
   assert.equal(c.host, '127.0.0.2');
   assert.equal(c.dataDir, '/tmp/x');
-  assert.equal(c.baseUrl, 'http://127.0.0.2:9100/fhir');
+  assert.equal(c.baseUrl, 'https://127.0.0.2:9100/fhir');
   assert.equal(loadConfig({}, {}).port, 8080);
   assert.throws(() => loadConfig({ port: 'eighty' }, {}), /port must be an integer/);
   assert.throws(() => loadConfig({}, { BASTION_PORT: '70000' }), /port/);
@@ -85,6 +87,19 @@ test('configuration: the audit trail SIEM sinks; bad values are refused', () => 
   }
 });
 
+/** A GET over HTTPS trusting the data dir's development certificate. */
+function httpsGet(url: string, ca: Buffer): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; protocol: string | null }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { ca }, (res) => {
+      const protocol = (res.socket as TLSSocket).getProtocol();
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, protocol }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 test('bastion serve initialises a fresh data dir, prints the FHIR base URL and serves it', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bastion-cli-'));
   let out = '';
@@ -99,10 +114,13 @@ test('bastion serve initialises a fresh data dir, prints the FHIR base URL and s
       child.on('exit', (code) => reject(new Error(`exited ${code}`)));
       setTimeout(() => reject(new Error('no start line')), 20000);
     });
-    assert.match(base, /^http:\/\/127\.0\.0\.1:\d+\/fhir$/);
-    const res = await fetch(`${base}/metadata`);
+    assert.match(base, /^https:\/\/127\.0\.0\.1:\d+\/fhir$/, 'HTTPS by default');
+    const ca = readFileSync(join(dir, 'tls-dev-cert.pem'));
+    const res = await httpsGet(`${base}/metadata`, ca);
     assert.equal(res.status, 200);
-    assert.equal((await fetch(`${base}/Patient`)).status, 401, 'authorization is on by default');
+    assert.equal(res.headers['strict-transport-security'], 'max-age=31536000');
+    assert.equal(res.protocol, 'TLSv1.3');
+    assert.equal((await httpsGet(`${base}/Patient`, ca)).status, 401, 'authorization is on by default');
     await new Promise((r) => setTimeout(r, 50));
     assert.match(out, /one-time password\s+(\S{20})/, 'the first start prints the admin\'s one-time password');
     assert.equal(statSync(join(dir, 'signing-keys.json')).mode & 0o777, 0o600);
@@ -122,7 +140,6 @@ test('bastion reindex rebuilds a lost search index, and refuses a store in use',
     const { openStore } = await import('../../src/main.ts');
     const { parseSearch } = await import('../../src/fhir/search/parse.ts');
     const { openEncrypted } = await import('../../src/store/sqlite/open.ts');
-    const { readFileSync } = await import('node:fs');
     const search = { maxCount: 10, defaultCount: 10, lenient: false };
     let store = openStore(dir);
     await store.transaction((tx) => tx.create({ resourceType: 'Patient', id: 'r1', name: [{ family: 'Reindexed' }] }));

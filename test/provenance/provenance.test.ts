@@ -27,7 +27,7 @@ describe('Provenance of every write', () => {
   let server: Server;
   let base: string;
   const start = async (env: Record<string, string> = {}) => {
-    server = await startServer(loadConfig({ port: 0, dataDir: dir }, { BASTION_AUTH: 'off', ...env }));
+    server = await startServer(loadConfig({ port: 0, dataDir: dir }, { BASTION_AUTH: 'off', BASTION_TLS: 'off', ...env }));
     base = server.baseUrl;
   };
   before(async () => {

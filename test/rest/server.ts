@@ -17,7 +17,7 @@ export function useServer(env: Record<string, string> = {}): TestServer {
   before(async () => {
     t.dataDir = mkdtempSync(join(tmpdir(), 'bastion-rest-'));
     // The FHIR behaviour under test is the same with or without tokens; test/auth covers auth=smart.
-    const config = loadConfig({ port: 0, dataDir: t.dataDir }, { BASTION_AUTH: 'off', ...env });
+    const config = loadConfig({ port: 0, dataDir: t.dataDir }, { BASTION_AUTH: 'off', BASTION_TLS: 'off', ...env });
     t.server = await startServer(config);
     t.base = t.server.baseUrl;
   });

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { presentedCertificateThumbprint } from '../client-certificate.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthStore, Role } from '../../store/auth-store.ts';
 import type { StoreReader } from '../../store/store.ts';
@@ -34,7 +35,10 @@ export function registerAdminApi(fastify: FastifyInstance, prefix: string, deps:
   /** Who calls; a missing or bad token is refused (401) and recorded. */
   const principalOf = async (request: FastifyRequest, what: string) => {
     try {
-      return await deps.authenticator.authenticate({ authorization: request.headers.authorization, address: request.ip, publicResource: false });
+      return await deps.authenticator.authenticate({
+        authorization: request.headers.authorization, address: request.ip, publicResource: false,
+        certificateThumbprint: () => presentedCertificateThumbprint(request.raw.socket),
+      });
     } catch (err) {
       deps.emit({ kind: 'authorization-refused', who: 'anonymous', address: request.ip, success: false, detail: `${what}: no valid access token` });
       throw err;
@@ -83,6 +87,9 @@ export function registerAdminApi(fastify: FastifyInstance, prefix: string, deps:
         ...(body.jwks ? { jwks: body.jwks as { keys: Record<string, unknown>[] } } : {}),
         ...(typeof body.jwksUri === 'string' ? { jwksUri: body.jwksUri } : {}),
         ...(body.secretMethod === 'client_secret_post' ? { secretMethod: 'client_secret_post' as const } : {}),
+        ...(typeof body.tlsSubjectDn === 'string' ? { tlsSubjectDn: body.tlsSubjectDn } : {}),
+        ...(typeof body.certificate === 'string' ? { certificate: body.certificate } : {}),
+        ...(typeof body.certificateBound === 'boolean' ? { certificateBound: body.certificateBound } : {}),
       });
       deps.emit({ kind: 'client-registered', who: admin.id, address: request.ip, ...(admin.clientId ? { client: admin.clientId } : {}), success: true, detail: clientRegisteredDetail(result.clientId, String(body.type), String(body.scope ?? '')) });
       return reply.code(201).send(result);

@@ -1,7 +1,9 @@
 import { hkdfSync } from 'node:crypto';
 import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { decodeJwt, type JWK } from 'jose';
+import type { TLSSocket } from 'node:tls';
 import type { Config } from '../../config/config.ts';
+import { certificateSubjectMatches, presentedCertificate } from '../client-certificate.ts';
 import type { AuthStore } from '../../store/auth-store.ts';
 import { narrowScopes, parseScopes } from '../../access/smart-scopes.ts';
 import { clientScope } from '../clients.ts';
@@ -34,6 +36,8 @@ export interface ProviderDeps {
  */
 export function createProvider({ config, store, signingJwks, cookieSecret, revocations, emit }: ProviderDeps): Provider {
   const fhirBase = () => config.baseUrl;
+  // Client certificates reach the server only over its own TLS (a proxy terminates them).
+  const mtls = config.transport.mode === 'on' && config.transport.clientCertificates !== 'off';
   const configuration: Configuration = {
     adapter: adapterFactory(store, (grantId) => void revocations.revokeGrant(grantId).catch(() => undefined)),
     jwks: { keys: signingJwks.keys as NonNullable<Configuration['jwks']>['keys'] },
@@ -63,6 +67,19 @@ export function createProvider({ config, store, signingJwks, cookieSecret, revoc
       introspection: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
       revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
       userinfo: { enabled: false },
+      mTLS: {
+        enabled: mtls,
+        certificateBoundAccessTokens: mtls,
+        tlsClientAuth: mtls,
+        selfSignedTlsClientAuth: mtls,
+        getCertificate: (ctx) => presentedCertificate(ctx.req.socket),
+        // A tls_client_auth certificate must chain to the configured client CAs; self-signed ones are matched by thumbprint instead.
+        certificateAuthorized: (ctx) => (ctx.req.socket as TLSSocket).authorized === true,
+        certificateSubjectMatches: (ctx, property, expected) => {
+          const cert = presentedCertificate(ctx.req.socket);
+          return cert !== undefined && certificateSubjectMatches(cert, property, expected);
+        },
+      },
       rpInitiatedLogout: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -74,7 +91,7 @@ export function createProvider({ config, store, signingJwks, cookieSecret, revoc
         },
       },
     },
-    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt', ...(mtls ? ['tls_client_auth', 'self_signed_tls_client_auth'] as const : [])],
     enabledJWA: { clientAuthSigningAlgValues: ['RS384', 'ES384', 'RS256', 'ES256'] },
     async assertJwtClientAuthClaimsAndHeader(_ctx, claims) {
       // SMART Backend Services: an assertion lives at most five minutes.
