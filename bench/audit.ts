@@ -16,7 +16,7 @@ const total = numberFromEnv(process.env, 'BENCH_AUDIT_RECORDS', 1_000_000);
 const batch = 512;
 const dir = mkdtempSync(join(tmpdir(), 'bastion-bench-audit-'));
 try {
-  const store = openStore(dir);
+  const store = await openStore(dir);
   const checkpoints = new AuditCheckpoints(store, await auditSigningKey(dir));
   const started = performance.now();
   for (let n = 0; n < total; n += batch) {

@@ -22,7 +22,7 @@ import { syntheaBundles, syntheaNdjson } from '../test/shared-data.ts';
 const batchSize = Number(process.argv[2] ?? defaultBatchSize);
 const dataDir = mkdtempSync(join(tmpdir(), 'bastion-bench-import-'));
 const config = loadConfig({ dataDir }, {});
-const store = openStore(dataDir);
+const store = await openStore(dataDir);
 
 function line(label: string, r: ImportReport): string {
   const n = totalResources(r);

@@ -325,7 +325,7 @@ async function ensureLoaded(t: Templates, dir: string, n: number): Promise<LoadI
   const total = want.resources;
   console.log(`loading ${fmtInt(n)} Patients, ${fmtInt(n * encPerPatient)} Encounters, ${fmtInt(n * obsPerPatient)} Observations ` +
     `(${fmtInt(total)} resources) into ${dir}: ${loadChunk} per transaction, ${loadInFlight} in flight`);
-  const store = openStore(dir);
+  const store = await openStore(dir);
   const t0 = performance.now();
   let done = 0;
   let lastReport = t0;
@@ -712,7 +712,7 @@ async function runSize(t: Templates, dir: string, n: number): Promise<SizeResult
   const loadInfo = await ensureLoaded(t, dir, n);
   // Any migration (and the re-index some need) happens here, timed, rather than in the server's start.
   const tOpen = performance.now();
-  await openStore(dir).close();
+  await (await openStore(dir)).close();
   const openSeconds = (performance.now() - tOpen) / 1000;
   if (prewarm) {
     // Right after loading, most of the file was written but not read: the kernel may have dropped it,

@@ -1,9 +1,11 @@
 import { mkdirSync } from 'node:fs';
-import { hkdfSync } from 'node:crypto';
 import { join } from 'node:path';
 import type { Config } from './config/config.ts';
 import { assertLoopback, ConfigError } from './config/config.ts';
-import { loadOrCreateStoreKey } from './crypto/store-key.ts';
+import { openDataKeys, type KeyProviderSettings } from './crypto/open-keys.ts';
+import type { DataKeys } from './crypto/data-keys.ts';
+import { KeyProviderError } from './crypto/key-provider.ts';
+import { fileKeyOf, rekeyFile, storeFiles } from './store/sqlite/file-key.ts';
 import { SqliteStore } from './store/sqlite/sqlite-store.ts';
 import { buildApp, type App } from './http/app.ts';
 import type { Store } from './store/store.ts';
@@ -39,17 +41,38 @@ export interface Server {
   close(): Promise<void>;
 }
 
-/** Opens (or on first start, creates) the data dir and its encrypted store. */
-export function openStore(dataDir: string): Store {
-  // The store file, its WAL and the key file hold PHI or secrets: owner-only, whoever creates them.
+/** The data dir (made owner-only on first use) and its data keys, unwrapped by the configured key provider. */
+export async function openKeys(dataDir: string, keyProvider: KeyProviderSettings = { kind: 'local' }): Promise<DataKeys> {
+  // The store file, its WAL and the key files hold PHI or secrets: owner-only, whoever creates them.
   process.umask(0o077);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  return new SqliteStore({ path: join(dataDir, 'bastion.db'), key: storeKeyOf(dataDir) });
+  try {
+    return await openDataKeys(dataDir, keyProvider);
+  } catch (err) {
+    if (err instanceof KeyProviderError) throw new ConfigError(`Keys: ${err.message}`);
+    throw err;
+  }
 }
 
-/** The data dir's store key (created with the data dir): it also encrypts the auth file and derives the cookie secret. */
-export function storeKeyOf(dataDir: string): Buffer {
-  return loadOrCreateStoreKey(join(dataDir, 'store.key'));
+/** Opens (or on first start, creates) the data dir and its encrypted store. */
+export async function openStore(dataDir: string, keys?: DataKeys): Promise<Store> {
+  keys ??= await openKeys(dataDir);
+  return new SqliteStore({ path: join(dataDir, 'bastion.db'), key: storeFileKey(dataDir, keys, 'bastion.db') });
+}
+
+/** The key a store file is encrypted with now (the current store-file key once the server has re-keyed it). */
+export function storeFileKey(dataDir: string, keys: DataKeys, file: (typeof storeFiles)[number]): Buffer {
+  return fileKeyOf(join(dataDir, file), storeFileVersions(keys)).key;
+}
+
+/** Re-keys the store files still under an older store-file key (after `bastion keys rotate`); only with nothing else holding them open. */
+export function rekeyStoreFiles(dataDir: string, keys: DataKeys): string[] {
+  const versions = storeFileVersions(keys);
+  return storeFiles.filter((file) => rekeyFile(join(dataDir, file), versions, keys.current('store-file')));
+}
+
+function storeFileVersions(keys: DataKeys) {
+  return keys.liveIds('store-file').map((id) => ({ id, key: keys.key(id) }));
 }
 
 /** The key the audit chain's checkpoints are signed with (ES256), created with the data dir. */
@@ -102,7 +125,9 @@ export async function startServer(config: Config, options: { logger?: boolean | 
     throw new ConfigError((err as Error).message);
   }
   const https = config.transport.mode === 'on' ? await tlsOptionsOrConfigError(config, config.transport) : undefined;
-  const store = openStore(config.dataDir);
+  const keys = await openKeys(config.dataDir, config.keyProvider);
+  const rekeyed = rekeyStoreFiles(config.dataDir, keys);
+  const store = await openStore(config.dataDir, keys);
   const alerts = new Alerts({
     file: join(config.dataDir, 'alerts.ndjson'),
     ...(config.alertWebhook ? { webhook: config.alertWebhook } : {}),
@@ -111,12 +136,12 @@ export async function startServer(config: Config, options: { logger?: boolean | 
   });
   let auth;
   try {
-    auth = await openAuthServer(config, storeKeyOf(config.dataDir), alerts);
+    auth = await openAuthServer(config, { file: storeFileKey(config.dataDir, keys, 'bastion-auth.db'), cookie: keys.current('cookie').key }, alerts);
   } catch (err) {
     await store.close();
     throw err;
   }
-  const pseudonymKey = hkdfSync('sha256', storeKeyOf(config.dataDir), Buffer.alloc(0), 'bastion de-identified view pseudonyms', 32);
+  const pseudonymKey = keys.current('pseudonym').key;
   const newKeys = keysToBeCreated(config.dataDir);
   const signer = config.provenanceSignatures ? await provenanceSigner(config.dataDir) : undefined;
   const app = buildApp({

@@ -9,7 +9,7 @@ import { bearerAuthenticator, localAuthenticator, type Authenticator } from './a
 import { TokenVerifier, externalIssuer, ownIssuer } from './access-token.ts';
 import { loadOrCreateSigningKeys } from './signing-keys.ts';
 import { Revocations } from './revocations.ts';
-import { cookieSecretFrom, createProvider } from './server/provider.ts';
+import { createProvider } from './server/provider.ts';
 import { useSmartMiddleware } from './server/smart-middleware.ts';
 import { mountProvider } from './server/mount.ts';
 import { smartConfiguration } from './smart-configuration.ts';
@@ -35,9 +35,9 @@ export interface AuthServer {
   close(): Promise<void>;
 }
 
-export async function openAuthServer(config: Config, storeKey: Buffer, alerts: Alerts): Promise<AuthServer> {
+export async function openAuthServer(config: Config, secrets: { file: Buffer; cookie: Buffer }, alerts: Alerts): Promise<AuthServer> {
   if (config.auth.mode === 'off') return { authenticator: localAuthenticator, register: () => {}, close: async () => {} };
-  const store = new SqliteAuthStore(join(config.dataDir, 'bastion-auth.db'), storeKey);
+  const store = new SqliteAuthStore(join(config.dataDir, 'bastion-auth.db'), secrets.file);
   try {
     const revocations = new Revocations(store, config.auth.accessTokenTtl);
     await revocations.load();
@@ -52,7 +52,7 @@ export async function openAuthServer(config: Config, storeKey: Buffer, alerts: A
       [ownIssuer(config, keys.publicJwks), ...config.auth.externalIssuers.map((e) => externalIssuer(e, config))],
       (jti, grantId) => revocations.isRevoked(jti, grantId),
     );
-    const cookieSecret = cookieSecretFrom(storeKey);
+    const cookieSecret = secrets.cookie;
     const setup = await firstAdmin(store);
     if (setup) emit({ kind: 'user-created', who: 'system', address: 'server', success: true, detail: `${userCreatedDetail(setup.user, true)} first start` });
     const setupSecret = setup?.secret;

@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../config/config.ts';
-import { auditSigningKey, storeKeyOf } from '../main.ts';
+import { auditSigningKey, openKeys, storeFileKey } from '../main.ts';
+import type { DataKeys } from '../crypto/data-keys.ts';
+import type { KeyProviderSettings } from '../crypto/open-keys.ts';
 import { openEncrypted } from '../store/sqlite/open.ts';
 import { chainRows, checkpoints, linkAt } from '../store/sqlite/audit-schema.ts';
 import { verifiedCheckpoint } from '../audit/checkpoints.ts';
@@ -53,14 +55,15 @@ export async function auditCommand(args: string[]): Promise<void> {
   }
   const config = loadConfig({ dataDir: values['data-dir'] as string | undefined }, process.env, values.config as string | undefined);
   if (sub === 'export') {
-    exportAudit(config.dataDir, instantOption('since', values.since as string | undefined), instantOption('until', values.until as string | undefined), (line) => process.stdout.write(line));
+    await exportAudit(config.dataDir, instantOption('since', values.since as string | undefined), instantOption('until', values.until as string | undefined), (line) => process.stdout.write(line), config.keyProvider);
     return;
   }
   if (sub === 'purge') {
     const before = instantOption('before', values.before as string | undefined);
     if (!before) throw new UsageError('purge needs --before <date>');
-    assertNotInUse(config.dataDir);
-    const db = openAuditFile(config.dataDir);
+    const keys = await openKeys(config.dataDir, config.keyProvider);
+    assertNotInUse(config.dataDir, keys);
+    const db = openAuditFile(config.dataDir, keys);
     try {
       const who = `console:${userInfo().username}`;
       const result = await purgeAuditTrail(db, { before: new Date(before), years: config.auditRetentionYears, who, key: await auditSigningKey(config.dataDir), publicKey: await auditSigningKey(config.dataDir, 'public') });
@@ -72,7 +75,7 @@ export async function auditCommand(args: string[]): Promise<void> {
     }
     return;
   }
-  const verdict = await verifyAuditFile(config.dataDir);
+  const verdict = await verifyAuditFile(config.dataDir, config.keyProvider);
   if (verdict.ok) {
     process.stdout.write(`audit chain intact: ${verdict.count.toLocaleString('en-US')} records, head ${verdict.head}\n`);
     return;
@@ -81,8 +84,8 @@ export async function auditCommand(args: string[]): Promise<void> {
 }
 
 /** Writes the records recorded in [since, until) as NDJSON AuditEvents through `write`; returns how many. */
-export function exportAudit(dataDir: string, since: string | undefined, until: string | undefined, write: (line: string) => void): number {
-  const db = openAuditFile(dataDir);
+export async function exportAudit(dataDir: string, since: string | undefined, until: string | undefined, write: (line: string) => void, keyProvider?: KeyProviderSettings): Promise<number> {
+  const db = openAuditFile(dataDir, await openKeys(dataDir, keyProvider));
   try {
     let n = 0;
     const rows = db.prepare<[string, string], { seq: number; recorded: string; event: string }>(
@@ -106,10 +109,10 @@ function instantOption(name: string, value: string | undefined): string | undefi
   return new Date(ms).toISOString();
 }
 
-function openAuditFile(dataDir: string) {
+function openAuditFile(dataDir: string, keys: DataKeys) {
   const path = join(dataDir, 'bastion-audit.db');
   if (!existsSync(path)) throw new Error(`no audit file in ${dataDir}`);
-  return openEncrypted(path, storeKeyOf(dataDir));
+  return openEncrypted(path, storeFileKey(dataDir, keys, 'bastion-audit.db'));
 }
 
 /**
@@ -117,8 +120,8 @@ function openAuditFile(dataDir: string) {
  * checkpoint against it (a chain rewritten from some record on, or cut short, verifies link by
  * link but no longer ends where a checkpoint says it did).
  */
-export async function verifyAuditFile(dataDir: string): Promise<ChainVerdict> {
-  const db = openAuditFile(dataDir);
+export async function verifyAuditFile(dataDir: string, keyProvider?: KeyProviderSettings): Promise<ChainVerdict> {
+  const db = openAuditFile(dataDir, await openKeys(dataDir, keyProvider));
   try {
     const publicKey = await auditSigningKey(dataDir, 'public');
     let anchor;

@@ -1,5 +1,7 @@
 import { join } from 'node:path';
-import { openStore, storeKeyOf } from '../main.ts';
+import { openKeys, openStore, storeFileKey } from '../main.ts';
+import type { DataKeys } from '../crypto/data-keys.ts';
+import type { Config } from '../config/config.ts';
 import { SqliteAuthStore } from '../store/sqlite/auth-db.ts';
 import type { AuthStore } from '../store/auth-store.ts';
 import type { AuditRecordFacts } from '../audit/audit-record.ts';
@@ -30,12 +32,14 @@ export type ConsoleEvent = Pick<AuthEvent, 'kind' | 'detail'>;
  * Runs `work` on the data dir's auth file (safe while the server runs: SQLite serialises the
  * writes), then records what it did in the audit trail as the console (see recordConsoleEvents).
  */
-export async function withAuthStore<T>(dataDir: string, work: (store: AuthStore, record: (event: ConsoleEvent) => void) => Promise<T>): Promise<T> {
-  const store = new SqliteAuthStore(join(dataDir, 'bastion-auth.db'), storeKeyOf(dataDir));
+export async function withAuthStore<T>(config: Pick<Config, 'dataDir' | 'keyProvider'>, work: (store: AuthStore, record: (event: ConsoleEvent) => void) => Promise<T>): Promise<T> {
+  const dataDir = config.dataDir;
+  const keys = await openKeys(dataDir, config.keyProvider);
+  const store = new SqliteAuthStore(join(dataDir, 'bastion-auth.db'), storeFileKey(dataDir, keys, 'bastion-auth.db'));
   const events: AuditRecordFacts[] = [];
   try {
     const result = await work(store, (event) => events.push(authEventFacts({ ...consoleActor, success: true, ...event })));
-    if (events.length > 0) await recordConsoleEvents(dataDir, store, events);
+    if (events.length > 0) await recordConsoleEvents(dataDir, keys, store, events);
     return result;
   } finally {
     await store.close();
@@ -48,11 +52,11 @@ export async function withAuthStore<T>(dataDir: string, work: (store: AuthStore,
  * the auth file and the server appends them within seconds. Should the trail not take them, they
  * wait there for the server's next start.
  */
-async function recordConsoleEvents(dataDir: string, store: AuthStore, events: AuditRecordFacts[]): Promise<void> {
-  if (!serverRunning(dataDir)) {
+async function recordConsoleEvents(dataDir: string, keys: DataKeys, store: AuthStore, events: AuditRecordFacts[]): Promise<void> {
+  if (!serverRunning(dataDir, keys)) {
     const failures: unknown[] = [];
     try {
-      const trail = openStore(dataDir);
+      const trail = await openStore(dataDir, keys);
       try {
         const audit = new AuditLog(trail, (err) => failures.push(err));
         for (const facts of events) audit.record(facts);
@@ -69,9 +73,9 @@ async function recordConsoleEvents(dataDir: string, store: AuthStore, events: Au
   for (const facts of events) await handOver(store, facts);
 }
 
-function serverRunning(dataDir: string): boolean {
+function serverRunning(dataDir: string, keys: DataKeys): boolean {
   try {
-    assertNotInUse(dataDir);
+    assertNotInUse(dataDir, keys);
     return false;
   } catch (err) {
     if (/in use by another process/.test((err as Error).message)) return true;

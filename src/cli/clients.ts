@@ -72,7 +72,7 @@ export async function clientsCommand(args: string[]): Promise<void> {
   const bound = str('certificate-bound');
   if (bound !== undefined && bound !== 'true' && bound !== 'false') throw new UsageError('--certificate-bound is true or false');
   const config = loadConfig({ dataDir: str('data-dir') }, process.env, str('config'));
-  await withAuthStore(config.dataDir, async (store, record) => {
+  await withAuthStore(config, async (store, record) => {
     const { clientId, clientSecret } = await registerClient(store, {
       name: str('name')!, type: str('type') as ClientType, scope: str('scope')!,
       redirectUris: (values['redirect-uri'] as unknown as string[] | undefined) ?? [], secretMethod, jwks, jwksUri: str('jwks-uri'),

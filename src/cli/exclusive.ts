@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadOrCreateStoreKey } from '../crypto/store-key.ts';
+import type { DataKeys } from '../crypto/data-keys.ts';
+import { storeFileKey } from '../main.ts';
 import { openEncrypted } from '../store/sqlite/open.ts';
 
 /**
@@ -9,11 +10,10 @@ import { openEncrypted } from '../store/sqlite/open.ts';
  * each other's writes fail. SQLite says whether anyone else has the file open: an exclusive lock
  * cannot be taken while another connection holds its shared-memory lock.
  */
-export function assertNotInUse(dataDir: string): void {
+export function assertNotInUse(dataDir: string, keys: DataKeys): void {
   const dbPath = join(dataDir, 'bastion.db');
-  const keyPath = join(dataDir, 'store.key');
-  if (!existsSync(dbPath) || !existsSync(keyPath)) return;
-  const db = openEncrypted(dbPath, loadOrCreateStoreKey(keyPath));
+  if (!existsSync(dbPath)) return;
+  const db = openEncrypted(dbPath, storeFileKey(dataDir, keys, 'bastion.db'));
   try {
     db.pragma('busy_timeout = 0');
     db.pragma('locking_mode = EXCLUSIVE');

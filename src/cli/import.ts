@@ -1,5 +1,5 @@
 import { loadConfig } from '../config/config.ts';
-import { openStore, provenanceSigner } from '../main.ts';
+import { openKeys, openStore, provenanceSigner } from '../main.ts';
 import { assertNotInUse } from './exclusive.ts';
 import { defaultBatchSize, importFiles, type ImportProgress } from '../jobs/import/importer.ts';
 import { formatSummary } from '../jobs/import/report.ts';
@@ -51,8 +51,9 @@ export async function importCommand(args: string[]): Promise<void> {
   }
   const config = loadConfig({ dataDir: values['data-dir'] as string | undefined }, process.env, values.config as string | undefined);
   const showProgress = !values.quiet && process.stderr.isTTY === true;
-  assertNotInUse(config.dataDir);
-  const store = openStore(config.dataDir);
+  const keys = await openKeys(config.dataDir, config.keyProvider);
+  assertNotInUse(config.dataDir, keys);
+  const store = await openStore(config.dataDir, keys);
   let report;
   try {
     // After the store: a first import creates the data dir.

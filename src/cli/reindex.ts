@@ -1,5 +1,5 @@
 import { loadConfig } from '../config/config.ts';
-import { openStore } from '../main.ts';
+import { openKeys, openStore } from '../main.ts';
 import { assertNotInUse } from './exclusive.ts';
 import { parse } from './args.ts';
 
@@ -22,8 +22,9 @@ export async function reindexCommand(args: string[]): Promise<void> {
     return;
   }
   const config = loadConfig({ dataDir: values['data-dir'] as string | undefined }, process.env, values.config as string | undefined);
-  assertNotInUse(config.dataDir);
-  const store = openStore(config.dataDir);
+  const keys = await openKeys(config.dataDir, config.keyProvider);
+  assertNotInUse(config.dataDir, keys);
+  const store = await openStore(config.dataDir, keys);
   const started = performance.now();
   let n: number;
   try {

@@ -48,7 +48,7 @@ export async function usersCommand(args: string[]): Promise<void> {
     generated = true;
   }
   const config = loadConfig({ dataDir: str('data-dir') }, process.env, str('config'));
-  await withAuthStore(config.dataDir, async (store, record) => {
+  await withAuthStore(config, async (store, record) => {
     const user = await addUser(store, {
       username: str('username')!, role: str('role') as Role, fhirUser: str('fhir-user'), password, totpSecret: str('totp-secret'),
       mustChangePassword: generated,

@@ -6,6 +6,7 @@ import { relationshipKinds, type RelationshipKind } from '../access/relationship
 import type { AccessContextConfig } from '../access/context.ts';
 import type { S3LockSettings } from '../audit/checkpoint-s3.ts';
 import type { TlsSettings } from '../http/tls.ts';
+import type { KeyProviderSettings } from '../crypto/open-keys.ts';
 
 /** Every setting Bastion reads, validated once at start. Precedence: flag > environment > file > default. */
 export interface Config {
@@ -47,6 +48,8 @@ export interface Config {
   auditSyslog?: { host: string; port: number; caFile?: string; certFile?: string; keyFile?: string };
   /** How clients reach the server: HTTPS (default), plain HTTP behind a TLS-terminating proxy, or plain HTTP on loopback. */
   transport: TransportConfig;
+  /** Where the key-encryption key lives; the data keys are wrapped by it. */
+  keyProvider: KeyProviderSettings;
   auth: AuthConfig;
 }
 
@@ -112,6 +115,7 @@ export type ConfigInput = Partial<{
   tlsClientCa: string;
   tlsClientCertificates: string;
   trustProxy: string | string[];
+  keyProvider: string | Record<string, unknown>;
   auth: string;
   issuer: string;
   accessTokenTtl: number | string;
@@ -156,6 +160,7 @@ export const environmentVariables: Record<keyof ConfigInput, string> = {
   tlsClientCa: 'BASTION_TLS_CLIENT_CA',
   tlsClientCertificates: 'BASTION_TLS_CLIENT_CERTIFICATES',
   trustProxy: 'BASTION_TRUST_PROXY',
+  keyProvider: 'BASTION_KEY_PROVIDER',
   auth: 'BASTION_AUTH',
   issuer: 'BASTION_AUTH_ISSUER',
   accessTokenTtl: 'BASTION_ACCESS_TOKEN_TTL',
@@ -265,6 +270,7 @@ function validate(input: ConfigInput): Config {
     ...(input.auditStream ? { auditStream: input.auditStream === '-' ? '-' : resolve(input.auditStream) } : {}),
     ...auditSyslogOf(input),
     transport,
+    keyProvider: keyProviderOf(input.keyProvider),
     auth: {
       mode: auth,
       issuer,
@@ -407,6 +413,46 @@ function transportOf(input: ConfigInput, host: string): TransportConfig {
     ...(input.tlsCert ? { certFile: resolve(input.tlsCert), keyFile: resolve(input.tlsKey!) } : {}),
     ...(input.tlsClientCa ? { clientCaFile: resolve(input.tlsClientCa) } : {}),
   };
+}
+
+/**
+ * `keyProvider`: `local` (default: the data dir's keyring under BASTION_MASTER_KEY / _PASSPHRASE),
+ * or JSON: `{"kind": "vault-transit", "address", "keyName", "mount"?, "namespace"?, "caFile"?}`,
+ * `{"kind": "aws-kms", "region", "keyId", "endpoint"?}`, `{"kind": "pkcs11", "module", "tokenLabel" | "slot", "keyLabel"}`.
+ * Tokens, credentials and PINs come from the environment, never from here.
+ */
+function keyProviderOf(value: string | Record<string, unknown> | undefined): KeyProviderSettings {
+  if (value === undefined || value === 'local') return { kind: 'local' };
+  const raw = jsonObject('keyProvider', value) as Record<string, unknown>;
+  const text = (name: string, required: boolean): string | undefined => {
+    const v = raw[name];
+    if (v === undefined && !required) return undefined;
+    if (typeof v !== 'string' || v.trim() === '') throw new ConfigError(`keyProvider.${name} must be a non-empty string`);
+    return v;
+  };
+  const secretKeys = ['token', 'pin', 'secretAccessKey', 'accessKeyId', 'sessionToken', 'masterKey', 'passphrase'];
+  const secret = Object.keys(raw).find((k) => secretKeys.includes(k));
+  if (secret) throw new ConfigError(`keyProvider.${secret}: secrets come from the environment (VAULT_TOKEN, AWS_*, BASTION_PKCS11_PIN, BASTION_MASTER_KEY), not the configuration`);
+  const optional = (names: string[]) => Object.fromEntries(names.filter((n) => raw[n] !== undefined).map((n) => [n, text(n, true)]));
+  switch (raw.kind) {
+    case 'local':
+      return { kind: 'local' };
+    case 'vault-transit':
+      return { kind: 'vault-transit', address: text('address', true)!, keyName: text('keyName', true)!, ...optional(['mount', 'namespace']), ...(raw.caFile ? { caFile: resolve(text('caFile', true)!) } : {}) };
+    case 'aws-kms':
+      return { kind: 'aws-kms', region: text('region', true)!, keyId: text('keyId', true)!, ...optional(['endpoint']) };
+    case 'pkcs11': {
+      if (raw.mechanism !== undefined && raw.mechanism !== 'aes-gcm' && raw.mechanism !== 'aes-key-wrap-pad') throw new ConfigError('keyProvider.mechanism must be aes-gcm or aes-key-wrap-pad');
+      if (raw.slot !== undefined && !Number.isInteger(raw.slot)) throw new ConfigError('keyProvider.slot must be an integer');
+      if (raw.slot === undefined && raw.tokenLabel === undefined) throw new ConfigError('keyProvider pkcs11 needs tokenLabel or slot');
+      return {
+        kind: 'pkcs11', module: text('module', true)!, keyLabel: text('keyLabel', true)!, ...optional(['tokenLabel']),
+        ...(raw.slot !== undefined ? { slot: raw.slot as number } : {}), ...(raw.mechanism ? { mechanism: raw.mechanism as 'aes-gcm' | 'aes-key-wrap-pad' } : {}),
+      };
+    }
+    default:
+      throw new ConfigError('keyProvider.kind must be local, vault-transit, aws-kms or pkcs11');
+  }
 }
 
 /** `auditCheckpointS3`: `{"bucket", "region", "endpoint"?, "prefix"?, "mode"?, "retainDays"?}` (JSON in the environment). */

@@ -1,4 +1,5 @@
 import { before, after, describe, test } from 'node:test';
+import { storeKey } from '../store-key.ts';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -19,11 +20,13 @@ const bin = new URL('../../bin/bastion.js', import.meta.url).pathname;
 
 describe('audit hash chain', () => {
   let original: string;
+  /** Copies of the data dir carry its keyring: one key opens them all. */
+  let key: Buffer;
   const dirs: string[] = [];
   before(async () => {
     original = mkdtempSync(join(tmpdir(), 'bastion-chain-'));
     dirs.push(original);
-    const store = openStore(original);
+    const store = await openStore(original);
     for (let batch = 0; batch < 4; batch++) {
       await store.appendAudit(Array.from({ length: 5 }, (_, i) => {
         const n = batch * 5 + i + 1;
@@ -33,6 +36,7 @@ describe('audit hash chain', () => {
     // A signed checkpoint of the head, as the server makes now and then and at shutdown.
     await new AuditCheckpoints(store, await auditSigningKey(original)).checkpoint();
     await store.close();
+    key = await storeKey(original, 'bastion-audit.db');
   });
   after(() => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -43,7 +47,6 @@ describe('audit hash chain', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bastion-tamper-'));
     dirs.push(dir);
     cpSync(original, dir, { recursive: true });
-    const key = Buffer.from(readFileSync(join(dir, 'store.key'), 'utf8').trim(), 'hex');
     const db = openEncrypted(join(dir, 'bastion-audit.db'), key);
     try {
       db.exec('DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete; DROP TRIGGER audit_chain_no_update; DROP TRIGGER audit_chain_no_delete; DROP TRIGGER audit_checkpoint_no_update; DROP TRIGGER audit_checkpoint_no_delete;');
@@ -64,7 +67,6 @@ describe('audit hash chain', () => {
   });
 
   test('the file refuses updates and deletes while its triggers are in place', () => {
-    const key = Buffer.from(readFileSync(join(original, 'store.key'), 'utf8').trim(), 'hex');
     const db = openEncrypted(join(original, 'bastion-audit.db'), key);
     try {
       assert.throws(() => db.exec(`UPDATE audit_log SET event = '{}' WHERE seq = 3`), /append-only/);
@@ -115,7 +117,7 @@ describe('audit hash chain', () => {
   }
 
   test('records from before the chain are chained when the store is opened, and appends go on from them', async () => {
-    const store = openStore(original);
+    const store = await openStore(original);
     await store.appendAudit([{ recorded: '2026-11-29T00:02:00.000Z', json: '{"do":"read","who":"later"}' }]);
     await store.close();
     const verdict = await verifyAuditFile(original);
@@ -125,7 +127,7 @@ describe('audit hash chain', () => {
   test('checkpoints are also appended to an outside file, and only when the chain has grown', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bastion-cp-'));
     dirs.push(dir);
-    const store = openStore(dir);
+    const store = await openStore(dir);
     const file = join(dir, 'outside.ndjson');
     const cp = new AuditCheckpoints(store, await auditSigningKey(dir), [new FileCheckpointCopy(file)]);
     await store.appendAudit([{ recorded: '2026-11-29T00:00:00.000Z', json: '{"do":"read"}' }]);

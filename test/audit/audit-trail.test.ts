@@ -29,7 +29,7 @@ test('every interaction, successful or not, leaves an AuditEvent without clinica
   assert.equal(failed.status, 400);
   await server.close();
 
-  const all = auditEventsIn(dir);
+  const all = await auditEventsIn(dir);
   // The server's own start (its keys, its configuration) comes first; the interactions follow.
   const events = all.filter((e) => e.type.code === 'rest');
   const chain = await verifyAuditFile(dir);

@@ -68,7 +68,7 @@ describe('checkpoints copied to S3 with Object Lock', () => {
     try {
       await assert.rejects(copy().write({ count: 1, at: new Date().toISOString() }, '{}'), (err: Error) => /403 AccessDenied/.test(err.message) && !err.message.includes('secret detail'));
       const dir = mkdtempSync(join(tmpdir(), 'bastion-s3-'));
-      const store = openStore(dir);
+      const store = await openStore(dir);
       try {
         await store.appendAudit([{ recorded: new Date().toISOString(), json: JSON.stringify({ at: new Date().toISOString(), do: 'read', st: 200, who: 'u', ip: '127.0.0.1' }) }]);
         const errors: unknown[] = [];

@@ -1,4 +1,5 @@
 import { after, before, describe, test } from 'node:test';
+import { storeKey } from '../store-key.ts';
 import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,16 +22,19 @@ const record = (at: string, n: number) => ({ recorded: at, json: JSON.stringify(
 
 describe('audit retention and purge', () => {
   let original: string;
+  /** Copies of the data dir carry its keyring: one key opens them all. */
+  let key: Buffer;
   const dirs: string[] = [];
   before(async () => {
     original = mkdtempSync(join(tmpdir(), 'bastion-retention-'));
     dirs.push(original);
-    const store = openStore(original);
+    const store = await openStore(original);
     // 10 records from 2015, 5 from 2019, 5 from this year.
     await store.appendAudit(Array.from({ length: 10 }, (_, i) => record(`2015-03-0${Math.floor(i / 2) + 1}T00:00:0${i}.000Z`, i + 1)));
     await store.appendAudit(Array.from({ length: 5 }, (_, i) => record(`2019-06-01T00:00:0${i}.000Z`, i + 11)));
     await store.appendAudit(Array.from({ length: 5 }, (_, i) => record(`2026-11-01T00:00:0${i}.000Z`, i + 16)));
     await store.close();
+    key = await storeKey(original, 'bastion-audit.db');
   });
   after(() => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -43,7 +47,6 @@ describe('audit retention and purge', () => {
     return dir;
   };
   const withAuditFile = <T>(dir: string, work: (db: Db) => T): T => {
-    const key = Buffer.from(readFileSync(join(dir, 'store.key'), 'utf8').trim(), 'hex');
     const db = openEncrypted(join(dir, 'bastion-audit.db'), key);
     try {
       return work(db);
@@ -54,7 +57,7 @@ describe('audit retention and purge', () => {
   const purge = async (dir: string, beforeDate: string) => {
     const key = await auditSigningKey(dir);
     const publicKey = await auditSigningKey(dir, 'public');
-    const key2 = Buffer.from(readFileSync(join(dir, 'store.key'), 'utf8').trim(), 'hex');
+    const key2 = await storeKey(dir);
     const db = openEncrypted(join(dir, 'bastion-audit.db'), key2);
     try {
       return await purgeAuditTrail(db, { before: new Date(beforeDate), years: 6, who: 'console:test', key, publicKey, now });
@@ -70,7 +73,7 @@ describe('audit retention and purge', () => {
     const verdict = await verifyAuditFile(dir);
     assert.equal(verdict.ok, true, JSON.stringify(verdict));
     assert.equal(verdict.count, 21, 'positions go on: 11..20 kept, 21 the purge itself');
-    const events = auditEventsIn(dir);
+    const events = await auditEventsIn(dir);
     assert.deepEqual(events.map((e) => e.id), Array.from({ length: 11 }, (_, i) => String(i + 11)));
     const last = events.at(-1)!;
     assert.equal(last.agent[0].altId, 'console:test');
@@ -84,7 +87,7 @@ describe('audit retention and purge', () => {
   test('nothing within the retention period is purged', async () => {
     const dir = copy();
     await assert.rejects(purge(dir, '2021-01-01'), RetentionError);
-    assert.equal(auditEventsIn(dir).length, 20);
+    assert.equal((await auditEventsIn(dir)).length, 20);
     // The cut is the first record at or after the date: a record younger than it is never removed.
     assert.deepEqual(await purge(dir, '2015-03-03'), { removed: 4, through: 4 });
   });
@@ -96,7 +99,7 @@ describe('audit retention and purge', () => {
       db.prepare(`UPDATE audit_log SET event = replace(event, 'u3', 'u9') WHERE seq = 3`).run();
     });
     await assert.rejects(purge(dir, '2016-01-01'), /broken at record 3/);
-    assert.equal(auditEventsIn(dir).length, 20);
+    assert.equal((await auditEventsIn(dir)).length, 20);
   });
 
   test('records are deleted only through a purge, and tampering after one is still found', async () => {

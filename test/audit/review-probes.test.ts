@@ -1,4 +1,5 @@
 import { after, before, describe, test } from 'node:test';
+import { storeKey } from '../store-key.ts';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -369,9 +370,9 @@ describe('review probes: retention and the chain from a purge anchor', () => {
     return d;
   };
   const record = (at: string, n: number) => ({ recorded: at, json: JSON.stringify({ at, do: 'read', st: 200, who: `u${n}`, ip: '127.0.0.1' }) });
-  const auditDb = (dir: string) => openEncrypted(join(dir, 'bastion-audit.db'), Buffer.from(readFileSync(join(dir, 'store.key'), 'utf8').trim(), 'hex'));
+  const auditDb = async (dir: string) => openEncrypted(join(dir, 'bastion-audit.db'), await storeKey(dir, 'bastion-audit.db'));
   const purge = async (dir: string, before: string, years: number) => {
-    const db = auditDb(dir);
+    const db = await auditDb(dir);
     try {
       return await purgeAuditTrail(db, { before: new Date(before), years, who: 'console:probe', key: await auditSigningKey(dir), publicKey: await auditSigningKey(dir, 'public') });
     } finally {
@@ -381,11 +382,11 @@ describe('review probes: retention and the chain from a purge anchor', () => {
 
   test('sound: a checkpoint signature replayed as a purge is refused', async () => {
     const dir = dataDir();
-    const store = openStore(dir);
+    const store = await openStore(dir);
     await store.appendAudit(Array.from({ length: 5 }, (_, i) => record(`2015-03-01T00:00:0${i}.000Z`, i)));
     await store.close();
     await purge(dir, '2015-03-01T00:00:02.000Z', 6);
-    const db = auditDb(dir);
+    const db = await auditDb(dir);
     try {
       const c = db.prepare('SELECT count, head, at, jws FROM audit_checkpoint ORDER BY n DESC LIMIT 1').get() as { count: number; head: Buffer; at: string; jws: string };
       db.prepare('INSERT INTO audit_purge (through, head, before, at, jws) VALUES (?, ?, ?, ?, ?)').run(c.count, c.head, c.at, c.at, c.jws);
@@ -398,7 +399,7 @@ describe('review probes: retention and the chain from a purge anchor', () => {
 
   test('F12: purging a trail older than retention in full keeps it verifiable', async () => {
     const dir = dataDir();
-    const store = openStore(dir);
+    const store = await openStore(dir);
     await store.appendAudit(Array.from({ length: 5 }, (_, i) => record(`2015-03-01T00:00:0${i}.000Z`, i)));
     await store.close();
     // The newest record stays, so the chain goes on from it.
@@ -409,7 +410,7 @@ describe('review probes: retention and the chain from a purge anchor', () => {
 
   test('F13: verification refuses a signed purge of records inside the retention period', async () => {
     const dir = dataDir();
-    const store = openStore(dir);
+    const store = await openStore(dir);
     await store.appendAudit(Array.from({ length: 5 }, (_, i) => record(new Date(Date.now() - 3_600_000 + i).toISOString(), i)));
     await store.appendAudit(Array.from({ length: 5 }, (_, i) => record(new Date(Date.now() - 60_000 + i).toISOString(), i + 5)));
     await store.close();

@@ -15,7 +15,7 @@ test('the server records its new signing keys and each start\'s configuration, c
     await start();
     await start();
     await start({ BASTION_AUDIT_CHECKPOINT_SECONDS: '120' });
-    const events = auditEventsIn(dir);
+    const events = await auditEventsIn(dir);
     const kinds = (kind: string) => events.filter((e) => e.subtype.some((c: { code: string }) => c.code === kind));
     const keys = kinds('key-created').map((e) => e.outcomeDesc);
     assert.ok(keys.includes('file=audit-signing-keys.json') && keys.includes('file=provenance-signing-keys.json'), JSON.stringify(keys));

@@ -18,7 +18,7 @@ test('the continuous NDJSON stream carries every committed record, with its id i
   await fetch(`${server.baseUrl}/Patient/missing`);
   await server.close();
   const lines = readFileSync(stream, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  const trail = auditEventsIn(join(dir, 'data'));
+  const trail = await auditEventsIn(join(dir, 'data'));
   rmSync(dir, { recursive: true, force: true });
   assert.equal(lines.length, trail.length);
   assert.deepEqual(lines.map((e) => e.id), trail.map((_e, i) => String(i + 1)));

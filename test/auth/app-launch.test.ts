@@ -1,4 +1,5 @@
 import { describe, test, before } from 'node:test';
+import { storeKey } from '../store-key.ts';
 import assert from 'node:assert/strict';
 import * as oauth from 'oauth4webapi';
 import { decodeJwt } from 'jose';
@@ -11,7 +12,6 @@ import { Browser } from './browser.ts';
 import { call, patient } from '../rest/server.ts';
 import { join } from 'node:path';
 import { openEncrypted } from '../../src/store/sqlite/open.ts';
-import { storeKeyOf } from '../../src/main.ts';
 
 /** SMART App Launch (standalone) through the sign-in pages, with oauth4webapi as the app. */
 const t = useSmartServer();
@@ -162,7 +162,7 @@ describe('refresh tokens and codes', () => {
     const second = await oauth.processRefreshTokenResponse(as, app, await oauth.refreshTokenGrantRequest(as, app, oauth.None(), first.refresh_token!, insecure));
     assert.notEqual(second.refresh_token, first.refresh_token);
     // Refresh tokens are kept only as digests: not even the decrypted auth file holds them.
-    const db = openEncrypted(join(t.dataDir, 'bastion-auth.db'), storeKeyOf(t.dataDir), { readonly: true });
+    const db = openEncrypted(join(t.dataDir, 'bastion-auth.db'), await storeKey(t.dataDir, 'bastion-auth.db'), { readonly: true });
     const dump = (db.prepare('SELECT key, payload FROM oauth').all() as { key: string; payload: string }[]).map((r) => r.key + r.payload).join('\n');
     db.close();
     for (const secret of [first.refresh_token!, second.refresh_token!]) assert.ok(!dump.includes(secret), 'no refresh token in the auth file');

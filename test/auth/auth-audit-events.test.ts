@@ -439,7 +439,7 @@ describe('the console with the server stopped', () => {
     const out = await run(process.execPath, [bin, 'clients', 'add', '--name', 'Offline app', '--type', 'confidential', '--redirect-uri', redirectUri, '--scope', 'openid patient/*.rs', '--data-dir', dir]);
     const secret = /client_secret[^:]*: (\S+)/.exec(out.stdout)![1];
     const clientId = /client_id: (\S+)/.exec(out.stdout)![1];
-    const events = auditEventsIn(dir) as { subtype: { system: string; code: string }[]; agent: { altId?: string }[]; outcomeDesc?: string; outcome: string }[];
+    const events = (await auditEventsIn(dir)) as { subtype: { system: string; code: string }[]; agent: { altId?: string }[]; outcomeDesc?: string; outcome: string }[];
     const of = (kind: string) => events.filter((e) => e.subtype.some((c) => c.system === authEventSystem && c.code === kind));
     const user = of('user-created').find((e) => e.agent[0].altId === 'console' && new RegExp(`user=${id} role=physician`).test(e.outcomeDesc ?? ''));
     assert.ok(user, JSON.stringify(events));

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
+import { storeKey } from '../store-key.ts';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -125,7 +126,8 @@ test('bastion serve initialises a fresh data dir, prints the FHIR base URL and s
     assert.match(out, /one-time password\s+(\S{20})/, 'the first start prints the admin\'s one-time password');
     assert.equal(statSync(join(dir, 'signing-keys.json')).mode & 0o777, 0o600);
     assert.equal(statSync(join(dir, 'bastion-auth.db')).mode & 0o077, 0);
-    assert.equal(statSync(join(dir, 'store.key')).mode & 0o777, 0o600);
+    for (const file of ['keyring.json', 'data-keys.json', 'master.key', 'tls-dev-key.pem']) assert.equal(statSync(join(dir, file)).mode & 0o777, 0o600, file);
+    assert.ok(!existsSync(join(dir, 'store.key')), 'no plain store key');
     assert.equal(statSync(join(dir, 'bastion.db')).mode & 0o077, 0);
   } finally {
     child.kill('SIGTERM');
@@ -141,14 +143,14 @@ test('bastion reindex rebuilds a lost search index, and refuses a store in use',
     const { parseSearch } = await import('../../src/fhir/search/parse.ts');
     const { openEncrypted } = await import('../../src/store/sqlite/open.ts');
     const search = { maxCount: 10, defaultCount: 10, lenient: false };
-    let store = openStore(dir);
+    let store = await openStore(dir);
     await store.transaction((tx) => tx.create({ resourceType: 'Patient', id: 'r1', name: [{ family: 'Reindexed' }] }));
     await store.close();
     // Lose the index rows, as a changed definition would leave them wrong.
-    const db = openEncrypted(join(dir, 'bastion.db'), Buffer.from(readFileSync(join(dir, 'store.key'), 'utf8').trim(), 'hex'));
+    const db = openEncrypted(join(dir, 'bastion.db'), await storeKey(dir));
     db.exec('DELETE FROM search_string');
     db.close();
-    store = openStore(dir);
+    store = await openStore(dir);
     assert.deepEqual((await store.search(parseSearch('Patient', [['family', 'reindexed']], search).request)).matches, []);
     const busy = run('reindex', '--data-dir', dir);
     assert.equal(busy.status, 1);
@@ -157,7 +159,7 @@ test('bastion reindex rebuilds a lost search index, and refuses a store in use',
     const r = run('reindex', '--data-dir', dir);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /reindexed 1 resources/);
-    store = openStore(dir);
+    store = await openStore(dir);
     assert.deepEqual((await store.search(parseSearch('Patient', [['family', 'reindexed']], search).request)).matches.map((m) => m.id), ['r1']);
     await store.close();
   } finally {

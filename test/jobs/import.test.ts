@@ -21,10 +21,10 @@ const bin = new URL('../../bin/bastion.js', import.meta.url).pathname;
 /** A fresh data dir and its store for one group of tests. */
 function useStore() {
   const t = {} as { dir: string; store: Store; config: Config; run(paths: string[], options?: Partial<ImportOptions>): Promise<ImportReport> };
-  before(() => {
+  before(async () => {
     t.dir = mkdtempSync(join(tmpdir(), 'bastion-import-'));
     t.config = loadConfig({ dataDir: t.dir }, {});
-    t.store = openStore(t.dir);
+    t.store = await openStore(t.dir);
     t.run = (paths, options = {}) => importFiles(paths, { store: t.store, config: t.config, ...options });
   });
   after(async () => {
@@ -112,8 +112,8 @@ async function assertAllReferencesResolve(store: Store): Promise<number> {
 }
 
 /** The AuditEvents the pipeline appended, read from the store file as the audit tests do. */
-function auditEvents(dir: string): Json[] {
-  return auditEventsIn(dir) as Json[];
+async function auditEvents(dir: string): Promise<Json[]> {
+  return (await auditEventsIn(dir)) as Json[];
 }
 
 function ndjsonLines(file: string): Json[] {
@@ -188,8 +188,8 @@ describe('bulk NDJSON: the whole Synthea 10-patient export', () => {
     assert.ok((await assertAllReferencesResolve(t.store)) > 20000);
   });
 
-  test('the writes went through the pipeline: each is audited, as the local CLI principal', () => {
-    const events = auditEvents(t.dir);
+  test('the writes went through the pipeline: each is audited, as the local CLI principal', async () => {
+    const events = await auditEvents(t.dir);
     const updates = events.filter((e) => e.subtype[0].code === 'update');
     assert.equal(updates.length, 7160);
     assert.ok(updates.every((e) => e.outcome === '0' && e.agent[0].network.address === 'local-cli'));
@@ -455,7 +455,7 @@ describe('bastion import (the command)', () => {
     assert.match(ok.stdout, /No errors\./);
     assert.equal(ok.stderr, '', 'no progress line when stderr is not a terminal');
     // Each batch of writes recorded its Provenance, signed with the data dir's provenance key.
-    const stored = openStore(data);
+    const stored = await openStore(data);
     try {
       const provenance = (await stored.history({ resourceType: 'Provenance', count: 100, offset: 0 })).entries.map((e) => JSON.parse(e.json!));
       assert.ok(provenance.length >= 1);
@@ -480,7 +480,7 @@ describe('bastion import (the command)', () => {
 
   test('refuses a store another process has open (a running server), and says so', async () => {
     const data = join(dir, 'busy');
-    const store = openStore(data);
+    const store = await openStore(data);
     try {
       const r = run('--data-dir', data, join(syntheaNdjson, 'Patient.000.ndjson'));
       assert.equal(r.status, 1);

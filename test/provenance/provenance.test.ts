@@ -1,4 +1,5 @@
 import { after, before, describe, test } from 'node:test';
+import { storeKey } from '../store-key.ts';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -108,7 +109,7 @@ describe('Provenance of every write', () => {
 
     // The signed version itself rewritten in the store file (the server stopped meanwhile).
     await server.close();
-    const key = Buffer.from(readFileSync(join(dir, 'store.key'), 'utf8').trim(), 'hex');
+    const key = await storeKey(dir);
     const db = openEncrypted(join(dir, 'bastion.db'), key);
     const changed = db.prepare(`UPDATE resource_versions SET content = replace(content, 'Tamperprov', 'Forgedname') WHERE content LIKE '%Tamperprov%'`).run().changes;
     db.close();

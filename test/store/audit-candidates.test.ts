@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { storeKey } from '../store-key.ts';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,9 +13,10 @@ import type { Store } from '../../src/store/store.ts';
 /** Search keys are written once appends pause; until then the records not indexed are candidates as they are. */
 test('audit candidates: the same answers before and after the search keys are written', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bastion-candidates-'));
-  const store = openStore(dir);
+  const store = await openStore(dir);
+  const key = await storeKey(dir, 'bastion-audit.db');
   const upto = () => {
-    const db = openEncrypted(join(dir, 'bastion-audit.db'), Buffer.from(readFileSync(join(dir, 'store.key'), 'utf8').trim(), 'hex'));
+    const db = openEncrypted(join(dir, 'bastion-audit.db'), key);
     try {
       return indexedUpto(db);
     } finally {

@@ -1,4 +1,3 @@
-import { hkdfSync } from 'node:crypto';
 import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { decodeJwt, type JWK } from 'jose';
 import type { TLSSocket } from 'node:tls';
@@ -22,7 +21,7 @@ export interface ProviderDeps {
   config: Config;
   store: AuthStore;
   signingJwks: { keys: JWK[] };
-  /** Secret the session cookies are signed with (derived from the store key). */
+  /** Secret the session cookies are signed with (the `cookie` data key). */
   cookieSecret: Buffer;
   revocations: Revocations;
   emit: (event: AuthEvent) => void;
@@ -283,11 +282,6 @@ function sessionPolicy(maxSeconds: number): interactionPolicy.DefaultPolicy {
     return loginTs !== undefined && Math.floor(Date.now() / 1000) - loginTs >= maxSeconds ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT;
   }));
   return policy;
-}
-
-/** Cookie-signing secret derived from the store key, so there is no further key file to guard. */
-export function cookieSecretFrom(storeKey: Buffer): Buffer {
-  return Buffer.from(hkdfSync('sha256', storeKey, Buffer.alloc(0), 'bastion session cookie signing', 32));
 }
 
 export function errorPage(error: string, description: string): string {
