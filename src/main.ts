@@ -7,6 +7,7 @@ import type { DataKeys } from './crypto/data-keys.ts';
 import { KeyProviderError } from './crypto/key-provider.ts';
 import { fileKeyOf, rekeyFile, storeFiles } from './store/sqlite/file-key.ts';
 import { SqliteStore } from './store/sqlite/sqlite-store.ts';
+import { ResourceCodec } from './store/resource-codec.ts';
 import { buildApp, type App } from './http/app.ts';
 import type { Store } from './store/store.ts';
 import { openAuthServer } from './auth/auth-server.ts';
@@ -54,10 +55,14 @@ export async function openKeys(dataDir: string, keyProvider: KeyProviderSettings
   }
 }
 
+/** What resources become at rest: the settings of a config, or the defaults (identifiers protected, bodies not sealed). */
+export type AtRestSettings = Partial<Pick<Config, 'encryptResourceBodies' | 'sensitiveIdentifiers'>>;
+
 /** Opens (or on first start, creates) the data dir and its encrypted store. */
-export async function openStore(dataDir: string, keys?: DataKeys): Promise<Store> {
+export async function openStore(dataDir: string, keys?: DataKeys, settings: AtRestSettings = {}): Promise<Store> {
   keys ??= await openKeys(dataDir);
-  return new SqliteStore({ path: join(dataDir, 'bastion.db'), key: storeFileKey(dataDir, keys, 'bastion.db') });
+  const codec = new ResourceCodec(keys, { encryptBodies: settings.encryptResourceBodies ?? false, ...(settings.sensitiveIdentifiers ? { sensitiveIdentifiers: settings.sensitiveIdentifiers } : {}) });
+  return new SqliteStore({ path: join(dataDir, 'bastion.db'), key: storeFileKey(dataDir, keys, 'bastion.db'), codec });
 }
 
 /** The key a store file is encrypted with now (the current store-file key once the server has re-keyed it). */
@@ -127,7 +132,7 @@ export async function startServer(config: Config, options: { logger?: boolean | 
   const https = config.transport.mode === 'on' ? await tlsOptionsOrConfigError(config, config.transport) : undefined;
   const keys = await openKeys(config.dataDir, config.keyProvider);
   const rekeyed = rekeyStoreFiles(config.dataDir, keys);
-  const store = await openStore(config.dataDir, keys);
+  const store = await openStore(config.dataDir, keys, config);
   const alerts = new Alerts({
     file: join(config.dataDir, 'alerts.ndjson'),
     ...(config.alertWebhook ? { webhook: config.alertWebhook } : {}),

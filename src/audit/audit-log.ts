@@ -2,6 +2,7 @@ import type { AuditRecord, Store } from '../store/store.ts';
 import type { AuditRecordFacts } from './audit-record.ts';
 import type { AuditSink } from './sinks/audit-sink.ts';
 import { auditEventOf } from './audit-read.ts';
+import { redactIdentifierValues } from './redact-query.ts';
 
 /**
  * Buffers audit records and appends them in batches, so auditing costs one insert per batch
@@ -24,6 +25,7 @@ export class AuditLog {
   }
 
   record(facts: AuditRecordFacts): void {
+    if (facts.q && this.store.blindIndex) facts.q = redactIdentifierValues(facts.q, (v) => this.store.blindIndex!(v));
     this.buffer.push({ recorded: facts.at, json: JSON.stringify(facts) });
     if (this.buffer.length >= 512) void this.flush();
     else if (!this.timer) this.timer = setTimeout(() => void this.flush(), 20);

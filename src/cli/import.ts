@@ -53,7 +53,7 @@ export async function importCommand(args: string[]): Promise<void> {
   const showProgress = !values.quiet && process.stderr.isTTY === true;
   const keys = await openKeys(config.dataDir, config.keyProvider);
   assertNotInUse(config.dataDir, keys);
-  const store = await openStore(config.dataDir, keys);
+  const store = await openStore(config.dataDir, keys, config);
   let report;
   try {
     // After the store: a first import creates the data dir.

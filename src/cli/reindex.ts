@@ -24,7 +24,7 @@ export async function reindexCommand(args: string[]): Promise<void> {
   const config = loadConfig({ dataDir: values['data-dir'] as string | undefined }, process.env, values.config as string | undefined);
   const keys = await openKeys(config.dataDir, config.keyProvider);
   assertNotInUse(config.dataDir, keys);
-  const store = await openStore(config.dataDir, keys);
+  const store = await openStore(config.dataDir, keys, config);
   const started = performance.now();
   let n: number;
   try {

@@ -7,6 +7,7 @@ import type { AccessContextConfig } from '../access/context.ts';
 import type { S3LockSettings } from '../audit/checkpoint-s3.ts';
 import type { TlsSettings } from '../http/tls.ts';
 import type { KeyProviderSettings } from '../crypto/open-keys.ts';
+import { defaultSensitiveIdentifiers, SensitiveIdentifiers } from '../store/sensitive-identifiers.ts';
 
 /** Every setting Bastion reads, validated once at start. Precedence: flag > environment > file > default. */
 export interface Config {
@@ -50,6 +51,10 @@ export interface Config {
   transport: TransportConfig;
   /** Where the key-encryption key lives; the data keys are wrapped by it. */
   keyProvider: KeyProviderSettings;
+  /** Seal every resource version with AES-256-GCM (the `resource-body` key) on top of the store file's encryption. */
+  encryptResourceBodies: boolean;
+  /** FHIRPath expressions selecting the Identifier elements kept encrypted, searchable through a blind index. */
+  sensitiveIdentifiers: string[];
   auth: AuthConfig;
 }
 
@@ -116,6 +121,8 @@ export type ConfigInput = Partial<{
   tlsClientCertificates: string;
   trustProxy: string | string[];
   keyProvider: string | Record<string, unknown>;
+  encryptResourceBodies: boolean | string;
+  sensitiveIdentifiers: string | string[];
   auth: string;
   issuer: string;
   accessTokenTtl: number | string;
@@ -161,6 +168,8 @@ export const environmentVariables: Record<keyof ConfigInput, string> = {
   tlsClientCertificates: 'BASTION_TLS_CLIENT_CERTIFICATES',
   trustProxy: 'BASTION_TRUST_PROXY',
   keyProvider: 'BASTION_KEY_PROVIDER',
+  encryptResourceBodies: 'BASTION_ENCRYPT_RESOURCE_BODIES',
+  sensitiveIdentifiers: 'BASTION_SENSITIVE_IDENTIFIERS',
   auth: 'BASTION_AUTH',
   issuer: 'BASTION_AUTH_ISSUER',
   accessTokenTtl: 'BASTION_ACCESS_TOKEN_TTL',
@@ -271,6 +280,8 @@ function validate(input: ConfigInput): Config {
     ...auditSyslogOf(input),
     transport,
     keyProvider: keyProviderOf(input.keyProvider),
+    encryptResourceBodies: booleanSetting('encryptResourceBodies', input.encryptResourceBodies ?? false),
+    sensitiveIdentifiers: sensitiveIdentifiersOf(input.sensitiveIdentifiers),
     auth: {
       mode: auth,
       issuer,
@@ -453,6 +464,26 @@ function keyProviderOf(value: string | Record<string, unknown> | undefined): Key
     default:
       throw new ConfigError('keyProvider.kind must be local, vault-transit, aws-kms or pkcs11');
   }
+}
+
+/** A JSON list of FHIRPath expressions (the environment takes the JSON text); each must compile. */
+function sensitiveIdentifiersOf(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [...defaultSensitiveIdentifiers];
+  let list: unknown = value;
+  if (typeof value === 'string') {
+    try {
+      list = JSON.parse(value);
+    } catch {
+      throw new ConfigError('sensitiveIdentifiers must be a JSON list of FHIRPath expressions');
+    }
+  }
+  if (!Array.isArray(list) || list.some((e) => typeof e !== 'string' || e.trim() === '')) throw new ConfigError('sensitiveIdentifiers must be a list of FHIRPath expressions');
+  try {
+    new SensitiveIdentifiers(list as string[]);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  return list as string[];
 }
 
 /** `auditCheckpointS3`: `{"bucket", "region", "endpoint"?, "prefix"?, "mode"?, "retainDays"?}` (JSON in the environment). */

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hkdfSync } from 'node:crypto';
 import { join } from 'node:path';
 import { DataKeys, type LegacyKeys } from './data-keys.ts';
@@ -27,6 +27,7 @@ export const dataKeysFile = (dataDir: string) => join(dataDir, 'data-keys.json')
  * as they were), wrapped like every other, and the plain file is removed.
  */
 export async function openDataKeys(dataDir: string, settings: KeyProviderSettings = { kind: 'local' }, env: NodeJS.ProcessEnv = process.env): Promise<DataKeys> {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const provider = await openProvider(dataDir, settings, env);
   const legacyPath = join(dataDir, 'store.key');
   const legacy = existsSync(legacyPath) ? legacyKeys(readFileSync(legacyPath, 'utf8')) : {};

@@ -126,6 +126,8 @@ export interface Store extends StoreReader {
    * them is reusable while it stays the same.
    */
   generation(resourceTypes: readonly string[]): number;
+  /** The keyed blind index of a sensitive identifier's value (what the index holds instead of it); absent when identifiers are not protected. */
+  blindIndex?(value: string): string;
   /** Appends audit records to the append-only, chained audit log; resolves with the first one's position once committed. */
   appendAudit(records: AuditRecord[]): Promise<number>;
   /**

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { openEncrypted } from '../../src/store/sqlite/open.ts';
 import { rebuildSearchIndex } from '../../src/store/sqlite/search-index.ts';
+import { ResourceCodec } from '../../src/store/resource-codec.ts';
 import { parseSearch } from '../../src/fhir/search/parse.ts';
 import { searchConformance } from './search-conformance.ts';
 
@@ -30,7 +31,7 @@ test('rebuildSearchIndex restores the index of every current resource', async ()
   try {
     db.exec('DELETE FROM search_token');
     assert.equal(await males(), 0);
-    assert.equal(rebuildSearchIndex(db, 2), 6);
+    assert.equal(rebuildSearchIndex(db, new ResourceCodec(undefined), 2), 6);
   } finally {
     db.close();
   }
@@ -99,7 +100,7 @@ test('updates change only the index rows that differ, and leave exactly what a r
   };
   try {
     const incremental = dump();
-    rebuildSearchIndex(db);
+    rebuildSearchIndex(db, new ResourceCodec(undefined));
     assert.deepEqual(incremental, dump());
   } finally {
     db.close();

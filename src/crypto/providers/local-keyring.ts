@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { aesGcmOpen, aesGcmSeal } from '../aead.ts';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { KeyProviderError, type KekVersion, type KeyProvider, type WrappedKey } from '../key-provider.ts';
 
@@ -171,20 +172,13 @@ function describe(source: MasterKeySource): string {
   return source.kind === 'key' ? source.origin : source.kind === 'passphrase' ? 'the passphrase (BASTION_MASTER_PASSPHRASE)' : source.path;
 }
 
-/** AES-256-GCM, 96-bit random nonce; `base64(nonce | ciphertext | tag)`; the context is the AAD. */
+/** `base64(nonce | ciphertext | tag)`; the context is the AAD. */
 function seal(key: Buffer, plaintext: Buffer, context: string): string {
-  const nonce = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', key, nonce);
-  cipher.setAAD(Buffer.from(context));
-  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  return Buffer.concat([nonce, body, cipher.getAuthTag()]).toString('base64');
+  return aesGcmSeal(key, plaintext, Buffer.from(context)).toString('base64');
 }
 
 function open(key: Buffer, sealed: string, context: string): Buffer {
   const bytes = Buffer.from(sealed, 'base64');
   if (bytes.length < 28) throw new KeyProviderError('A sealed key is truncated');
-  const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(0, 12));
-  decipher.setAAD(Buffer.from(context));
-  decipher.setAuthTag(bytes.subarray(bytes.length - 16));
-  return Buffer.concat([decipher.update(bytes.subarray(12, bytes.length - 16)), decipher.final()]);
+  return aesGcmOpen(key, bytes, Buffer.from(context));
 }

@@ -1,13 +1,14 @@
 import type { Db } from './open.ts';
 import type { HistoryEntry, HistoryPage, HistoryQuery, WriteMethod } from '../store.ts';
 import type { VersionRow } from './statements.ts';
+import type { ResourceCodec } from '../resource-codec.ts';
 import { parseDateRange } from '../../fhir/datetime.ts';
 
 /**
  * History newest first. `_at` selects the versions current at some point within the period the
  * value denotes: created before its end and not yet replaced at its start.
  */
-export function queryHistory(db: Db, query: HistoryQuery): HistoryPage {
+export function queryHistory(db: Db, codec: ResourceCodec, query: HistoryQuery): HistoryPage {
   const where: string[] = [];
   const args: (string | number)[] = [];
   if (query.resourceType) {
@@ -40,17 +41,17 @@ export function queryHistory(db: Db, query: HistoryQuery): HistoryPage {
   const rows = db
     .prepare(`SELECT r.type, r.id, v.version, v.last_updated, v.deleted, v.method, v.content ${from} ORDER BY v.seq DESC LIMIT ? OFFSET ?`)
     .all(...args, query.count, query.offset) as VersionRow[];
-  return { total, entries: rows.map(toHistoryEntry) };
+  return { total, entries: rows.map((row) => toHistoryEntry(row, codec)) };
 }
 
-function toHistoryEntry(row: VersionRow): HistoryEntry {
+function toHistoryEntry(row: VersionRow, codec: ResourceCodec): HistoryEntry {
   return {
     resourceType: row.type,
     id: row.id,
     versionId: String(row.version),
     lastUpdated: row.last_updated,
     deleted: row.deleted === 1,
-    json: row.content ?? undefined,
+    json: row.content === null ? undefined : codec.decode(row.type, row.id, row.version, row.content),
     method: row.method as WriteMethod,
   };
 }

@@ -9,7 +9,7 @@ export interface ResourceRow {
   id: string;
   version: number;
   last_updated: string;
-  content: string;
+  content: string | Uint8Array;
   /** Sort key values of a match (k0, k1, ...), for its cursor. */
   [key: `k${number}`]: string | number | null;
 }

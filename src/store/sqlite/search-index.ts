@@ -1,4 +1,5 @@
 import type { Db } from './open.ts';
+import type { ResourceCodec } from '../resource-codec.ts';
 import { securityMask } from '../../fhir/security-label-bits.ts';
 import type { Statement } from './statements.ts';
 import type { Resource } from '../../fhir/types.ts';
@@ -115,7 +116,7 @@ function replaceChangedRows(s: IndexStatements, rid: number, before: IndexRows, 
  */
 export const indexVersion = 6;
 
-export function ensureSearchIndex(db: Db): number | undefined {
+export function ensureSearchIndex(db: Db, codec: ResourceCodec): number | undefined {
   const row = db.prepare(`SELECT value FROM store_meta WHERE key = 'index_version'`).get() as { value: string } | undefined;
   if (row && Number(row.value) >= indexVersion) return undefined;
   const empty = db.prepare('SELECT 1 FROM resources LIMIT 1').get() === undefined;
@@ -123,7 +124,7 @@ export function ensureSearchIndex(db: Db): number | undefined {
     setIndexVersion(db);
     return undefined;
   }
-  return rebuildSearchIndex(db);
+  return rebuildSearchIndex(db, codec);
 }
 
 function setIndexVersion(db: Db): void {
@@ -137,9 +138,9 @@ function setIndexVersion(db: Db): void {
  * runs it before serving, or from `bastion reindex` on a stopped server); searches in between
  * would see a partial index, which is why the version is recorded last.
  */
-export function rebuildSearchIndex(db: Db, batch = 2000): number {
-  const next = db.prepare<[number, number], { rid: number; content: string }>(
-    `SELECT r.rid, v.content FROM resources r JOIN resource_versions v ON v.seq = r.seq
+export function rebuildSearchIndex(db: Db, codec: ResourceCodec, batch = 2000): number {
+  const next = db.prepare<[number, number], { rid: number; type: string; id: string; version: number; content: string | Uint8Array }>(
+    `SELECT r.rid, r.type, r.id, r.version, v.content FROM resources r JOIN resource_versions v ON v.seq = r.seq
       WHERE r.deleted = 0 AND r.rid > ? ORDER BY r.rid LIMIT ?`,
   );
   db.transaction(() => {
@@ -153,7 +154,7 @@ export function rebuildSearchIndex(db: Db, batch = 2000): number {
     const rows = next.all(after, batch);
     if (rows.length === 0) break;
     db.transaction(() => {
-      for (const row of rows) writeIndexRows(db, row.rid, JSON.parse(row.content) as Resource, true);
+      for (const row of rows) writeIndexRows(db, row.rid, codec.indexedOf(row.type, row.id, row.version, row.content), true);
     })();
     n += rows.length;
     after = rows[rows.length - 1].rid;

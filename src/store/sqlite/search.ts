@@ -8,6 +8,7 @@ import { buildSearchSql, cappedCountSql, lookupOf, type Frag } from './search-sq
 import { decodeCursor, encodeCursor } from './search-cursor.ts';
 import { findIncluded, type ResourceRow } from './search-include.ts';
 import { ensureSetTables } from './search-sets.ts';
+import type { ResourceCodec } from '../resource-codec.ts';
 
 /**
  * Writes the search index rows of one resource version (undefined: the resource was deleted).
@@ -18,7 +19,12 @@ export function indexResource(db: Db, rid: number, resource: Resource | undefine
   writeIndexRows(db, rid, resource, isNew, previous);
 }
 
-export function searchResources(db: Db, request: SearchRequest): SearchResult {
+export function searchResources(db: Db, codec: ResourceCodec, asked: SearchRequest): SearchResult {
+  const request = codec.searchable(asked);
+  const toStored = (row: ResourceRow): StoredResource => ({
+    resourceType: row.type, id: row.id, versionId: String(row.version), lastUpdated: row.last_updated, deleted: false,
+    json: codec.decode(row.type, row.id, row.version, row.content),
+  });
   ensureSetTables(db, request);
   const keyCount = request.sort.length;
   const cursor = request.cursor === undefined ? undefined : decodeCursor(request.cursor, keyCount);
@@ -82,12 +88,6 @@ function isCommon(db: Db, q: Frag): boolean {
   if (known.size >= 1000) known.delete(known.keys().next().value!);
   known.set(key, { common, until: now + commonTtlMs });
   return common;
-}
-
-function toStored(row: ResourceRow): StoredResource {
-  return {
-    resourceType: row.type, id: row.id, versionId: String(row.version), lastUpdated: row.last_updated, deleted: false, json: row.content,
-  };
 }
 
 const maxCached = 256;

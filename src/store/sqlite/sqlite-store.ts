@@ -18,6 +18,7 @@ import { auditCandidates, auditRecordAt } from './audit-candidates.ts';
 import { CurrentCache } from './current-cache.ts';
 import { indexResource, searchResources } from './search.ts';
 import { ensureSearchIndex, rebuildSearchIndex } from './search-index.ts';
+import { ResourceCodec } from '../resource-codec.ts';
 
 export interface SqliteStoreOptions {
   path: string;
@@ -27,6 +28,8 @@ export interface SqliteStoreOptions {
    * By default a process warning, so a failing checkpoint is never silent.
    */
   onBackgroundError?: (code: string) => void;
+  /** What resources become in the file (encrypted identifiers, sealed bodies); default: JSON as written. */
+  codec?: ResourceCodec;
 }
 
 /**
@@ -46,8 +49,10 @@ export class SqliteStore implements Store {
   private readonly tx: SqliteWriter;
   /** Commits that wrote each type (this process's): see generation(). */
   private readonly commitsByType = new Map<string, number>();
+  private readonly codec: ResourceCodec;
 
   constructor(options: SqliteStoreOptions) {
+    this.codec = options.codec ?? new ResourceCodec(undefined);
     this.writer = openEncrypted(options.path, options.key, { callerSyncsCommits: true });
     // Checkpoints run in a worker thread (see checkpoint-worker.ts), never inside a commit here.
     this.writer.pragma('wal_autocheckpoint = 0');
@@ -55,7 +60,7 @@ export class SqliteStore implements Store {
     this.writer.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
     migrate(this.writer);
     // A file indexed the way of an older Bastion is indexed again, before anything is served.
-    ensureSearchIndex(this.writer);
+    ensureSearchIndex(this.writer, this.codec);
     // The audit log has a file of its own, appended by a worker thread, so auditing neither
     // contends for the store's write lock nor runs on the request thread.
     // Beside the store file: `bastion.db` has `bastion-audit.db`.
@@ -83,13 +88,13 @@ export class SqliteStore implements Store {
       return this.walSync.sync();
     });
     this.checkpointer = new Checkpointer(options.path, options.key, options.onBackgroundError ?? ((code) => process.emitWarning(`store checkpoint failed: ${code}`)));
-    this.tx = new SqliteWriter(this.writer);
+    this.tx = new SqliteWriter(this.writer, this.codec);
   }
 
   async read(resourceType: string, id: string): Promise<StoredResource | undefined> {
     let stored = this.cache.get(resourceType, id);
     if (!stored) {
-      stored = readCurrent(this.readerSql, resourceType, id);
+      stored = readCurrent(this.readerSql, this.codec, resourceType, id);
       if (stored) this.cache.set(stored);
     }
     return stored;
@@ -101,16 +106,20 @@ export class SqliteStore implements Store {
     return n;
   }
 
+  blindIndex(value: string): string {
+    return this.codec.blind(value);
+  }
+
   async vread(resourceType: string, id: string, versionId: string): Promise<StoredResource | undefined> {
-    return readVersion(this.readerSql, resourceType, id, versionId);
+    return readVersion(this.readerSql, this.codec, resourceType, id, versionId);
   }
 
   async history(query: HistoryQuery): Promise<HistoryPage> {
-    return queryHistory(this.reader, query);
+    return queryHistory(this.reader, this.codec, query);
   }
 
   async search(request: SearchRequest): Promise<SearchResult> {
-    return searchResources(this.reader, request);
+    return searchResources(this.reader, this.codec, request);
   }
 
   transaction<T>(work: (tx: StoreWriter) => Promise<T>): Promise<T> {
@@ -121,7 +130,7 @@ export class SqliteStore implements Store {
     // In chunks of its own transactions: wait until queued writes are in, then nothing else runs
     // until it is done (it is synchronous).
     await this.queue.run(async () => undefined);
-    const n = rebuildSearchIndex(this.writer);
+    const n = rebuildSearchIndex(this.writer, this.codec);
     this.cache.invalidate(true);
     return n;
   }
@@ -172,26 +181,28 @@ class SqliteWriter implements StoreWriter {
   private readonly db: Db;
   private readonly sql: Statements;
   private readonly clock = new MonotonicClock();
+  private readonly codec: ResourceCodec;
 
-  constructor(db: Db) {
+  constructor(db: Db, codec: ResourceCodec) {
     this.db = db;
     this.sql = prepareStatements(db);
+    this.codec = codec;
   }
 
   async read(resourceType: string, id: string): Promise<StoredResource | undefined> {
-    return readCurrent(this.sql, resourceType, id);
+    return readCurrent(this.sql, this.codec, resourceType, id);
   }
 
   async vread(resourceType: string, id: string, versionId: string): Promise<StoredResource | undefined> {
-    return readVersion(this.sql, resourceType, id, versionId);
+    return readVersion(this.sql, this.codec, resourceType, id, versionId);
   }
 
   async history(query: HistoryQuery): Promise<HistoryPage> {
-    return queryHistory(this.db, query);
+    return queryHistory(this.db, this.codec, query);
   }
 
   async search(request: SearchRequest): Promise<SearchResult> {
-    return searchResources(this.db, request);
+    return searchResources(this.db, this.codec, request);
   }
 
   async create(resource: Resource & { id: string }): Promise<StoredResource> {
@@ -226,8 +237,7 @@ class SqliteWriter implements StoreWriter {
     this.clock.notBefore(latest?.last_updated);
     const lastUpdated = this.clock.now();
     const seq = (latest?.seq ?? 0) + 1;
-    const stored = deleted ? undefined : withVersion(resource, String(version), lastUpdated);
-    const json = stored ? JSON.stringify(stored) : null;
+    const encoded = deleted ? undefined : this.codec.encode(withVersion(resource, String(version), lastUpdated) as Resource & { id: string }, version);
     let rid: number;
     if (current) {
       rid = current.rid;
@@ -235,11 +245,11 @@ class SqliteWriter implements StoreWriter {
     } else {
       rid = Number(this.sql.insertResource.run(resource.resourceType, resource.id, version, seq, lastUpdated, deleted ? 1 : 0).lastInsertRowid);
     }
-    this.sql.insertVersion.run(seq, rid, resource.resourceType, version, lastUpdated, method, deleted ? 1 : 0, json);
+    this.sql.insertVersion.run(seq, rid, resource.resourceType, version, lastUpdated, method, deleted ? 1 : 0, encoded?.content ?? null);
     // A deleted current version has no index rows; a live one's rows are updated where they differ.
-    const previous = current && current.deleted === 0 && current.content ? (JSON.parse(current.content) as Resource) : undefined;
-    indexResource(this.db, rid, stored, current === undefined || current.deleted === 1, previous);
-    return { resourceType: resource.resourceType, id: resource.id, versionId: String(version), lastUpdated, deleted, json: json ?? undefined };
+    const previous = current && current.deleted === 0 && current.content !== null ? this.codec.indexedOf(current.type, current.id, current.version, current.content) : undefined;
+    indexResource(this.db, rid, encoded?.indexed, current === undefined || current.deleted === 1, previous);
+    return { resourceType: resource.resourceType, id: resource.id, versionId: String(version), lastUpdated, deleted, json: encoded?.json };
   }
 }
 
@@ -258,21 +268,21 @@ function withVersion(resource: Resource, versionId: string, lastUpdated: string)
   return { resourceType, id, meta: { versionId, lastUpdated, ...otherMeta }, ...rest };
 }
 
-function readCurrent(sql: Statements, resourceType: string, id: string): StoredResource | undefined {
+function readCurrent(sql: Statements, codec: ResourceCodec, resourceType: string, id: string): StoredResource | undefined {
   const row = sql.current.get(resourceType, id);
   if (!row) return undefined;
   return {
     resourceType: row.type, id: row.id, versionId: String(row.version), lastUpdated: row.last_updated,
-    deleted: row.deleted === 1, json: row.content ?? undefined,
+    deleted: row.deleted === 1, json: row.content === null ? undefined : codec.decode(row.type, row.id, row.version, row.content),
   };
 }
 
-function readVersion(sql: Statements, resourceType: string, id: string, versionId: string): StoredResource | undefined {
+function readVersion(sql: Statements, codec: ResourceCodec, resourceType: string, id: string, versionId: string): StoredResource | undefined {
   if (!/^[1-9]\d{0,9}$/.test(versionId)) return undefined;
   const row = sql.version.get(resourceType, id, Number(versionId));
   if (!row) return undefined;
   return {
     resourceType: row.type, id: row.id, versionId: String(row.version), lastUpdated: row.last_updated,
-    deleted: row.deleted === 1, json: row.content ?? undefined,
+    deleted: row.deleted === 1, json: row.content === null ? undefined : codec.decode(row.type, row.id, row.version, row.content),
   };
 }

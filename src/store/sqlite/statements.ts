@@ -8,7 +8,8 @@ export interface CurrentRow {
   version: number;
   last_updated: string;
   deleted: number;
-  content: string | null;
+  /** JSON text, or sealed bytes (app-level encryption): see ResourceCodec. */
+  content: string | Uint8Array | null;
 }
 
 export interface VersionRow {
@@ -18,7 +19,7 @@ export interface VersionRow {
   last_updated: string;
   deleted: number;
   method: string;
-  content: string | null;
+  content: string | Uint8Array | null;
 }
 
 /** Prepared once per connection: preparing is a large part of a point query's cost. */
@@ -40,7 +41,7 @@ export function prepareStatements(db: Db) {
     updateResource: db.prepare<[number, number, string, number, number]>(
       `UPDATE resources SET version = ?, seq = ?, last_updated = ?, deleted = ? WHERE rid = ?`,
     ),
-    insertVersion: db.prepare<[number, number, string, number, string, string, number, string | null]>(
+    insertVersion: db.prepare<[number, number, string, number, string, string, number, string | Buffer | null]>(
       `INSERT INTO resource_versions (seq, rid, type, version, last_updated, method, deleted, content)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     ),

@@ -1,0 +1,218 @@
+import { createHmac } from 'node:crypto';
+import type { Resource } from '../fhir/types.ts';
+import type { SearchCriterion, SearchRequest, TokenValue } from '../fhir/search/types.ts';
+import type { DataKeys } from '../crypto/data-keys.ts';
+import { openVersioned, sealedVersion, sealVersioned } from '../crypto/aead.ts';
+import { SensitiveIdentifiers, type IdentifierElement } from './sensitive-identifiers.ts';
+
+/** The extension a sensitive identifier's value is kept in, encrypted, in place of `value`. */
+export const encryptedValueUrl = 'urn:bastion:encrypted-identifier';
+
+/** What a resource version becomes in the store. */
+export interface Encoded {
+  /** The stored column: JSON text, or sealed bytes with app-level body encryption. */
+  content: string | Buffer;
+  /** What clients are served: the resource as written. */
+  json: string;
+  /** What the search index is built from: sensitive identifier values replaced by their blind index. */
+  indexed: Resource;
+}
+
+export class UnreadableContentError extends Error {}
+
+/**
+ * Turns resources into what the store keeps and back. Sensitive identifiers (SSN, MRN, ...) are
+ * encrypted inside the JSON under the `identifier` key and indexed only by a keyed blind index
+ * (HMAC-SHA-256 under the `blind-index` key), so neither their text nor an unkeyed hash reaches an
+ * index table; with `encryptBodies` the whole JSON is sealed too (AES-256-GCM under the
+ * `resource-body` key, a fresh nonce per version, the type, id and version as AAD). Reading
+ * accepts any mix (text, sealed under any live key version), so turning encryption on or rotating
+ * keys never makes stored data unreadable.
+ */
+export class ResourceCodec {
+  private readonly keys: DataKeys | undefined;
+  private readonly sensitive: SensitiveIdentifiers;
+  readonly encryptBodies: boolean;
+
+  constructor(keys: DataKeys | undefined, options: { encryptBodies?: boolean; sensitiveIdentifiers?: readonly string[] } = {}) {
+    this.keys = keys;
+    this.encryptBodies = keys !== undefined && options.encryptBodies === true;
+    // Without keys (tests of the bare store) nothing can be encrypted, so nothing is looked for.
+    this.sensitive = new SensitiveIdentifiers(keys ? options.sensitiveIdentifiers : []);
+  }
+
+  encode(resource: Resource & { id: string }, version: number): Encoded {
+    const json = JSON.stringify(resource);
+    let text = json;
+    let indexed: Resource = resource;
+    if (!this.sensitive.skip(resource)) {
+      const forStorage = JSON.parse(json) as Resource;
+      const secrets = this.sensitive.find(forStorage);
+      if (secrets.length > 0) {
+        indexed = JSON.parse(json) as Resource;
+        for (const identifier of this.sensitive.find(indexed)) this.blindInPlace(identifier);
+        for (const identifier of secrets) this.encryptInPlace(identifier, resource.resourceType, resource.id);
+        text = JSON.stringify(forStorage);
+      }
+    }
+    const content = this.encryptBodies ? this.seal(text, resource.resourceType, resource.id, version) : text;
+    return { content, json, indexed };
+  }
+
+  /** The stored column back to the resource's JSON as written. */
+  decode(type: string, id: string, version: number, content: string | Uint8Array): string {
+    const text = typeof content === 'string' ? content : this.open(content, type, id, version);
+    if (!text.includes(encryptedValueUrl)) return text;
+    const resource = JSON.parse(text) as Resource;
+    this.decryptAll(resource, type, id);
+    return JSON.stringify(resource);
+  }
+
+  /** A stored version as the search index saw it (to compute what an update changes, and to re-index). */
+  indexedOf(type: string, id: string, version: number, content: string | Uint8Array): Resource {
+    const resource = JSON.parse(this.decode(type, id, version, content)) as Resource;
+    if (!this.sensitive.skip(resource)) for (const identifier of this.sensitive.find(resource)) this.blindInPlace(identifier);
+    return resource;
+  }
+
+  /** The blind index of a value: what the token index holds for a sensitive identifier. */
+  blind(value: string): string {
+    if (!this.keys) return value;
+    return `bi:${createHmac('sha256', this.keys.current('blind-index').key).update(value, 'utf8').digest('base64url')}`;
+  }
+
+  /**
+   * Identifier criteria also match the blind index of each value asked for: an exact search on a
+   * sensitive identifier finds it without its value being in the index. (A value of another,
+   * non-sensitive identifier cannot equal a `bi:` HMAC by chance.)
+   */
+  searchable(request: SearchRequest): SearchRequest {
+    if (!this.keys || !request.criteria.some(hasIdentifierValues)) return request;
+    return { ...request, criteria: request.criteria.map((c) => this.withBlindValues(c)) };
+  }
+
+  /**
+   * Whether a stored column is not as a write would store it now: sealed under an older body key,
+   * sealed or not against the `encryptBodies` setting, or holding identifiers under an older
+   * identifier key (for the re-encryption job).
+   */
+  isStale(type: string, id: string, version: number, content: string | Uint8Array): boolean {
+    if (!this.keys) return false;
+    let text: string;
+    if (typeof content === 'string') {
+      if (this.encryptBodies) return true;
+      text = content;
+    } else {
+      if (!this.encryptBodies || `resource-body.${sealedVersion(content)}` !== this.keys.current('resource-body').id) return true;
+      text = this.open(content, type, id, version);
+    }
+    return text.includes(encryptedValueUrl) && !text.includes(this.identifierMarker());
+  }
+
+  /** A stored column under the current keys (the re-encryption job's step). */
+  reencode(type: string, id: string, version: number, content: string | Uint8Array): string | Buffer {
+    const resource = JSON.parse(this.decode(type, id, version, content)) as Resource & { id: string };
+    return this.encode(resource, version).content;
+  }
+
+  private withBlindValues(c: SearchCriterion): SearchCriterion {
+    switch (c.kind) {
+      case 'token':
+      case 'reference-identifier':
+        return { ...c, values: c.values.flatMap((v) => this.blindAlternative(v)) } as SearchCriterion;
+      case 'token-of-type':
+        return { ...c, values: c.values.flatMap((v) => [v, { ...v, value: this.blind(v.value) }]) };
+      default:
+        return c;
+    }
+  }
+
+  private blindAlternative(v: TokenValue): TokenValue[] {
+    return v.code === undefined ? [v] : [v, { ...v, code: this.blind(v.code) }];
+  }
+
+  private blindInPlace(identifier: IdentifierElement): void {
+    if (typeof identifier.value === 'string') identifier.value = this.blind(identifier.value);
+  }
+
+  private encryptInPlace(identifier: IdentifierElement, type: string, id: string): void {
+    if (typeof identifier.value !== 'string') return;
+    const key = this.keys!.current('identifier');
+    const sealed = sealVersioned(key.key, versionOf(key.id), Buffer.from(identifier.value, 'utf8'), identifierAad(type, id, identifier));
+    delete identifier.value;
+    const extension = [...(identifier._value?.extension ?? []), { url: encryptedValueUrl, valueBase64Binary: sealed.toString('base64') }];
+    identifier._value = { ...(identifier._value ?? {}), extension };
+  }
+
+  /** Finds every encrypted value wherever a deployment's expressions put it, and restores it. */
+  private decryptAll(node: unknown, type: string, id: string): void {
+    if (Array.isArray(node)) {
+      for (const item of node) this.decryptAll(item, type, id);
+      return;
+    }
+    if (typeof node !== 'object' || node === null) return;
+    const identifier = node as IdentifierElement;
+    const extensions = identifier._value?.extension;
+    const mine = extensions?.find((e) => e.url === encryptedValueUrl);
+    if (mine?.valueBase64Binary) {
+      identifier.value = this.openIdentifier(Buffer.from(mine.valueBase64Binary, 'base64'), type, id, identifier);
+      const rest = extensions!.filter((e) => e !== mine);
+      if (rest.length > 0) identifier._value = { ...identifier._value, extension: rest };
+      else delete identifier._value;
+    }
+    for (const value of Object.values(node)) if (typeof value === 'object') this.decryptAll(value, type, id);
+  }
+
+  private openIdentifier(sealed: Buffer, type: string, id: string, identifier: IdentifierElement): string {
+    const version = sealedVersion(sealed);
+    try {
+      return openVersioned(this.keyOf('identifier', version), sealed, identifierAad(type, id, identifier)).toString('utf8');
+    } catch (err) {
+      if (err instanceof UnreadableContentError) throw err;
+      throw new UnreadableContentError(`An encrypted identifier of ${type}/${id} does not decrypt: it was altered or moved`);
+    }
+  }
+
+  private seal(text: string, type: string, id: string, version: number): Buffer {
+    const key = this.keys!.current('resource-body');
+    return sealVersioned(key.key, versionOf(key.id), Buffer.from(text, 'utf8'), bodyAad(type, id, version));
+  }
+
+  private open(content: Uint8Array, type: string, id: string, version: number): string {
+    const sealed = Buffer.from(content.buffer, content.byteOffset, content.length);
+    try {
+      return openVersioned(this.keyOf('resource-body', sealedVersion(sealed)), sealed, bodyAad(type, id, version)).toString('utf8');
+    } catch (err) {
+      if (err instanceof UnreadableContentError) throw err;
+      throw new UnreadableContentError(`The stored body of ${type}/${id} version ${version} does not decrypt: it was altered, or moved from another resource or version`);
+    }
+  }
+
+  private keyOf(purpose: 'resource-body' | 'identifier', version: number | undefined): Buffer {
+    if (!this.keys) throw new UnreadableContentError(`Encrypted content, and no ${purpose} key to read it with`);
+    if (version === undefined) throw new UnreadableContentError('Stored bytes that are not a Bastion ciphertext');
+    try {
+      return this.keys.key(`${purpose}.${version}`);
+    } catch (err) {
+      throw new UnreadableContentError((err as Error).message);
+    }
+  }
+
+  /** The base64 prefix every identifier ciphertext under the current key starts with (its header). */
+  private identifierMarker(): string {
+    const header = Buffer.alloc(6);
+    header[0] = 0xb5;
+    header[1] = 1;
+    header.writeUInt32BE(versionOf(this.keys!.current('identifier').id), 2);
+    return `"valueBase64Binary":"${header.toString('base64')}`;
+  }
+}
+
+function hasIdentifierValues(c: SearchCriterion): boolean {
+  return c.kind === 'token' || c.kind === 'reference-identifier' || c.kind === 'token-of-type';
+}
+
+const versionOf = (id: string) => Number(id.slice(id.lastIndexOf('.') + 1));
+const bodyAad = (type: string, id: string, version: number) => Buffer.from(`${type}/${id}/_history/${version}`);
+/** Bound to the resource and the identifier's system: a value copied into another resource or identifier does not decrypt. */
+const identifierAad = (type: string, id: string, identifier: IdentifierElement) => Buffer.from(`${type}/${id}|${identifier.system ?? ''}`);
