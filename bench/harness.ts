@@ -79,7 +79,8 @@ export interface Child {
 export function startChild(
   cwd: string, label: string, args: string[], pattern: RegExp, extraEnv: Record<string, string> = {}, timeoutSeconds = 60,
 ): Promise<Child> {
-  const proc = spawn(process.execPath, args, { cwd, env: { ...process.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'inherit'] });
+  // Loopback benchmarks measure Bastion over plain HTTP (as the figures we compare with are), unless BASTION_TLS says otherwise.
+  const proc = spawn(process.execPath, args, { cwd, env: { BASTION_TLS: 'off', ...process.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'inherit'] });
   track(proc);
   return new Promise((resolve, reject) => {
     let buffered = '';

@@ -21,7 +21,8 @@ import { AuditCheckpoints, FileCheckpointCopy, type CheckpointCopy } from './aud
 import { S3CheckpointCopy, s3CredentialsFromEnv } from './audit/checkpoint-s3.ts';
 import { ProvenanceSigner } from './provenance/provenance-signature.ts';
 import { keysToBeCreated, startupEvents } from './audit/startup-events.ts';
-import { authEventFacts } from './auth/auth-events.ts';
+import { authEventFacts, type AuthEvent } from './auth/auth-events.ts';
+import { ReencryptionJob } from './jobs/reencryption.ts';
 import { loadOrCreateSigningKeys } from './auth/signing-keys.ts';
 import type { JWK } from 'jose';
 import { createSecureContext, type Server as TlsServer, type TlsOptions } from 'node:tls';
@@ -36,6 +37,8 @@ export interface Server {
   setupSecret?: string;
   /** Security alerts raised (break-the-glass, ...). */
   alerts: Alerts;
+  /** Keeps stored versions under the current keys (after a rotation); its progress. */
+  reencryption: ReencryptionJob;
   /** The address actually bound (port 0 picks a free one). */
   url: string;
   baseUrl: string;
@@ -117,6 +120,22 @@ async function tlsOptionsOrConfigError(config: Config, tls: TlsSettings): Promis
   }
 }
 
+/**
+ * The key operations of a start: the data keys unwrapped (with the provider's KEK version), store
+ * files re-keyed to a rotated store-file key, and the store-file versions that then open nothing.
+ */
+function keyEvents(keys: DataKeys, rekeyed: string[]): AuthEvent[] {
+  const system = { who: 'system', address: 'server', success: true } as const;
+  const events: AuthEvent[] = [{ ...system, kind: 'keys-unwrapped', detail: `provider=${keys.provider.kind} keys=${keys.ages().map((a) => a.id).join(',')}` }];
+  if (rekeyed.length > 0) events.push({ ...system, kind: 'store-rekeyed', detail: `files=${rekeyed.join(',')} key=${keys.current('store-file').id}` });
+  for (const id of keys.liveIds('store-file')) {
+    if (id === keys.current('store-file').id) continue;
+    keys.retire(id);
+    events.push({ ...system, kind: 'key-retired', detail: `key=${id} reason=store-files-rekeyed` });
+  }
+  return events;
+}
+
 /** The composition root: config -> store -> HTTP app -> listening server. */
 export async function startServer(config: Config, options: { logger?: boolean | Record<string, unknown> } = {}): Promise<Server> {
   if (config.auth.mode === 'off') assertLoopback(config.host);
@@ -157,6 +176,12 @@ export async function startServer(config: Config, options: { logger?: boolean | 
   checkpoints.start(config.auditCheckpointSeconds, (err) => process.emitWarning(`audit checkpoint failed: ${(err as Error)?.name ?? 'error'}`));
   auth.register(app.fastify, store, app.audit);
   for (const event of startupEvents(config, newKeys)) app.audit.record(authEventFacts(event));
+  for (const event of keyEvents(keys, rekeyed)) app.audit.record(authEventFacts(event));
+  const reencryption = new ReencryptionJob({
+    store, keys, dataDir: config.dataDir, sealed: config.encryptResourceBodies,
+    record: (event) => app.audit.record(authEventFacts(event)), log: (message) => app.fastify.log.info(message),
+  });
+  reencryption.start();
   let url: string;
   try {
     url = await app.fastify.listen({ host: config.host, port: config.port });
@@ -184,8 +209,10 @@ export async function startServer(config: Config, options: { logger?: boolean | 
     url,
     baseUrl,
     alerts,
+    reencryption,
     async close() {
       stopWatching();
+      await reencryption.stop();
       await app.fastify.close();
       // The trail's last records are flushed by now: the head they end in is signed before closing.
       await checkpoints.stop();

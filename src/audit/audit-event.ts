@@ -112,6 +112,14 @@ const alertTypes: Record<string, { code: string; display: string }> = {
   'client-registered': { code: '110129', display: 'Security Configuration' },
   'key-created': { code: '110129', display: 'Security Configuration' },
   'config-loaded': { code: '110129', display: 'Security Configuration' },
+  'keys-unwrapped': { code: '110129', display: 'Security Configuration' },
+  'key-rotated': { code: '110129', display: 'Security Configuration' },
+  'keys-rewrapped': { code: '110129', display: 'Security Configuration' },
+  'store-rekeyed': { code: '110129', display: 'Security Configuration' },
+  'reencrypted': { code: '110129', display: 'Security Configuration' },
+  'key-retired': { code: '110129', display: 'Security Configuration' },
+  'backup': { code: '110106', display: 'Export' },
+  'restore': { code: '110107', display: 'Import' },
 };
 const signedOut = new Set(['logout', 'session-expired']);
 

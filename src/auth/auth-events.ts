@@ -20,7 +20,11 @@ export type AuthEventKind =
   | 'token' | 'token-refreshed' | 'token-failed' | 'token-reuse' | 'client-auth-failed' | 'token-introspected' | 'token-revoked' | 'grant-revoked'
   | 'token-rejected'
   // administration
-  | 'user-created' | 'client-registered' | 'key-created' | 'config-loaded';
+  | 'user-created' | 'client-registered' | 'key-created' | 'config-loaded'
+  // keys (envelope encryption)
+  | 'keys-unwrapped' | 'key-rotated' | 'keys-rewrapped' | 'store-rekeyed' | 'reencrypted' | 'key-retired'
+  // backups
+  | 'backup' | 'restore';
 
 export interface AuthEvent {
   kind: AuthEventKind;

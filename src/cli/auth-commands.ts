@@ -7,7 +7,7 @@ import type { AuthStore } from '../store/auth-store.ts';
 import type { AuditRecordFacts } from '../audit/audit-record.ts';
 import { AuditLog } from '../audit/audit-log.ts';
 import { authEventFacts, consoleActor, handOver, type AuthEvent } from '../auth/auth-events.ts';
-import { assertNotInUse } from './exclusive.ts';
+import { serverRunning } from './exclusive.ts';
 import { UsageError } from './args.ts';
 
 /**
@@ -32,13 +32,13 @@ export type ConsoleEvent = Pick<AuthEvent, 'kind' | 'detail'>;
  * Runs `work` on the data dir's auth file (safe while the server runs: SQLite serialises the
  * writes), then records what it did in the audit trail as the console (see recordConsoleEvents).
  */
-export async function withAuthStore<T>(config: Pick<Config, 'dataDir' | 'keyProvider'>, work: (store: AuthStore, record: (event: ConsoleEvent) => void) => Promise<T>): Promise<T> {
+export async function withAuthStore<T>(config: Pick<Config, 'dataDir' | 'keyProvider'>, work: (store: AuthStore, record: (event: ConsoleEvent) => void, keys: DataKeys) => Promise<T>): Promise<T> {
   const dataDir = config.dataDir;
   const keys = await openKeys(dataDir, config.keyProvider);
   const store = new SqliteAuthStore(join(dataDir, 'bastion-auth.db'), storeFileKey(dataDir, keys, 'bastion-auth.db'));
   const events: AuditRecordFacts[] = [];
   try {
-    const result = await work(store, (event) => events.push(authEventFacts({ ...consoleActor, success: true, ...event })));
+    const result = await work(store, (event) => events.push(authEventFacts({ ...consoleActor, success: true, ...event })), keys);
     if (events.length > 0) await recordConsoleEvents(dataDir, keys, store, events);
     return result;
   } finally {
@@ -73,12 +73,4 @@ async function recordConsoleEvents(dataDir: string, keys: DataKeys, store: AuthS
   for (const facts of events) await handOver(store, facts);
 }
 
-function serverRunning(dataDir: string, keys: DataKeys): boolean {
-  try {
-    assertNotInUse(dataDir, keys);
-    return false;
-  } catch (err) {
-    if (/in use by another process/.test((err as Error).message)) return true;
-    throw err;
-  }
-}
+

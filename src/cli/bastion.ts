@@ -6,6 +6,9 @@ import { reindexCommand } from './reindex.ts';
 import { usersCommand } from './users.ts';
 import { clientsCommand } from './clients.ts';
 import { auditCommand } from './audit.ts';
+import { keysCommand } from './keys.ts';
+import { complianceCommand } from './compliance.ts';
+import { backupCommand, restoreCommand } from './backup.ts';
 
 const help = `Usage: bastion <command> [options]
 
@@ -16,12 +19,18 @@ Commands:
   users     add users who sign in to apps (users add)
   clients   register client applications (clients add)
   audit     check the audit trail's hash chain (audit verify)
+  keys      key status and rotation (keys status, keys rotate)
+  compliance  check transport, key custody and key age against the HIPAA safeguards
+  backup    write an encrypted backup of the data dir, while the server runs
+  restore   restore a backup into a new data dir, and verify it
 
 Run 'bastion <command> --help' for a command's options.
 `;
 
 const commands: Record<string, (args: string[]) => Promise<void>> = {
   serve, import: importCommand, reindex: reindexCommand, users: usersCommand, clients: clientsCommand, audit: auditCommand,
+  keys: keysCommand, compliance: complianceCommand,
+  backup: backupCommand, restore: restoreCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -28,3 +28,14 @@ export function assertNotInUse(dataDir: string, keys: DataKeys): void {
     db.close();
   }
 }
+
+/** Whether a server (or another command) has the store open now. */
+export function serverRunning(dataDir: string, keys: DataKeys): boolean {
+  try {
+    assertNotInUse(dataDir, keys);
+    return false;
+  } catch (err) {
+    if (/in use by another process/.test((err as Error).message)) return true;
+    throw err;
+  }
+}

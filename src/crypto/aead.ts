@@ -1,8 +1,25 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
+
+/**
+ * Random nonces are cut from a pool filled from the CSPRNG 4 KiB at a time: a `randomBytes(12)`
+ * call per sealed version cost more than the encryption itself. Each nonce is used once.
+ */
+const pool = Buffer.alloc(4096);
+let poolAt = pool.length;
+
+function freshNonce(): Buffer {
+  if (poolAt + 12 > pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  const nonce = Buffer.from(pool.subarray(poolAt, poolAt + 12));
+  poolAt += 12;
+  return nonce;
+}
 
 /** AES-256-GCM with a fresh 96-bit random nonce: `nonce | ciphertext | tag`. Throws if the bytes or the AAD differ. */
 export function aesGcmSeal(key: Buffer, plaintext: Buffer, aad: Buffer): Buffer {
-  const nonce = randomBytes(12);
+  const nonce = freshNonce();
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   cipher.setAAD(aad);
   const body = cipher.update(plaintext);

@@ -106,7 +106,15 @@ export class ResourceCodec {
       if (!this.encryptBodies || `resource-body.${sealedVersion(content)}` !== this.keys.current('resource-body').id) return true;
       text = this.open(content, type, id, version);
     }
-    return text.includes(encryptedValueUrl) && !text.includes(this.identifierMarker());
+    if (!text.includes(encryptedValueUrl)) return this.holdsPlainSensitive(text);
+    return !text.includes(this.identifierMarker());
+  }
+
+  /** A version written before its identifiers were protected (or before an expression was added) holds them in clear. */
+  private holdsPlainSensitive(text: string): boolean {
+    if (!text.includes('"identifier"') && !this.sensitive.customExpressions) return false;
+    const resource = JSON.parse(text) as Resource;
+    return this.sensitive.find(resource).some((i) => typeof i.value === 'string');
   }
 
   /** A stored column under the current keys (the re-encryption job's step). */

@@ -31,6 +31,11 @@ export class SensitiveIdentifiers {
     this.topLevelOnly = expressions.every((e) => /^identifier\b/.test(e.trim()));
   }
 
+  /** Expressions may reach identifiers anywhere, not only a resource's own `identifier`. */
+  get customExpressions(): boolean {
+    return !this.topLevelOnly;
+  }
+
   /** True when there is nothing to look for in this resource. */
   skip(resource: Resource): boolean {
     return this.selectors.length === 0 || (this.topLevelOnly && (resource as { identifier?: unknown }).identifier === undefined);

@@ -135,6 +135,13 @@ export interface Store extends StoreReader {
    * (after the search parameter definitions changed). Returns how many resources were indexed.
    */
   reindex(): Promise<number>;
+  /**
+   * Brings every stored version to the current keys and settings (after a key rotation, or
+   * sealing turned on), in small batches between other writes; resolves with what it did.
+   */
+  reencrypt?(onProgress?: (progress: ReencryptProgress) => void): Promise<ReencryptProgress>;
+  /** How many stored versions are not under the current keys and settings. */
+  staleCount?(): Promise<number>;
   /** Appended audit records in order, a page at a time. */
   auditRecords(query: AuditQuery): Promise<StoredAuditRecord[]>;
   /** Audit records that may match a search, a page at a time (audit/audit-search.ts tests them). */
@@ -146,4 +153,13 @@ export interface Store extends StoreReader {
   /** Keeps a signed checkpoint of the chain's head with the audit trail (append-only). */
   appendAuditCheckpoint(checkpoint: { count: number; head: Buffer; at: string; jws: string }): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The re-encryption job's state. */
+export interface ReencryptProgress {
+  /** Versions examined so far, of `total`. */
+  examined: number;
+  total: number;
+  /** Versions rewritten under the current keys. */
+  rewritten: number;
 }

@@ -35,7 +35,16 @@ interface CheckpointResult {
 function run(): void {
   try {
     const r = passive.get();
-    if (r && r.log >= restartAtPages) restart.get();
+    if (r && r.log >= restartAtPages) {
+      // RESTART waits for readers to finish while it blocks writers: with a long reader (an online
+      // backup) that stalled every write for the busy timeout. Tried without waiting instead; the next round retries.
+      db.pragma('busy_timeout = 0');
+      try {
+        restart.get();
+      } finally {
+        db.pragma('busy_timeout = 5000');
+      }
+    }
   } catch (err) {
     // Busy or locked: the next round retries. Anything else is reported; the WAL keeps the data.
     const code = (err as { code?: string }).code;

@@ -1,7 +1,7 @@
 import type { Resource } from '../../fhir/types.ts';
 import type { SearchRequest } from '../../fhir/search/types.ts';
 import type {
-  AuditCandidateQuery, AuditQuery, AuditRecord, HistoryPage, StoredAuditRecord, HistoryQuery, SearchResult, Store, StoreWriter, StoredResource, UpdateOptions, UpdateResult, WriteMethod,
+  AuditCandidateQuery, AuditQuery, AuditRecord, HistoryPage, ReencryptProgress, StoredAuditRecord, HistoryQuery, SearchResult, Store, StoreWriter, StoredResource, UpdateOptions, UpdateResult, WriteMethod,
 } from '../store.ts';
 import { conflict, FhirError, preconditionFailed } from '../../fhir/outcome.ts';
 import { MonotonicClock } from '../clock.ts';
@@ -19,6 +19,7 @@ import { CurrentCache } from './current-cache.ts';
 import { indexResource, searchResources } from './search.ts';
 import { ensureSearchIndex, rebuildSearchIndex } from './search-index.ts';
 import { ResourceCodec } from '../resource-codec.ts';
+import { countStale, reencryptVersions } from './reencrypt.ts';
 
 export interface SqliteStoreOptions {
   path: string;
@@ -133,6 +134,14 @@ export class SqliteStore implements Store {
     const n = rebuildSearchIndex(this.writer, this.codec);
     this.cache.invalidate(true);
     return n;
+  }
+
+  reencrypt(onProgress?: (progress: ReencryptProgress) => void): Promise<ReencryptProgress> {
+    return reencryptVersions(this.writer, this.codec, (work) => this.queue.run(async () => work()), onProgress);
+  }
+
+  async staleCount(): Promise<number> {
+    return countStale(this.reader, this.codec);
   }
 
   appendAudit(records: AuditRecord[]): Promise<number> {

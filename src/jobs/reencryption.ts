@@ -1,0 +1,149 @@
+import { existsSync, readFileSync, renameSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DataKeys, KeyPurpose } from '../crypto/data-keys.ts';
+import { dataKeysFile } from '../crypto/open-keys.ts';
+import type { ReencryptProgress, Store } from '../store/store.ts';
+import type { AuthEvent } from '../auth/auth-events.ts';
+
+/** The purposes whose ciphertexts live in the stored versions, and so are re-encrypted by this job. */
+const rewrittenPurposes: KeyPurpose[] = ['resource-body', 'identifier'];
+
+interface Completed {
+  /** The key versions and setting the store was last brought up to. */
+  state: string;
+  at: string;
+}
+
+/**
+ * Keeps the stored versions under the current keys: after `bastion keys rotate` (the server takes
+ * the new keys from data-keys.json within seconds) or a change of `encryptResourceBodies`, a
+ * background pass re-encrypts them in small batches between requests, logs its progress, and
+ * then retires the key versions nothing uses any more. Every step is recorded in the audit trail.
+ */
+export class ReencryptionJob {
+  private readonly store: Store;
+  private readonly keys: DataKeys;
+  private readonly dataDir: string;
+  private readonly sealed: boolean;
+  private readonly record: (event: AuthEvent) => void;
+  private readonly log: (message: string) => void;
+  private running: Promise<void> | undefined;
+  private current: ReencryptProgress | undefined;
+  private stopWatching: (() => void) | undefined;
+
+  constructor(options: { store: Store; keys: DataKeys; dataDir: string; sealed: boolean; record: (event: AuthEvent) => void; log: (message: string) => void }) {
+    this.store = options.store;
+    this.keys = options.keys;
+    this.dataDir = options.dataDir;
+    this.sealed = options.sealed;
+    this.record = options.record;
+    this.log = options.log;
+  }
+
+  /** Runs a pass now if the store was not yet brought up to the current keys, and again whenever the keys change. */
+  start(intervalMs = 2000): void {
+    if (this.completedState() !== this.state()) this.run();
+    const file = dataKeysFile(this.dataDir);
+    const changed = () => void this.keysChanged();
+    watchFile(file, { interval: intervalMs, persistent: false }, changed);
+    this.stopWatching = () => unwatchFile(file, changed);
+  }
+
+  /** The pass under way, if any. */
+  progress(): ReencryptProgress | undefined {
+    return this.current && { ...this.current };
+  }
+
+  /** Resolves once the pass under way (if any) has finished. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  async stop(): Promise<void> {
+    this.stopWatching?.();
+    await this.idle();
+  }
+
+  private async keysChanged(): Promise<void> {
+    let added: string[];
+    try {
+      added = await this.keys.reload();
+    } catch (err) {
+      this.log(`data keys changed but could not be loaded: ${(err as Error).message}`);
+      return;
+    }
+    if (added.length === 0) return;
+    this.record({ kind: 'keys-unwrapped', who: 'system', address: 'server', success: true, detail: `new=${added.join(',')}` });
+    if (added.some((id) => rewrittenPurposes.some((p) => id.startsWith(`${p}.`)))) this.run();
+  }
+
+  private run(): void {
+    if (this.running || !this.store.reencrypt) return;
+    const started = Date.now();
+    this.running = this.pass().then(
+      (done) => {
+        const seconds = (Date.now() - started) / 1000;
+        this.log(`re-encryption finished: ${done.rewritten} of ${done.examined} versions rewritten in ${seconds.toFixed(1)} s`);
+        this.record({ kind: 'reencrypted', who: 'system', address: 'server', success: true, detail: `examined=${done.examined} rewritten=${done.rewritten} keys=${this.state()}` });
+      },
+      (err: unknown) => {
+        this.log(`re-encryption stopped: ${(err as Error).message}`);
+        this.record({ kind: 'reencrypted', who: 'system', address: 'server', success: false, detail: `error=${(err as Error).name}` });
+      },
+    ).finally(() => {
+      this.running = undefined;
+      this.current = undefined;
+    });
+  }
+
+  private async pass(): Promise<ReencryptProgress> {
+    const state = this.state();
+    let lastLog = 0;
+    const done = await this.store.reencrypt!((p) => {
+      this.current = p;
+      if (Date.now() - lastLog > 5000) {
+        lastLog = Date.now();
+        this.log(`re-encryption: ${p.examined} of ${p.total} versions examined, ${p.rewritten} rewritten`);
+      }
+    });
+    // Keys rotated again meanwhile: the next pass (already triggered) finishes the work.
+    if (state === this.state()) {
+      this.retireUnused();
+      this.markCompleted(state);
+    }
+    return done;
+  }
+
+  /** Every version examined is under the current keys now: older body and identifier keys decrypt nothing any more. */
+  private retireUnused(): void {
+    for (const purpose of rewrittenPurposes) {
+      const current = this.keys.current(purpose).id;
+      for (const id of this.keys.liveIds(purpose)) {
+        if (id === current) continue;
+        this.keys.retire(id);
+        this.record({ kind: 'key-retired', who: 'system', address: 'server', success: true, detail: `key=${id} reason=nothing-encrypted-under-it` });
+      }
+    }
+  }
+
+  private state(): string {
+    return [...rewrittenPurposes.map((p) => this.keys.current(p).id), this.sealed ? 'sealed' : 'text'].join(' ');
+  }
+
+  private completedState(): string | undefined {
+    const file = join(this.dataDir, 'reencryption.json');
+    if (!existsSync(file)) return undefined;
+    try {
+      return (JSON.parse(readFileSync(file, 'utf8')) as Completed).state;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private markCompleted(state: string): void {
+    const file = join(this.dataDir, 'reencryption.json');
+    const completed: Completed = { state, at: new Date().toISOString() };
+    writeFileSync(`${file}.tmp`, JSON.stringify(completed) + '\n', { mode: 0o600 });
+    renameSync(`${file}.tmp`, file);
+  }
+}
