@@ -7,8 +7,11 @@ import { withAuthStore, type ConsoleEvent } from './auth-commands.ts';
 import { AuditLog } from '../audit/audit-log.ts';
 import { authEventFacts, consoleActor } from '../auth/auth-events.ts';
 import { keyAgeFindings } from '../compliance/key-age.ts';
+import { LocalKeyring, parseMasterKey } from '../crypto/providers/local-keyring.ts';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
-export const keysHelp = `Usage: bastion keys status|rotate [options]
+export const keysHelp = `Usage: bastion keys status|rotate|change-master [options]
 
   status    the key provider, its key-encryption key (KEK) versions and every data key's current
             version with its age (keys older than 90 days are flagged: HIPAA programs rotate quarterly),
@@ -18,6 +21,10 @@ export const keysHelp = `Usage: bastion keys status|rotate [options]
             stopped, the store files are re-keyed and the stored versions re-encrypted now (with
             progress); while it runs, it takes the new keys within seconds, re-encrypts in the
             background, and re-keys the store files at its next start. Every step is audited.
+  change-master
+            (local keyring) seals keyring.json under a new master key, given as
+            BASTION_NEW_MASTER_KEY or BASTION_NEW_MASTER_PASSPHRASE; a development master.key
+            is then removed. Start the server with BASTION_MASTER_KEY / _PASSPHRASE set to it.
 
 Options (rotate):
   --kek-only            only the KEK (re-wraps the data keys; no data is re-encrypted)
@@ -48,7 +55,8 @@ export async function keysCommand(args: string[]): Promise<void> {
   }
   const config = loadConfig({ dataDir: values['data-dir'] as string | undefined }, process.env, values.config as string | undefined);
   if (sub === 'status') return status(config);
-  if (sub !== 'rotate') throw new UsageError(`keys ${sub}: not a subcommand (status, rotate)`);
+  if (sub === 'change-master') return changeMaster(config);
+  if (sub !== 'rotate') throw new UsageError(`keys ${sub}: not a subcommand (status, rotate, change-master)`);
   const purposes = purposesOf(values.purpose as unknown as string[] | undefined, values['kek-only'] === true);
   await rotate(config, purposes.kek, purposes.data);
 }
@@ -155,6 +163,27 @@ async function status(config: Config): Promise<void> {
   } else {
     say('the server is running: its log reports the re-encryption progress');
   }
+}
+
+async function changeMaster(config: Config): Promise<void> {
+  const next = process.env.BASTION_NEW_MASTER_KEY
+    ? { kind: 'key' as const, key: parseMasterKey(process.env.BASTION_NEW_MASTER_KEY), origin: 'BASTION_NEW_MASTER_KEY' }
+    : process.env.BASTION_NEW_MASTER_PASSPHRASE && process.env.BASTION_NEW_MASTER_PASSPHRASE.length >= 12
+      ? { kind: 'passphrase' as const, passphrase: process.env.BASTION_NEW_MASTER_PASSPHRASE }
+      : undefined;
+  if (!next) throw new UsageError('change-master needs BASTION_NEW_MASTER_KEY (32 bytes, hex or base64) or BASTION_NEW_MASTER_PASSPHRASE (12 characters at least)');
+  await withAuthStore(config, async (_auth, record, keys) => {
+    if (!(keys.provider instanceof LocalKeyring)) throw new UsageError(`change-master is for the local keyring; the ${keys.provider.kind} provider keeps its own keys`);
+    const before = keys.provider.masterKeySource;
+    keys.provider.changeMaster(next);
+    const devFile = join(config.dataDir, 'master.key');
+    if (before === 'file' && existsSync(devFile)) {
+      writeFileSync(devFile, '0'.repeat(64) + '\n');
+      rmSync(devFile);
+    }
+    record({ kind: 'key-rotated', detail: `key=master from=${before} to=${next.kind}` });
+    say(`keyring.json is sealed under the new master key; start the server with ${next.kind === 'key' ? 'BASTION_MASTER_KEY' : 'BASTION_MASTER_PASSPHRASE'} set to it`);
+  });
 }
 
 function say(line: string): void {

@@ -117,10 +117,22 @@ export class ResourceCodec {
     return this.sensitive.find(resource).some((i) => typeof i.value === 'string');
   }
 
-  /** A stored column under the current keys (the re-encryption job's step). */
-  reencode(type: string, id: string, version: number, content: string | Uint8Array): string | Buffer {
-    const resource = JSON.parse(this.decode(type, id, version, content)) as Resource & { id: string };
-    return this.encode(resource, version).content;
+  /**
+   * The re-encryption job's step: the stored column under the current keys and setting, or
+   * undefined when it already is. Only identifiers under an older key (or in clear) take the JSON
+   * round trip; a body under an older key is opened and sealed again as it is.
+   */
+  refreshed(type: string, id: string, version: number, content: string | Uint8Array): string | Buffer | undefined {
+    if (!this.keys) return undefined;
+    const sealedNow = typeof content !== 'string' && `resource-body.${sealedVersion(content)}` === this.keys.current('resource-body').id;
+    const text = typeof content === 'string' ? content : this.open(content, type, id, version);
+    const identifiersStale = text.includes(encryptedValueUrl) ? !text.includes(this.identifierMarker()) : this.holdsPlainSensitive(text);
+    if (identifiersStale) {
+      const resource = JSON.parse(this.decode(type, id, version, text)) as Resource & { id: string };
+      return this.encode(resource, version).content;
+    }
+    if (this.encryptBodies) return sealedNow ? undefined : this.seal(text, type, id, version);
+    return typeof content === 'string' ? undefined : text;
   }
 
   private withBlindValues(c: SearchCriterion): SearchCriterion {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/config.ts';
@@ -143,3 +143,39 @@ test('bastion compliance reports the development master key and exits 1', () => 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('bastion keys change-master moves a keyring off the development master.key; without the new key it does not open', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bastion-master-'));
+  try {
+    const clean = { BASTION_DATA_DIR: dir, BASTION_MASTER_KEY: '', BASTION_MASTER_PASSPHRASE: '' };
+    await (await openStore(dir)).close();
+    const key = '11'.repeat(32);
+    const missing = cli(clean, 'keys', 'change-master');
+    assert.equal(missing.status, 2);
+    assert.match(missing.stderr, /needs BASTION_NEW_MASTER_KEY/);
+    const moved = cli({ ...clean, BASTION_NEW_MASTER_KEY: key }, 'keys', 'change-master');
+    assert.equal(moved.status, 0, moved.stderr);
+    assert.ok(!readdirSync(dir).includes('master.key'), 'the development master key is gone');
+    const without = cli(clean, 'keys', 'status');
+    assert.equal(without.status, 2);
+    assert.match(without.stderr, /No master key for the existing keyring/);
+    assert.ok(!readdirSync(dir).includes('master.key'), 'no new development key made for an existing keyring');
+    const wrong = cli({ ...clean, BASTION_MASTER_KEY: '22'.repeat(32) }, 'keys', 'status');
+    assert.match(wrong.stderr, /master key does not open/);
+    const right = cli({ ...clean, BASTION_MASTER_KEY: key }, 'keys', 'status');
+    assert.equal(right.status, 0, right.stderr);
+    assert.ok(JSON.stringify(await auditEventsInWith(dir, key)).includes('key=master from=file to=key'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** The trail of a data dir whose keyring is under `masterKey` (the environment variable, for this process). */
+async function auditEventsInWith(dir: string, masterKey: string) {
+  process.env.BASTION_MASTER_KEY = masterKey;
+  try {
+    return await auditEventsIn(dir);
+  } finally {
+    delete process.env.BASTION_MASTER_KEY;
+  }
+}

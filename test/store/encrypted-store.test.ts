@@ -140,7 +140,8 @@ describe('tampering and rotation', () => {
     db.close();
     assert.deepEqual(rows.map((r) => sealedVersion(r.content)), [1, 2]);
     assert.deepEqual(rows.map((r) => codec.isStale('Patient', patient.id, r.version, r.content)), [true, false]);
-    const moved = codec.reencode('Patient', patient.id, 1, rows[0].content) as Buffer;
+    assert.equal(codec.refreshed('Patient', patient.id, 2, rows[1].content), undefined, 'already current');
+    const moved = codec.refreshed('Patient', patient.id, 1, rows[0].content) as Buffer;
     assert.equal(sealedVersion(moved), 2);
     assert.equal(codec.isStale('Patient', patient.id, 1, moved), false);
     assert.deepEqual(JSON.parse(codec.decode('Patient', patient.id, 1, moved)).identifier, patient.identifier);

@@ -98,6 +98,22 @@ export class LocalKeyring implements KeyProvider {
     return file.versions.map((v) => ({ id: v.id, created: v.created, current: v.id === last }));
   }
 
+  /**
+   * Seals the keyring under another master key (moving off the development `master.key`, or a
+   * master key rotation): every KEK version is opened with the current master key and sealed again.
+   */
+  changeMaster(next: MasterKeySource): void {
+    const file = this.#opened();
+    const master = next.kind === 'passphrase'
+      ? { kdf: 'scrypt' as const, salt: randomBytes(16).toString('base64'), ...scryptParams }
+      : { kdf: 'none' as const };
+    const nextRing = new LocalKeyring(this.#path, next);
+    const key = nextRing.#masterKey(master);
+    const versions = file.versions.map((v) => ({ ...v, key: seal(key, open(this.#master!, v.key, v.id), v.id) }));
+    this.#save({ ...file, master, check: seal(key, Buffer.from(checkText), 'check'), versions });
+    this.#master = key;
+  }
+
   /** Where the master key comes from, for the compliance checks (a file beside the data is weaker). */
   get masterKeySource(): MasterKeySource['kind'] {
     return this.#source.kind;
@@ -126,7 +142,7 @@ export class LocalKeyring implements KeyProvider {
       return scryptSync(source.passphrase.normalize('NFKC'), Buffer.from(master.salt, 'base64'), 32, { N: master.N, r: master.r, p: master.p, maxmem: 256 * 1024 * 1024 });
     }
     if (master.kdf !== 'none') throw new KeyProviderError(`${this.#path} was made with a passphrase: set BASTION_MASTER_PASSPHRASE`);
-    return source.kind === 'key' ? source.key : masterKeyFile(source.path);
+    return source.kind === 'key' ? source.key : masterKeyFile(source.path, !existsSync(this.#path));
   }
 
   #kek(id: string): Buffer {
@@ -152,9 +168,12 @@ export class LocalKeyring implements KeyProvider {
   }
 }
 
-/** The development master key file: 32 random bytes (hex), owner-only, made when first needed. */
-function masterKeyFile(path: string): Buffer {
-  if (!existsSync(path)) writeFileSync(path, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+/** The development master key file: 32 random bytes (hex), owner-only, made with a new keyring only. */
+function masterKeyFile(path: string, newKeyring: boolean): Buffer {
+  if (!existsSync(path)) {
+    if (!newKeyring) throw new KeyProviderError(`No master key for the existing keyring: set BASTION_MASTER_KEY or BASTION_MASTER_PASSPHRASE (or restore ${path})`);
+    writeFileSync(path, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+  }
   const hex = readFileSync(path, 'utf8').trim();
   if (!/^[0-9a-f]{64}$/.test(hex)) throw new KeyProviderError(`${path} does not hold a 256-bit hex key`);
   return Buffer.from(hex, 'hex');

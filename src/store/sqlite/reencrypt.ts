@@ -32,8 +32,9 @@ export async function reencryptVersions(
       const rows = next.all(after, batchSize);
       for (const row of rows) {
         progress.examined++;
-        if (!codec.isStale(row.type, row.id, row.version, row.content)) continue;
-        rewrite.run(codec.reencode(row.type, row.id, row.version, row.content), row.seq);
+        const fresh = codec.refreshed(row.type, row.id, row.version, row.content);
+        if (fresh === undefined) continue;
+        rewrite.run(fresh, row.seq);
         progress.rewritten++;
       }
       if (rows.length > 0) after = rows[rows.length - 1].seq;

@@ -9,6 +9,7 @@ import { decodeCursor, encodeCursor } from './search-cursor.ts';
 import { findIncluded, type ResourceRow } from './search-include.ts';
 import { ensureSetTables } from './search-sets.ts';
 import type { ResourceCodec } from '../resource-codec.ts';
+import type { CurrentCache } from './current-cache.ts';
 
 /**
  * Writes the search index rows of one resource version (undefined: the resource was deleted).
@@ -19,12 +20,19 @@ export function indexResource(db: Db, rid: number, resource: Resource | undefine
   writeIndexRows(db, rid, resource, isNew, previous);
 }
 
-export function searchResources(db: Db, codec: ResourceCodec, asked: SearchRequest): SearchResult {
+export function searchResources(db: Db, codec: ResourceCodec, asked: SearchRequest, cache?: CurrentCache): SearchResult {
   const request = codec.searchable(asked);
-  const toStored = (row: ResourceRow): StoredResource => ({
-    resourceType: row.type, id: row.id, versionId: String(row.version), lastUpdated: row.last_updated, deleted: false,
-    json: codec.decode(row.type, row.id, row.version, row.content),
-  });
+  const toStored = (row: ResourceRow): StoredResource => {
+    // A sealed body is decrypted once while it stays current: reads and searches share the decoded version.
+    const cached = cache?.get(row.type, row.id);
+    if (cached && cached.versionId === String(row.version)) return cached;
+    const stored = {
+      resourceType: row.type, id: row.id, versionId: String(row.version), lastUpdated: row.last_updated, deleted: false,
+      json: codec.decode(row.type, row.id, row.version, row.content),
+    };
+    if (cache && typeof row.content !== 'string') cache.set(stored);
+    return stored;
+  };
   ensureSetTables(db, request);
   const keyCount = request.sort.length;
   const cursor = request.cursor === undefined ? undefined : decodeCursor(request.cursor, keyCount);

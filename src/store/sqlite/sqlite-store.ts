@@ -120,7 +120,7 @@ export class SqliteStore implements Store {
   }
 
   async search(request: SearchRequest): Promise<SearchResult> {
-    return searchResources(this.reader, this.codec, request);
+    return searchResources(this.reader, this.codec, request, this.cache);
   }
 
   transaction<T>(work: (tx: StoreWriter) => Promise<T>): Promise<T> {
