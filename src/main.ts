@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Config } from './config/config.ts';
 import { assertLoopback, ConfigError } from './config/config.ts';
 import { openDataKeys, type KeyProviderSettings } from './crypto/open-keys.ts';
+import { signingKeySeal } from './crypto/data-key-seal.ts';
 import type { DataKeys } from './crypto/data-keys.ts';
 import { KeyProviderError } from './crypto/key-provider.ts';
 import { fileKeyOf, rekeyFile, storeFiles } from './store/sqlite/file-key.ts';
@@ -84,15 +85,15 @@ function storeFileVersions(keys: DataKeys) {
 }
 
 /** The key the audit chain's checkpoints are signed with (ES256), created with the data dir. */
-export async function auditSigningKey(dataDir: string, which: 'private' | 'public' = 'private'): Promise<JWK> {
-  const keys = await loadOrCreateSigningKeys(join(dataDir, 'audit-signing-keys.json'));
+export async function auditSigningKey(dataDir: string, which: 'private' | 'public' = 'private', dataKeys?: DataKeys): Promise<JWK> {
+  const keys = await loadOrCreateSigningKeys(join(dataDir, 'audit-signing-keys.json'), signingKeySeal(dataKeys ?? await openKeys(dataDir)));
   const set = which === 'private' ? keys.privateJwks : keys.publicJwks;
   return set.keys.find((k) => k.alg === 'ES256')!;
 }
 
 /** The key the Provenance of writes is signed with (ES256), created with the data dir. */
-export async function provenanceSigner(dataDir: string): Promise<ProvenanceSigner> {
-  const keys = await loadOrCreateSigningKeys(join(dataDir, 'provenance-signing-keys.json'));
+export async function provenanceSigner(dataDir: string, dataKeys?: DataKeys): Promise<ProvenanceSigner> {
+  const keys = await loadOrCreateSigningKeys(join(dataDir, 'provenance-signing-keys.json'), signingKeySeal(dataKeys ?? await openKeys(dataDir)));
   const es256 = (set: { keys: JWK[] }) => set.keys.find((k) => k.alg === 'ES256')!;
   return new ProvenanceSigner(es256(keys.privateJwks), es256(keys.publicJwks));
 }
@@ -160,18 +161,18 @@ export async function startServer(config: Config, options: { logger?: boolean | 
   });
   let auth;
   try {
-    auth = await openAuthServer(config, { file: storeFileKey(config.dataDir, keys, 'bastion-auth.db'), cookie: keys.current('cookie').key }, alerts);
+    auth = await openAuthServer(config, { file: storeFileKey(config.dataDir, keys, 'bastion-auth.db'), cookie: keys.current('cookie').key, signingKeys: signingKeySeal(keys) }, alerts);
   } catch (err) {
     await store.close();
     throw err;
   }
   const pseudonymKey = keys.current('pseudonym').key;
   const newKeys = keysToBeCreated(config.dataDir);
-  const signer = config.provenanceSignatures ? await provenanceSigner(config.dataDir) : undefined;
+  const signer = config.provenanceSignatures ? await provenanceSigner(config.dataDir, keys) : undefined;
   const app = buildApp({
     config, store, ...(https ? { https } : {}), authenticator: auth.authenticator, logger: options.logger ?? false, pseudonymKey: Buffer.from(pseudonymKey), ...(signer ? { provenanceSigner: signer } : {}),
   });
-  const checkpoints = new AuditCheckpoints(store, await auditSigningKey(config.dataDir), copies,
+  const checkpoints = new AuditCheckpoints(store, await auditSigningKey(config.dataDir, 'private', keys), copies,
     (err) => process.emitWarning(`audit checkpoint not copied: ${(err as Error)?.message ?? 'error'}`));
   checkpoints.start(config.auditCheckpointSeconds, (err) => process.emitWarning(`audit checkpoint failed: ${(err as Error)?.name ?? 'error'}`));
   auth.register(app.fastify, store, app.audit);

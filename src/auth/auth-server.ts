@@ -7,7 +7,7 @@ import type { AuthStore, UserRecord } from '../store/auth-store.ts';
 import { SqliteAuthStore } from '../store/sqlite/auth-db.ts';
 import { bearerAuthenticator, localAuthenticator, type Authenticator } from './authenticate.ts';
 import { TokenVerifier, externalIssuer, ownIssuer } from './access-token.ts';
-import { loadOrCreateSigningKeys } from './signing-keys.ts';
+import { loadOrCreateSigningKeys, type KeyFileSeal } from './signing-keys.ts';
 import { Revocations } from './revocations.ts';
 import { createProvider } from './server/provider.ts';
 import { useSmartMiddleware } from './server/smart-middleware.ts';
@@ -35,7 +35,7 @@ export interface AuthServer {
   close(): Promise<void>;
 }
 
-export async function openAuthServer(config: Config, secrets: { file: Buffer; cookie: Buffer }, alerts: Alerts): Promise<AuthServer> {
+export async function openAuthServer(config: Config, secrets: { file: Buffer; cookie: Buffer; signingKeys?: KeyFileSeal }, alerts: Alerts): Promise<AuthServer> {
   if (config.auth.mode === 'off') return { authenticator: localAuthenticator, register: () => {}, close: async () => {} };
   const store = new SqliteAuthStore(join(config.dataDir, 'bastion-auth.db'), secrets.file);
   try {
@@ -46,7 +46,7 @@ export async function openAuthServer(config: Config, secrets: { file: Buffer; co
     let emit: (event: AuthEvent) => void = (event) => early.push({ event, at: new Date().toISOString() });
     const keysFile = join(config.dataDir, 'signing-keys.json');
     const newKeys = !existsSync(keysFile);
-    const keys = await loadOrCreateSigningKeys(keysFile);
+    const keys = await loadOrCreateSigningKeys(keysFile, secrets.signingKeys);
     if (newKeys) emit({ kind: 'key-created', who: 'system', address: 'server', success: true, detail: `authorization server signing keys kid=${keys.publicJwks.keys.map((k) => k.kid).join(',')}` });
     const verifier = new TokenVerifier(
       [ownIssuer(config, keys.publicJwks), ...config.auth.externalIssuers.map((e) => externalIssuer(e, config))],

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 
 export interface SigningKeys {
@@ -8,23 +9,58 @@ export interface SigningKeys {
   publicJwks: { keys: JWK[] };
 }
 
+/** Seals and opens a key file's content (the `signing` data key); absent: the file is plain JSON. */
+export interface KeyFileSeal {
+  seal(plaintext: Buffer, aad: string): { key: string; sealed: string };
+  open(key: string, sealed: string, aad: string): Buffer;
+  /** The key id new seals use: a file sealed under an older one is sealed again. */
+  currentKey(): string;
+}
+
+interface SealedFile {
+  format: 'bastion-sealed-jwks/1';
+  key: string;
+  sealed: string;
+}
+
 /**
- * The authorization server's signing keys: RS256 (what OpenID Connect clients must be able to
- * verify) and ES256 (smaller and faster, used for access tokens). Created on first start in the
- * data dir, readable by the owner only; never in the repository. (The key-provider work moves them
- * under a master key and adds rotation.)
+ * Signing keys (ES256 and RS256 private JWKs): the authorization server's, the audit trail's and
+ * the Provenance signer's. Created on first start in the data dir, owner-only, never in the
+ * repository; with a `seal` they are kept encrypted under the `signing` data key, so they are
+ * only as readable as the key provider lets them be (a plain file from before is sealed on first load).
  */
-export async function loadOrCreateSigningKeys(path: string): Promise<SigningKeys> {
+export async function loadOrCreateSigningKeys(path: string, seal?: KeyFileSeal): Promise<SigningKeys> {
   let keys: JWK[];
+  const aad = basename(path);
   if (existsSync(path)) {
     const mode = statSync(path).mode & 0o777;
     if (mode & 0o077) throw new Error(`Key file ${path} is readable by others (mode ${mode.toString(8)}); chmod 600 it`);
-    keys = (JSON.parse(readFileSync(path, 'utf8')) as { keys: JWK[] }).keys;
+    const stored = JSON.parse(readFileSync(path, 'utf8')) as { keys: JWK[] } | SealedFile;
+    if ('sealed' in stored) {
+      if (!seal) throw new Error(`Key file ${path} is sealed: it needs the data dir's keys`);
+      keys = (JSON.parse(seal.open(stored.key, stored.sealed, aad).toString('utf8')) as { keys: JWK[] }).keys;
+      if (stored.key !== seal.currentKey()) write(path, keys, seal, aad);
+    } else {
+      keys = stored.keys;
+      if (seal) write(path, keys, seal, aad);
+    }
   } else {
     keys = [await newKey('ES256'), await newKey('RS256')];
-    writeFileSync(path, JSON.stringify({ keys }) + '\n', { mode: 0o600, flag: 'wx' });
+    write(path, keys, seal, aad, 'wx');
   }
   return { privateJwks: { keys }, publicJwks: { keys: keys.map(publicPart) } };
+}
+
+function write(path: string, keys: JWK[], seal: KeyFileSeal | undefined, aad: string, flag = 'w'): void {
+  const plain = JSON.stringify({ keys });
+  const content = seal ? JSON.stringify({ format: 'bastion-sealed-jwks/1', ...seal.seal(Buffer.from(plain), aad) } satisfies SealedFile) : plain;
+  if (flag === 'wx') {
+    writeFileSync(path, content + '\n', { mode: 0o600, flag });
+    return;
+  }
+  const temporary = `${path}.${process.pid}.tmp`;
+  writeFileSync(temporary, content + '\n', { mode: 0o600 });
+  renameSync(temporary, path);
 }
 
 async function newKey(alg: 'ES256' | 'RS256'): Promise<JWK> {

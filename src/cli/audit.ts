@@ -66,7 +66,7 @@ export async function auditCommand(args: string[]): Promise<void> {
     const db = openAuditFile(config.dataDir, keys);
     try {
       const who = `console:${userInfo().username}`;
-      const result = await purgeAuditTrail(db, { before: new Date(before), years: config.auditRetentionYears, who, key: await auditSigningKey(config.dataDir), publicKey: await auditSigningKey(config.dataDir, 'public') });
+      const result = await purgeAuditTrail(db, { before: new Date(before), years: config.auditRetentionYears, who, key: await auditSigningKey(config.dataDir, 'private', keys), publicKey: await auditSigningKey(config.dataDir, 'public', keys) });
       process.stdout.write(result.removed === 0
         ? `nothing to purge: no record before ${before}\n`
         : `purged ${result.removed.toLocaleString('en-US')} records (1..${result.through}); the purge is signed and recorded on the trail\n`);
@@ -121,9 +121,10 @@ function openAuditFile(dataDir: string, keys: DataKeys) {
  * link but no longer ends where a checkpoint says it did).
  */
 export async function verifyAuditFile(dataDir: string, keyProvider?: KeyProviderSettings): Promise<ChainVerdict> {
-  const db = openAuditFile(dataDir, await openKeys(dataDir, keyProvider));
+  const keys = await openKeys(dataDir, keyProvider);
+  const db = openAuditFile(dataDir, keys);
   try {
-    const publicKey = await auditSigningKey(dataDir, 'public');
+    const publicKey = await auditSigningKey(dataDir, 'public', keys);
     let anchor;
     try {
       anchor = await anchorOf(db, publicKey);

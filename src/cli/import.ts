@@ -57,7 +57,7 @@ export async function importCommand(args: string[]): Promise<void> {
   let report;
   try {
     // After the store: a first import creates the data dir.
-    const signer = config.provenanceSignatures ? await provenanceSigner(config.dataDir) : undefined;
+    const signer = config.provenanceSignatures ? await provenanceSigner(config.dataDir, keys) : undefined;
     report = await importFiles(positionals, {
       store, config, serverIds: values['server-ids'] === true, batchSize, ...(signer ? { provenanceSigner: signer } : {}),
       onProgress: showProgress ? (p) => process.stderr.write(`\r\x1b[K${progressLine(p)}`) : undefined,
