@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import aws4 from 'aws4';
+import { serviceUrl } from './service-url.ts';
 import { KeyProviderError, type KekVersion, type KeyProvider, type WrappedKey } from '../key-provider.ts';
 
 export interface AwsKmsCredentials {
@@ -286,17 +287,7 @@ function checkKeyId(keyId: string): string {
 }
 
 function checkEndpoint(endpoint: string): URL {
-  let url: URL;
-  try {
-    url = new URL(endpoint);
-  } catch {
-    throw new KeyProviderError('The KMS endpoint is not a URL');
-  }
-  const loopback = url.hostname === 'localhost' || url.hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(url.hostname);
-  // A signed request over http can be read (the data key rides in it); loopback is the test exception.
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) throw new KeyProviderError(`The KMS endpoint must be https (http only to a loopback address): ${url.origin}`);
-  if (url.username || url.password || url.search || url.hash) throw new KeyProviderError('The KMS endpoint must not carry credentials, a query or a fragment');
-  return url;
+  return serviceUrl(endpoint, 'KMS endpoint');
 }
 
 function checkCredentials(credentials: AwsKmsCredentials): AwsKmsCredentials {

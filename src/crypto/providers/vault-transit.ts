@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
+import { serviceUrl } from './service-url.ts';
 import { KeyProviderError, type KekVersion, type KeyProvider, type WrappedKey } from '../key-provider.ts';
 
 /** Where the KEK lives in Vault (or OpenBao, which serves the same Transit API). */
@@ -276,22 +277,8 @@ function parseBody(text: string): VaultBody {
 }
 
 function checkAddress(address: string): string {
-  let url: URL;
-  try {
-    url = new URL(address);
-  } catch {
-    throw new KeyProviderError('The Vault address is not a URL');
-  }
-  // A token must never cross the network in clear text; loopback (a local agent or a test) is the exception.
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopback(url.hostname))) {
-    throw new KeyProviderError(`The Vault address must be https (http only to a loopback address): ${url.origin}`);
-  }
-  if (url.username || url.password || url.search || url.hash) throw new KeyProviderError('The Vault address must not carry credentials, a query or a fragment');
+  const url = serviceUrl(address, 'Vault address');
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
-}
-
-function isLoopback(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }
 
 function checkToken(token: string): string {
