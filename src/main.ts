@@ -125,13 +125,13 @@ async function tlsOptionsOrConfigError(config: Config, tls: TlsSettings): Promis
  * The key operations of a start: the data keys unwrapped (with the provider's KEK version), store
  * files re-keyed to a rotated store-file key, and the store-file versions that then open nothing.
  */
-function keyEvents(keys: DataKeys, rekeyed: string[]): AuthEvent[] {
+async function keyEvents(keys: DataKeys, rekeyed: string[]): Promise<AuthEvent[]> {
   const system = { who: 'system', address: 'server', success: true } as const;
   const events: AuthEvent[] = [{ ...system, kind: 'keys-unwrapped', detail: `provider=${keys.provider.kind} keys=${keys.ages().map((a) => a.id).join(',')}` }];
   if (rekeyed.length > 0) events.push({ ...system, kind: 'store-rekeyed', detail: `files=${rekeyed.join(',')} key=${keys.current('store-file').id}` });
   for (const id of keys.liveIds('store-file')) {
     if (id === keys.current('store-file').id) continue;
-    keys.retire(id);
+    await keys.retire(id);
     events.push({ ...system, kind: 'key-retired', detail: `key=${id} reason=store-files-rekeyed` });
   }
   return events;
@@ -177,11 +177,12 @@ export async function startServer(config: Config, options: { logger?: boolean | 
   checkpoints.start(config.auditCheckpointSeconds, (err) => process.emitWarning(`audit checkpoint failed: ${(err as Error)?.name ?? 'error'}`));
   auth.register(app.fastify, store, app.audit);
   for (const event of startupEvents(config, newKeys)) app.audit.record(authEventFacts(event));
-  for (const event of keyEvents(keys, rekeyed)) app.audit.record(authEventFacts(event));
+  for (const event of await keyEvents(keys, rekeyed)) app.audit.record(authEventFacts(event));
   const reencryption = new ReencryptionJob({
-    store, keys, dataDir: config.dataDir, sealed: config.encryptResourceBodies,
+    store, keys, dataDir: config.dataDir, sealed: config.encryptResourceBodies, sensitiveIdentifiers: config.sensitiveIdentifiers,
     record: (event) => app.audit.record(authEventFacts(event)), log: (message) => app.fastify.log.info(message),
   });
+  await reencryption.prepare();
   reencryption.start();
   let url: string;
   try {

@@ -6,7 +6,9 @@
  */
 export function redactIdentifierValues(query: string, blind: (value: string) => string): string {
   if (!query.includes('identifier')) return query;
-  return query.split('&').map((pair) => {
+  // A conditional create's If-None-Exist may be written `Patient?identifier=...` or `?identifier=...`.
+  const prefix = /^[A-Za-z]*\?/.exec(query)?.[0] ?? '';
+  return prefix + query.slice(prefix.length).split('&').map((pair) => {
     const eq = pair.indexOf('=');
     if (eq < 0) return pair;
     const name = decode(pair.slice(0, eq));

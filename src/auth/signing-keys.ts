@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createFileDurably, writeFileDurably } from '../crypto/durable-file.ts';
 import { basename } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 
@@ -54,13 +55,8 @@ export async function loadOrCreateSigningKeys(path: string, seal?: KeyFileSeal):
 function write(path: string, keys: JWK[], seal: KeyFileSeal | undefined, aad: string, flag = 'w'): void {
   const plain = JSON.stringify({ keys });
   const content = seal ? JSON.stringify({ format: 'bastion-sealed-jwks/1', ...seal.seal(Buffer.from(plain), aad) } satisfies SealedFile) : plain;
-  if (flag === 'wx') {
-    writeFileSync(path, content + '\n', { mode: 0o600, flag });
-    return;
-  }
-  const temporary = `${path}.${process.pid}.tmp`;
-  writeFileSync(temporary, content + '\n', { mode: 0o600 });
-  renameSync(temporary, path);
+  if (flag === 'wx') createFileDurably(path, content + '\n');
+  else writeFileDurably(path, content + '\n');
 }
 
 async function newKey(alg: 'ES256' | 'RS256'): Promise<JWK> {

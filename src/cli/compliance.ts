@@ -23,7 +23,7 @@ export async function complianceCommand(args: string[]): Promise<void> {
   const keys = await openKeys(config.dataDir, config.keyProvider);
   const findings: Finding[] = [
     ...transportFindings(config),
-    ...keyCustodyFindings(config.keyProvider),
+    ...keyCustodyFindings(config.keyProvider, config.dataDir),
     ...keyAgeFindings(await keys.provider.versions(), keys.ages()),
   ];
   if (values.json) process.stdout.write(JSON.stringify({ findings }, null, 2) + '\n');

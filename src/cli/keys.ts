@@ -5,6 +5,7 @@ import { parse, UsageError } from './args.ts';
 import { serverRunning } from './exclusive.ts';
 import { withAuthStore, type ConsoleEvent } from './auth-commands.ts';
 import { AuditLog } from '../audit/audit-log.ts';
+import { atRestMismatch, completedAsText } from '../jobs/reencryption.ts';
 import { authEventFacts, consoleActor } from '../auth/auth-events.ts';
 import { keyAgeFindings } from '../compliance/key-age.ts';
 import { LocalKeyring, parseMasterKey } from '../crypto/providers/local-keyring.ts';
@@ -75,6 +76,8 @@ async function rotate(config: Config, kek: boolean, purposes: KeyPurpose[]): Pro
   // The console's audit records are written with the same keys once the work is done: one DataKeys throughout.
   const offline = await withAuthStore(config, async (_auth, record, keys) => {
     const running = serverRunning(config.dataDir, keys);
+    const mismatch = running ? undefined : atRestMismatch(config.dataDir, config);
+    if (mismatch && purposes.some((p) => p === 'resource-body' || p === 'identifier' || p === 'blind-index')) throw new UsageError(`refusing to re-encrypt: ${mismatch}`);
     if (running && purposes.includes('blind-index')) throw new UsageError('rotating the blind-index key re-indexes every resource: stop the server first');
     if (kek) {
       const version = await keys.provider.rotate();
@@ -105,12 +108,16 @@ async function applyNow(config: Config, keys: DataKeys, purposes: KeyPurpose[]):
   if (purposes.includes('store-file')) {
     const files = rekeyStoreFiles(config.dataDir, keys);
     if (files.length > 0) record({ kind: 'store-rekeyed', detail: `files=${files.join(',')} key=${keys.current('store-file').id}` });
-    retireAllBut(keys, 'store-file', record, 'store-files-rekeyed');
+    await retireAllBut(keys, 'store-file', record, 'store-files-rekeyed');
     say(`store files re-keyed: ${files.join(', ') || 'none yet'}`);
   }
   const rewrite = purposes.filter((p) => p === 'resource-body' || p === 'identifier');
   const store = await openStore(config.dataDir, keys, config);
   try {
+    // Re-encrypting with sealing off would unseal every body: only when the server is configured so too.
+    if (rewrite.length > 0 && !config.encryptResourceBodies && await store.holdsSealedBodies?.() && !completedAsText(config.dataDir)) {
+      throw new UsageError('refusing to re-encrypt: the stored bodies are sealed and this configuration does not seal them (encryptResourceBodies=false); run with the server\'s configuration. The keys are rotated; the server re-encrypts at its next start');
+    }
     if (rewrite.length > 0 && store.reencrypt) {
       const started = performance.now();
       const tty = process.stderr.isTTY === true;
@@ -119,13 +126,14 @@ async function applyNow(config: Config, keys: DataKeys, purposes: KeyPurpose[]):
       });
       if (tty) process.stderr.write('\r\x1b[K');
       const seconds = (performance.now() - started) / 1000;
-      record({ kind: 'reencrypted', detail: `examined=${done.examined} rewritten=${done.rewritten}` });
+      record({ kind: 'reencrypted', detail: `examined=${done.examined} rewritten=${done.rewritten} unreadable=${done.unreadable}` });
       say(`re-encrypted ${done.rewritten.toLocaleString('en-US')} of ${done.examined.toLocaleString('en-US')} versions in ${seconds.toFixed(1)} s`);
-      for (const purpose of rewrite) retireAllBut(keys, purpose, record, 'nothing-encrypted-under-it');
+      if (done.unreadable > 0) say(`${done.unreadable} stored versions do not decrypt (altered?): the older keys are kept`);
+      else for (const purpose of rewrite) await retireAllBut(keys, purpose, record, 'nothing-encrypted-under-it');
     }
     if (purposes.includes('blind-index')) {
       const n = await store.reindex();
-      retireAllBut(keys, 'blind-index', record, 'reindexed');
+      await retireAllBut(keys, 'blind-index', record, 'reindexed');
       say(`re-indexed ${n.toLocaleString('en-US')} resources under the new blind-index key`);
     }
     // The server is stopped: the console appends its records to the trail itself.
@@ -137,10 +145,10 @@ async function applyNow(config: Config, keys: DataKeys, purposes: KeyPurpose[]):
   }
 }
 
-function retireAllBut(keys: DataKeys, purpose: KeyPurpose, record: (event: ConsoleEvent) => void, reason: string): void {
+async function retireAllBut(keys: DataKeys, purpose: KeyPurpose, record: (event: ConsoleEvent) => void, reason: string): Promise<void> {
   for (const id of keys.liveIds(purpose)) {
     if (id === keys.current(purpose).id) continue;
-    keys.retire(id);
+    await keys.retire(id);
     record({ kind: 'key-retired', detail: `key=${id} reason=${reason}` });
   }
 }

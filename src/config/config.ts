@@ -416,7 +416,8 @@ function transportOf(input: ConfigInput, host: string): TransportConfig {
   if (!input.tlsCert !== !input.tlsKey) throw new ConfigError('tlsCert and tlsKey go together: a certificate needs its private key');
   const clientCertificates = input.tlsClientCertificates ?? (input.tlsClientCa ? 'optional' : 'off');
   if (!['off', 'optional', 'required'].includes(clientCertificates)) throw new ConfigError(`tlsClientCertificates must be off, optional or required (got "${clientCertificates}")`);
-  if (clientCertificates === 'required' && !input.tlsClientCa) throw new ConfigError('tlsClientCertificates=required needs tlsClientCa: the CAs client certificates are verified against');
+  // Without a CA list Node would verify client certificates against the public web roots: any publicly issued certificate would do.
+  if (clientCertificates !== 'off' && !input.tlsClientCa) throw new ConfigError(`tlsClientCertificates=${clientCertificates} needs tlsClientCa: the CAs client certificates are verified against`);
   return {
     mode,
     minVersion,

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { withFileLock, writeFileDurably } from './durable-file.ts';
 import { KeyProviderError, type KeyProvider, type WrappedKey } from './key-provider.ts';
 
 /**
@@ -52,16 +53,10 @@ export class DataKeys {
 
   /** Opens the data keys, making any purpose that has none yet (from `legacy` where given, so old data stays readable). */
   static async open(path: string, provider: KeyProvider, legacy: LegacyKeys = {}): Promise<DataKeys> {
-    const file = existsSync(path) ? readKeysFile(path) : { format: 'bastion-data-keys/1' as const, keys: {} };
-    const keys = new DataKeys(path, provider, file);
-    let added = false;
-    for (const purpose of keyPurposes) {
-      if (file.keys[purpose]?.length) continue;
-      await keys.#add(purpose, legacy[purpose] ?? randomBytes(32));
-      added = true;
-    }
-    if (added) keys.#save();
-    await keys.#unwrapAll();
+    const keys = new DataKeys(path, provider, { format: 'bastion-data-keys/1', keys: {} });
+    await keys.#change(async (file) => {
+      for (const purpose of keyPurposes) if (!file.keys[purpose]?.length) await keys.#add(file, purpose, legacy[purpose] ?? randomBytes(32));
+    });
     return keys;
   }
 
@@ -69,7 +64,7 @@ export class DataKeys {
   current(purpose: KeyPurpose): DataKey {
     const latest = this.#versions(purpose).filter((v) => !v.retired).at(-1)!;
     const id = idOf(purpose, latest.version);
-    return { id, key: this.#plain.get(id)! };
+    return { id, key: this.key(id) };
   }
 
   /** A version by id, for decrypting what it encrypted. */
@@ -86,38 +81,40 @@ export class DataKeys {
 
   /** A new version of a purpose, current from now on; older ones still decrypt. */
   async rotate(purpose: KeyPurpose): Promise<DataKey> {
-    const key = randomBytes(32);
-    const id = await this.#add(purpose, key);
-    this.#save();
-    this.#plain.set(id, key);
-    return { id, key };
+    let id = '';
+    await this.#change(async (file) => {
+      id = await this.#add(file, purpose, randomBytes(32));
+    });
+    return { id, key: this.key(id) };
   }
 
   /** Re-wraps every data key under the provider's current KEK (after the KEK was rotated). Returns how many. */
   async rewrap(): Promise<number> {
     let count = 0;
-    for (const purpose of keyPurposes) {
-      for (const v of this.#versions(purpose)) {
-        if (v.retired) continue;
-        v.wrapped = await this.provider.wrap(this.#plain.get(idOf(purpose, v.version))!, contextOf(purpose, v.version));
-        count++;
+    await this.#change(async (file) => {
+      for (const purpose of keyPurposes) {
+        for (const v of file.keys[purpose] ?? []) {
+          if (v.retired) continue;
+          v.wrapped = await this.provider.wrap(this.key(idOf(purpose, v.version)), contextOf(purpose, v.version));
+          count++;
+        }
       }
-    }
-    this.#save();
+    });
     return count;
   }
 
   /** Drops a version nothing is encrypted under any more (the caller has checked); the current one cannot be retired. */
-  retire(id: string): void {
+  async retire(id: string): Promise<void> {
     const [purpose, version] = parseId(id);
-    if (this.current(purpose).id === id) throw new KeyProviderError(`${id} is the current ${purpose} key; rotate first`);
-    const stored = this.#versions(purpose).find((v) => v.version === version);
-    if (!stored || stored.retired) throw new UnknownDataKeyError(`No live data key ${id}`);
-    stored.retired = new Date().toISOString();
-    stored.wrapped = { provider: stored.wrapped.provider, kek: stored.wrapped.kek, ciphertext: '' };
-    this.#plain.get(id)?.fill(0);
-    this.#plain.delete(id);
-    this.#save();
+    await this.#change(async (file) => {
+      const list = file.keys[purpose] ?? [];
+      const live = list.filter((v) => !v.retired);
+      if (live.at(-1)?.version === version) throw new KeyProviderError(`${id} is the current ${purpose} key; rotate first`);
+      const stored = live.find((v) => v.version === version);
+      if (!stored) throw new UnknownDataKeyError(`No live data key ${id}`);
+      stored.retired = new Date().toISOString();
+      stored.wrapped = { provider: stored.wrapped.provider, kek: stored.wrapped.kek, ciphertext: '' };
+    });
   }
 
   /** Each purpose's current version and when it was made (the compliance checks flag keys older than a quarter). */
@@ -128,44 +125,66 @@ export class DataKeys {
     });
   }
 
-  /** Takes versions another process added (a `bastion keys rotate` beside the running server). */
+  /**
+   * Takes what another process changed (a `bastion keys rotate` beside the running server). All or
+   * nothing: until every new version unwraps, the keys in use stay as they were.
+   */
   async reload(): Promise<string[]> {
-    this.#file = readKeysFile(this.#path);
     const before = new Set(this.#plain.keys());
-    await this.#unwrapAll();
+    await this.#adopt(readKeysFile(this.#path));
     return [...this.#plain.keys()].filter((id) => !before.has(id));
   }
 
-  async #add(purpose: KeyPurpose, key: Buffer): Promise<string> {
-    const list = (this.#file.keys[purpose] ??= []);
-    const version = (list.at(-1)?.version ?? 0) + 1;
-    list.push({ version, created: new Date().toISOString(), wrapped: await this.provider.wrap(key, contextOf(purpose, version)) });
-    return idOf(purpose, version);
+  /**
+   * Every change goes through here: under the file's lock, the file as it is on disk now (another
+   * process may have changed it), `change` applied, saved durably, then taken as current.
+   */
+  async #change(change: (file: DataKeysFile) => Promise<void>): Promise<void> {
+    await withFileLock(this.#path, async () => {
+      const file = existsSync(this.#path) ? readKeysFile(this.#path) : { format: 'bastion-data-keys/1' as const, keys: {} };
+      await this.#adopt(file);
+      const before = JSON.stringify(file);
+      await change(file);
+      if (JSON.stringify(file) !== before) writeFileDurably(this.#path, JSON.stringify(file, null, 2) + '\n');
+      await this.#adopt(file);
+    });
   }
 
-  async #unwrapAll(): Promise<void> {
+  async #add(file: DataKeysFile, purpose: KeyPurpose, key: Buffer): Promise<string> {
+    const list = (file.keys[purpose] ??= []);
+    const version = (list.at(-1)?.version ?? 0) + 1;
+    list.push({ version, created: new Date().toISOString(), wrapped: await this.provider.wrap(key, contextOf(purpose, version)) });
+    const id = idOf(purpose, version);
+    this.#plain.set(id, key);
+    return id;
+  }
+
+  /** Unwraps what `file` has and this process does not, then makes `file` the one in use. */
+  async #adopt(file: DataKeysFile): Promise<void> {
+    const unwrapped = new Map<string, Buffer>();
     for (const purpose of keyPurposes) {
-      for (const v of this.#versions(purpose)) {
+      for (const v of file.keys[purpose] ?? []) {
         const id = idOf(purpose, v.version);
-        if (v.retired) {
-          this.#plain.delete(id);
-          continue;
-        }
-        if (!this.#plain.has(id)) this.#plain.set(id, await this.provider.unwrap(v.wrapped, contextOf(purpose, v.version)));
+        if (!v.retired && !this.#plain.has(id)) unwrapped.set(id, await this.provider.unwrap(v.wrapped, contextOf(purpose, v.version)));
       }
     }
+    for (const [id, key] of unwrapped) this.#plain.set(id, key);
+    for (const purpose of keyPurposes) {
+      for (const v of file.keys[purpose] ?? []) {
+        const id = idOf(purpose, v.version);
+        if (v.retired && this.#plain.has(id)) {
+          this.#plain.get(id)!.fill(0);
+          this.#plain.delete(id);
+        }
+      }
+    }
+    this.#file = file;
   }
 
   #versions(purpose: KeyPurpose): StoredVersion[] {
     const list = this.#file.keys[purpose];
     if (!list?.length) throw new UnknownDataKeyError(`No ${purpose} key`);
     return list;
-  }
-
-  #save(): void {
-    const temporary = `${this.#path}.${process.pid}.tmp`;
-    writeFileSync(temporary, JSON.stringify(this.#file, null, 2) + '\n', { mode: 0o600 });
-    renameSync(temporary, this.#path);
   }
 }
 

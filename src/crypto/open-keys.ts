@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { removeFileDurably } from './durable-file.ts';
 import { hkdfSync } from 'node:crypto';
 import { join } from 'node:path';
 import { DataKeys, type LegacyKeys } from './data-keys.ts';
@@ -32,9 +33,10 @@ export async function openDataKeys(dataDir: string, settings: KeyProviderSetting
   const legacyPath = join(dataDir, 'store.key');
   const legacy = existsSync(legacyPath) ? legacyKeys(readFileSync(legacyPath, 'utf8')) : {};
   const keys = await DataKeys.open(dataKeysFile(dataDir), provider, legacy);
+  // Only once the wrapped copy is durably on disk (DataKeys.open saves it so) does the plain one go.
   if (existsSync(legacyPath)) {
     writeFileSync(legacyPath, '0'.repeat(64) + '\n');
-    rmSync(legacyPath);
+    removeFileDurably(legacyPath);
   }
   return keys;
 }

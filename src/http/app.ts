@@ -1,4 +1,6 @@
 import type { TlsOptions } from 'node:tls';
+import type { Socket } from 'node:net';
+import { compile as compileTrust } from '@fastify/proxy-addr';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Config } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
@@ -63,6 +65,7 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
   const services = { facts, ...(pseudonyms ? { pseudonyms } : {}), ...(provenanceSigner ? { provenanceSigner } : {}) };
   registerBodyParsers(fastify);
   if (config.transport.mode !== 'off') requireHttpsFromNowOn(fastify);
+  if (config.transport.mode === 'proxy') onlyFromTheProxy(fastify, config.transport.trustProxy);
   registerPreflight(fastify, ['/fhir', '/fhir/*']);
 
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
@@ -115,6 +118,17 @@ function requireHttpsFromNowOn(fastify: FastifyInstance): void {
   fastify.addHook('onRequest', (request, reply, done) => {
     reply.raw.setHeader('strict-transport-security', 'max-age=31536000');
     done();
+  });
+}
+
+/**
+ * Behind a TLS-terminating proxy the plain-HTTP port must be reachable from that proxy alone:
+ * anyone else reaching it would send tokens and PHI in clear, and could name their own address.
+ */
+function onlyFromTheProxy(fastify: FastifyInstance, trustProxy: string[]): void {
+  const trusted = compileTrust(trustProxy);
+  fastify.server.on('connection', (socket: Socket) => {
+    if (!socket.remoteAddress || !trusted(socket.remoteAddress, 0)) socket.destroy();
   });
 }
 

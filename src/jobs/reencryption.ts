@@ -4,6 +4,7 @@ import type { DataKeys, KeyPurpose } from '../crypto/data-keys.ts';
 import { dataKeysFile } from '../crypto/open-keys.ts';
 import type { ReencryptProgress, Store } from '../store/store.ts';
 import type { AuthEvent } from '../auth/auth-events.ts';
+import { createHash } from 'node:crypto';
 
 /** The purposes whose ciphertexts live in the stored versions, and so are re-encrypted by this job. */
 const rewrittenPurposes: KeyPurpose[] = ['resource-body', 'identifier'];
@@ -25,19 +26,34 @@ export class ReencryptionJob {
   private readonly keys: DataKeys;
   private readonly dataDir: string;
   private readonly sealed: boolean;
+  private readonly identifiers: string;
   private readonly record: (event: AuthEvent) => void;
   private readonly log: (message: string) => void;
   private running: Promise<void> | undefined;
   private current: ReencryptProgress | undefined;
   private stopWatching: (() => void) | undefined;
 
-  constructor(options: { store: Store; keys: DataKeys; dataDir: string; sealed: boolean; record: (event: AuthEvent) => void; log: (message: string) => void }) {
+  constructor(options: { store: Store; keys: DataKeys; dataDir: string; sealed: boolean; sensitiveIdentifiers: readonly string[]; record: (event: AuthEvent) => void; log: (message: string) => void }) {
     this.store = options.store;
     this.keys = options.keys;
     this.dataDir = options.dataDir;
     this.sealed = options.sealed;
+    this.identifiers = identifiersDigest(options.sensitiveIdentifiers);
     this.record = options.record;
     this.log = options.log;
+  }
+
+  /**
+   * Before serving: when the sensitive identifiers' expressions changed since the store was last
+   * brought up to date, the search index is rebuilt (values newly selected leave it for their blind
+   * index); the pass that `start` then runs encrypts them in the stored versions.
+   */
+  async prepare(): Promise<void> {
+    const completed = this.completedState();
+    if (completed && identifiersPart(completed) !== this.identifiers) {
+      this.log('the sensitive identifiers changed: re-indexing before serving');
+      await this.store.reindex();
+    }
   }
 
   /** Runs a pass now if the store was not yet brought up to the current keys, and again whenever the keys change. */
@@ -106,38 +122,38 @@ export class ReencryptionJob {
         this.log(`re-encryption: ${p.examined} of ${p.total} versions examined, ${p.rewritten} rewritten`);
       }
     });
+    if (done.unreadable > 0) {
+      // Altered rows still name their keys: retiring those would make the damage permanent.
+      this.log(`re-encryption: ${done.unreadable} stored versions do not decrypt (altered?); older keys are kept`);
+      this.record({ kind: 'reencrypted', who: 'system', address: 'server', success: false, detail: `unreadable=${done.unreadable}` });
+      return done;
+    }
     // Keys rotated again meanwhile: the next pass (already triggered) finishes the work.
     if (state === this.state()) {
-      this.retireUnused();
+      await this.retireUnused();
       this.markCompleted(state);
     }
     return done;
   }
 
   /** Every version examined is under the current keys now: older body and identifier keys decrypt nothing any more. */
-  private retireUnused(): void {
+  private async retireUnused(): Promise<void> {
     for (const purpose of rewrittenPurposes) {
       const current = this.keys.current(purpose).id;
       for (const id of this.keys.liveIds(purpose)) {
         if (id === current) continue;
-        this.keys.retire(id);
+        await this.keys.retire(id);
         this.record({ kind: 'key-retired', who: 'system', address: 'server', success: true, detail: `key=${id} reason=nothing-encrypted-under-it` });
       }
     }
   }
 
   private state(): string {
-    return [...rewrittenPurposes.map((p) => this.keys.current(p).id), this.sealed ? 'sealed' : 'text'].join(' ');
+    return [...rewrittenPurposes.map((p) => this.keys.current(p).id), this.sealed ? 'sealed' : 'text', `ids:${this.identifiers}`].join(' ');
   }
 
   private completedState(): string | undefined {
-    const file = join(this.dataDir, 'reencryption.json');
-    if (!existsSync(file)) return undefined;
-    try {
-      return (JSON.parse(readFileSync(file, 'utf8')) as Completed).state;
-    } catch {
-      return undefined;
-    }
+    return completedState(this.dataDir);
   }
 
   private markCompleted(state: string): void {
@@ -146,4 +162,41 @@ export class ReencryptionJob {
     writeFileSync(`${file}.tmp`, JSON.stringify(completed) + '\n', { mode: 0o600 });
     renameSync(`${file}.tmp`, file);
   }
+}
+
+function identifiersDigest(expressions: readonly string[]): string {
+  return createHash('sha256').update(JSON.stringify(expressions)).digest('hex').slice(0, 16);
+}
+
+function identifiersPart(state: string): string | undefined {
+  return /(?:^| )ids:([0-9a-f]+)/.exec(state)?.[1];
+}
+
+function completedState(dataDir: string): string | undefined {
+  const file = join(dataDir, 'reencryption.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as Completed).state;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why a console command must not rewrite the store with these settings: the server last brought
+ * it up to date with others (sealing, sensitive identifiers), which the command would undo.
+ */
+export function atRestMismatch(dataDir: string, settings: { encryptResourceBodies: boolean; sensitiveIdentifiers: readonly string[] }): string | undefined {
+  const state = completedState(dataDir);
+  if (!state) return undefined;
+  const sealed = state.split(' ').includes('sealed');
+  if (sealed !== settings.encryptResourceBodies) return `the server keeps resource bodies ${sealed ? 'sealed' : 'as text'}; run with its configuration (encryptResourceBodies=${sealed})`;
+  const ids = identifiersPart(state);
+  if (ids !== undefined && ids !== identifiersDigest(settings.sensitiveIdentifiers)) return 'the server protects other sensitive identifiers than this configuration names; run with its configuration (sensitiveIdentifiers)';
+  return undefined;
+}
+
+/** Whether the server last brought the store up to date with bodies as text (sealing deliberately off). */
+export function completedAsText(dataDir: string): boolean {
+  return completedState(dataDir)?.split(' ').includes('text') ?? false;
 }

@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto';
 import type { Resource } from '../fhir/types.ts';
 import type { SearchCriterion, SearchRequest, TokenValue } from '../fhir/search/types.ts';
 import type { DataKeys } from '../crypto/data-keys.ts';
+import { FhirError } from '../fhir/outcome.ts';
 import { openVersioned, sealedVersion, sealVersioned } from '../crypto/aead.ts';
 import { SensitiveIdentifiers, type IdentifierElement } from './sensitive-identifiers.ts';
 
@@ -43,6 +44,8 @@ export class ResourceCodec {
 
   encode(resource: Resource & { id: string }, version: number): Encoded {
     const json = JSON.stringify(resource);
+    // The server's own marker: a client's copy of it would make the resource unreadable (or pass off its bytes as ours).
+    if (json.includes(encryptedValueUrl)) throw new FhirError(422, `The extension ${encryptedValueUrl} is reserved to the server: it marks identifiers it encrypted`, 'invalid');
     let text = json;
     let indexed: Resource = resource;
     if (!this.sensitive.skip(resource)) {
@@ -87,7 +90,7 @@ export class ResourceCodec {
    * non-sensitive identifier cannot equal a `bi:` HMAC by chance.)
    */
   searchable(request: SearchRequest): SearchRequest {
-    if (!this.keys || !request.criteria.some(hasIdentifierValues)) return request;
+    if (!this.keys) return request;
     return { ...request, criteria: request.criteria.map((c) => this.withBlindValues(c)) };
   }
 
@@ -112,7 +115,7 @@ export class ResourceCodec {
 
   /** A version written before its identifiers were protected (or before an expression was added) holds them in clear. */
   private holdsPlainSensitive(text: string): boolean {
-    if (!text.includes('"identifier"') && !this.sensitive.customExpressions) return false;
+    if (!this.sensitive.mayHold(text)) return false;
     const resource = JSON.parse(text) as Resource;
     return this.sensitive.find(resource).some((i) => typeof i.value === 'string');
   }
@@ -137,11 +140,24 @@ export class ResourceCodec {
 
   private withBlindValues(c: SearchCriterion): SearchCriterion {
     switch (c.kind) {
+      // Identifier parameters only: doubling every token criterion (codes, statuses) would slow every search for nothing.
       case 'token':
+        return c.code.includes('identifier') ? { ...c, values: c.values.flatMap((v) => this.blindAlternative(v)) } : c;
       case 'reference-identifier':
-        return { ...c, values: c.values.flatMap((v) => this.blindAlternative(v)) } as SearchCriterion;
+        return { ...c, values: c.values.flatMap((v) => this.blindAlternative(v)) };
       case 'token-of-type':
         return { ...c, values: c.values.flatMap((v) => [v, { ...v, value: this.blind(v.value) }]) };
+      // Chained, reverse-chained and combined criteria reach identifiers too (`subject:Patient.identifier=`).
+      case 'chain':
+      case 'has':
+      case 'for-types':
+      case 'not':
+        return { ...c, criterion: this.withBlindValues(c.criterion) } as SearchCriterion;
+      case 'all-of':
+      case 'any-of':
+        return { ...c, criteria: c.criteria.map((x) => this.withBlindValues(x)) } as SearchCriterion;
+      case 'composite':
+        return { ...c, values: c.values.map((tuple) => tuple.map((x) => this.withBlindValues(x))) };
       default:
         return c;
     }
@@ -226,10 +242,6 @@ export class ResourceCodec {
     header.writeUInt32BE(versionOf(this.keys!.current('identifier').id), 2);
     return `"valueBase64Binary":"${header.toString('base64')}`;
   }
-}
-
-function hasIdentifierValues(c: SearchCriterion): boolean {
-  return c.kind === 'token' || c.kind === 'reference-identifier' || c.kind === 'token-of-type';
 }
 
 const versionOf = (id: string) => Number(id.slice(id.lastIndexOf('.') + 1));

@@ -7,9 +7,11 @@ import type { Resource } from '../fhir/types.ts';
  * A deployment lists its own as FHIRPath expressions that select Identifier elements.
  */
 export const defaultSensitiveIdentifiers = [
-  "identifier.where(system = 'http://hl7.org/fhir/sid/us-ssn')",
-  "identifier.where(type.coding.where(system = 'http://terminology.hl7.org/CodeSystem/v2-0203' and (code = 'SS' or code = 'MR')).exists())",
+  "descendants().where(value.exists() and (system = 'http://hl7.org/fhir/sid/us-ssn' or type.coding.where(system = 'http://terminology.hl7.org/CodeSystem/v2-0203' and (code = 'SS' or code = 'MR')).exists()))",
 ];
+
+const ssnSystem = 'http://hl7.org/fhir/sid/us-ssn';
+const v20203 = 'http://terminology.hl7.org/CodeSystem/v2-0203';
 
 export interface IdentifierElement {
   system?: string;
@@ -23,26 +25,28 @@ type Compiled = (resource: Resource) => unknown[];
 /** Finds the sensitive Identifier elements of a resource (the objects themselves, to be rewritten in place on a copy). */
 export class SensitiveIdentifiers {
   private readonly selectors: Compiled[];
-  /** Every expression starts at the resource's own `identifier`: a resource without one has none to find. */
-  private readonly topLevelOnly: boolean;
+  /** The default expressions, evaluated by a walk of the resource that selects the same elements, without FHIRPath's cost on every write. */
+  private readonly native: boolean;
 
   constructor(expressions: readonly string[] = defaultSensitiveIdentifiers) {
     this.selectors = expressions.map((e) => compile(e));
-    this.topLevelOnly = expressions.every((e) => /^identifier\b/.test(e.trim()));
-  }
-
-  /** Expressions may reach identifiers anywhere, not only a resource's own `identifier`. */
-  get customExpressions(): boolean {
-    return !this.topLevelOnly;
+    this.native = expressions.length === defaultSensitiveIdentifiers.length && expressions.every((e, i) => e === defaultSensitiveIdentifiers[i]);
   }
 
   /** True when there is nothing to look for in this resource. */
-  skip(resource: Resource): boolean {
-    return this.selectors.length === 0 || (this.topLevelOnly && (resource as { identifier?: unknown }).identifier === undefined);
+  skip(_resource: Resource): boolean {
+    return this.selectors.length === 0;
+  }
+
+  /** Whether stored JSON text may hold a sensitive identifier (a cheap test before parsing it). */
+  mayHold(text: string): boolean {
+    if (this.selectors.length === 0) return false;
+    return !this.native || text.includes(ssnSystem) || text.includes(v20203);
   }
 
   find(resource: Resource): IdentifierElement[] {
     if (this.skip(resource)) return [];
+    if (this.native) return walk(resource, []);
     const found = new Set<IdentifierElement>();
     for (const select of this.selectors) {
       for (const item of select(resource)) if (isIdentifier(item)) found.add(item);
@@ -62,4 +66,21 @@ function compile(expression: string): Compiled {
 
 function isIdentifier(v: unknown): v is IdentifierElement {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && ('value' in v || '_value' in v);
+}
+
+/** Every Identifier-shaped element with a value that is an SSN (by system) or typed SS / MR, anywhere in the resource (contained resources and Reference.identifier too). */
+function walk(node: unknown, out: IdentifierElement[]): IdentifierElement[] {
+  if (Array.isArray(node)) {
+    for (const item of node) walk(item, out);
+    return out;
+  }
+  if (typeof node !== 'object' || node === null) return out;
+  const element = node as IdentifierElement & { type?: { coding?: { system?: unknown; code?: unknown }[] } };
+  if (('value' in element || '_value' in element) && (element.system === ssnSystem || sensitiveType(element.type))) out.push(element);
+  for (const value of Object.values(node)) if (typeof value === 'object' && value !== null) walk(value, out);
+  return out;
+}
+
+function sensitiveType(type: { coding?: { system?: unknown; code?: unknown }[] } | undefined): boolean {
+  return Array.isArray(type?.coding) && type.coding.some((c) => c?.system === v20203 && (c.code === 'SS' || c.code === 'MR'));
 }

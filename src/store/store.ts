@@ -142,6 +142,8 @@ export interface Store extends StoreReader {
   reencrypt?(onProgress?: (progress: ReencryptProgress) => void): Promise<ReencryptProgress>;
   /** How many stored versions are not under the current keys and settings. */
   staleCount?(): Promise<number>;
+  /** Whether any stored version is sealed (app-level body encryption was on when it was written). */
+  holdsSealedBodies?(): Promise<boolean>;
   /** Appended audit records in order, a page at a time. */
   auditRecords(query: AuditQuery): Promise<StoredAuditRecord[]>;
   /** Audit records that may match a search, a page at a time (audit/audit-search.ts tests them). */
@@ -162,4 +164,6 @@ export interface ReencryptProgress {
   total: number;
   /** Versions rewritten under the current keys. */
   rewritten: number;
+  /** Versions that did not decrypt (altered): left as they are, and the keys they need are kept. */
+  unreadable: number;
 }

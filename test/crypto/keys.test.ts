@@ -94,8 +94,8 @@ describe('data keys', () => {
       assert.deepEqual(keys.key(old.id), old.key);
       const reopened = await openDataKeys(dir, { kind: 'local' }, env);
       assert.deepEqual(reopened.liveIds('resource-body'), ['resource-body.1', 'resource-body.2']);
-      assert.throws(() => keys.retire('resource-body.2'), /current/);
-      keys.retire('resource-body.1');
+      await assert.rejects(keys.retire('resource-body.2'), /current/);
+      await keys.retire('resource-body.1');
       assert.throws(() => keys.key('resource-body.1'), /No data key resource-body.1/);
       assert.deepEqual((await openDataKeys(dir, { kind: 'local' }, env)).liveIds('resource-body'), ['resource-body.2']);
       await assert.rejects(openDataKeys(dir, { kind: 'local' }, { BASTION_MASTER_KEY: randomBytes(32).toString('hex') }), /master key does not open/);

@@ -132,6 +132,7 @@ describe('TLS settings', () => {
     assert.throws(() => loadConfig({}, { BASTION_TLS: 'off', BASTION_TLS_CERT: '/c.pem' }), /needs tls=on/);
     assert.throws(() => loadConfig({}, { BASTION_TLS_CERT: '/c.pem' }), /go together/);
     assert.throws(() => loadConfig({}, { BASTION_TLS_CLIENT_CERTIFICATES: 'required' }), /needs tlsClientCa/);
+    assert.throws(() => loadConfig({}, { BASTION_TLS_CLIENT_CERTIFICATES: 'optional' }), /needs tlsClientCa/);
     assert.throws(() => loadConfig({}, { BASTION_TLS_CLIENT_CERTIFICATES: 'sometimes', BASTION_TLS_CLIENT_CA: '/ca.pem' }), /off, optional or required/);
   });
 

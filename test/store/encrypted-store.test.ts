@@ -161,3 +161,25 @@ describe('tampering and rotation', () => {
     await store.close();
   });
 });
+
+test('the default sensitive identifiers: the walk selects what the FHIRPath expression selects, on every Synthea resource', async () => {
+  const { SensitiveIdentifiers, defaultSensitiveIdentifiers } = await import('../../src/store/sensitive-identifiers.ts');
+  const { readdirSync } = await import('node:fs');
+  const native = new SensitiveIdentifiers();
+  // The same expression, not recognised as the default: evaluated by fhirpath.js.
+  const fhirpath = new SensitiveIdentifiers(defaultSensitiveIdentifiers.map((e) => `${e} `));
+  const files = readdirSync(syntheaNdjson).filter((f) => f.endsWith('.ndjson') && !f.startsWith('log'));
+  let found = 0;
+  for (const f of files) {
+    for (const line of readFileSync(join(syntheaNdjson, f), 'utf8').trim().split('\n')) {
+      const resource = JSON.parse(line) as Resource;
+      const a = native.find(resource);
+      assert.deepEqual(a, fhirpath.find(resource), `${resource.resourceType}/${resource.id}`);
+      found += a.length;
+    }
+  }
+  assert.equal(found, patients.length * 2, 'each patient\'s SSN and MRN');
+  const contained = { resourceType: 'Observation', subject: { identifier: { system: 'http://hl7.org/fhir/sid/us-ssn', value: '999-1' } }, contained: [{ resourceType: 'Patient', identifier: [{ type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }] }, value: 'm1' }] }] } as Resource;
+  assert.equal(native.find(contained).length, 2, 'Reference.identifier and contained resources too');
+  assert.deepEqual(native.find(contained), fhirpath.find(contained));
+});

@@ -30,6 +30,10 @@ export function mountProvider(fastify: FastifyInstance, prefix: string, ownPrefi
     // The provider builds endpoint URLs from the Host header; pin it to the issuer's so a forged
     // Host cannot put another origin into discovery documents or accepted assertion audiences.
     req.headers.host = host;
+    // Behind a proxy the provider reads the forwarded headers (for the protocol): the address is
+    // Fastify's, resolved through the trusted proxies only, and the host is pinned above, never forwarded.
+    delete req.headers['x-forwarded-host'];
+    req.headers['x-forwarded-for'] = request.ip;
     req.originalUrl = path;
     req.baseUrl = prefix;
     req.url = path.slice(prefix.length) || '/';

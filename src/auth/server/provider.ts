@@ -37,6 +37,7 @@ export function createProvider({ config, store, signingJwks, cookieSecret, revoc
   const fhirBase = () => config.baseUrl;
   // Client certificates reach the server only over its own TLS (a proxy terminates them).
   const mtls = config.transport.mode === 'on' && config.transport.clientCertificates !== 'off';
+  const clientCas = config.transport.mode === 'on' && config.transport.clientCaFile !== undefined;
   const configuration: Configuration = {
     adapter: adapterFactory(store, (grantId) => void revocations.revokeGrant(grantId).catch(() => undefined)),
     jwks: { keys: signingJwks.keys as NonNullable<Configuration['jwks']>['keys'] },
@@ -72,8 +73,9 @@ export function createProvider({ config, store, signingJwks, cookieSecret, revoc
         tlsClientAuth: mtls,
         selfSignedTlsClientAuth: mtls,
         getCertificate: (ctx) => presentedCertificate(ctx.req.socket),
-        // A tls_client_auth certificate must chain to the configured client CAs; self-signed ones are matched by thumbprint instead.
-        certificateAuthorized: (ctx) => (ctx.req.socket as TLSSocket).authorized === true,
+        // A tls_client_auth certificate must chain to the configured client CAs (without any, Node would
+        // take the public web roots: no certificate is CA-authorized then); self-signed ones are matched by thumbprint.
+        certificateAuthorized: (ctx) => clientCas && (ctx.req.socket as TLSSocket).authorized === true,
         certificateSubjectMatches: (ctx, property, expected) => {
           const cert = presentedCertificate(ctx.req.socket);
           return cert !== undefined && certificateSubjectMatches(cert, property, expected);

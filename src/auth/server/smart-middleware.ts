@@ -109,7 +109,7 @@ async function handleJwt(ctx: KoaContextWithOIDC, verifier: TokenVerifier, revoc
   const active = mine && !revocations.isRevoked(claims!.jti as string | undefined, claims!.grant_id as string | undefined);
   ctx.status = 200;
   ctx.body = active
-    ? { active: true, token_type: 'Bearer', ...pick(claims!, ['scope', 'client_id', 'sub', 'exp', 'iat', 'iss', 'aud', 'jti', 'patient', 'encounter', 'fhirUser']) }
+    ? { active: true, token_type: 'Bearer', ...pick(claims!, ['scope', 'client_id', 'sub', 'exp', 'iat', 'iss', 'aud', 'jti', 'patient', 'encounter', 'fhirUser', 'cnf']) }
     : { active: false };
 }
 

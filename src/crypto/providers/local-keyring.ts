@@ -1,6 +1,7 @@
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import { aesGcmOpen, aesGcmSeal } from '../aead.ts';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { createFileDurably, writeFileDurably } from '../durable-file.ts';
 import { KeyProviderError, type KekVersion, type KeyProvider, type WrappedKey } from '../key-provider.ts';
 
 /** How the local keyring's master key is given. */
@@ -146,9 +147,20 @@ export class LocalKeyring implements KeyProvider {
   }
 
   #kek(id: string): Buffer {
-    const version = this.#opened().versions.find((v) => v.id === id);
+    let version = this.#opened().versions.find((v) => v.id === id);
+    // A KEK another process added (`bastion keys rotate` beside the running server): read the file again.
+    if (!version) version = this.#reread().versions.find((v) => v.id === id);
     if (!version) throw new KeyProviderError(`The local keyring has no key-encryption key ${id}`);
     return open(this.#master!, version.key, id);
+  }
+
+  #reread(): KeyringFile {
+    const file = JSON.parse(readFileSync(this.#path, 'utf8')) as KeyringFile;
+    // Same master key and check value, or it is not this keyring any more.
+    if (JSON.stringify(file.master) !== JSON.stringify(this.#opened().master)) throw new KeyProviderError(`${this.#path} was changed to another master key: restart with it`);
+    open(this.#master!, file.check, 'check');
+    this.#file = file;
+    return file;
   }
 
   #current(): KeyringFile['versions'][number] {
@@ -161,9 +173,7 @@ export class LocalKeyring implements KeyProvider {
   }
 
   #save(file: KeyringFile): void {
-    const temporary = `${this.#path}.${process.pid}.tmp`;
-    writeFileSync(temporary, JSON.stringify(file, null, 2) + '\n', { mode: 0o600 });
-    renameSync(temporary, this.#path);
+    writeFileDurably(this.#path, JSON.stringify(file, null, 2) + '\n');
     this.#file = file;
   }
 }
@@ -172,7 +182,7 @@ export class LocalKeyring implements KeyProvider {
 function masterKeyFile(path: string, newKeyring: boolean): Buffer {
   if (!existsSync(path)) {
     if (!newKeyring) throw new KeyProviderError(`No master key for the existing keyring: set BASTION_MASTER_KEY or BASTION_MASTER_PASSPHRASE (or restore ${path})`);
-    writeFileSync(path, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+    createFileDurably(path, randomBytes(32).toString('hex') + '\n');
   }
   const hex = readFileSync(path, 'utf8').trim();
   if (!/^[0-9a-f]{64}$/.test(hex)) throw new KeyProviderError(`${path} does not hold a 256-bit hex key`);

@@ -1,5 +1,5 @@
 import type { Db } from './open.ts';
-import type { ResourceCodec } from '../resource-codec.ts';
+import { UnreadableContentError, type ResourceCodec } from '../resource-codec.ts';
 import type { ReencryptProgress } from '../store.ts';
 
 interface VersionContent {
@@ -26,13 +26,20 @@ export async function reencryptVersions(
       WHERE v.seq > ? AND v.content IS NOT NULL ORDER BY v.seq LIMIT ?`,
   );
   const rewrite = db.prepare<[string | Buffer, number]>('UPDATE resource_versions SET content = ? WHERE seq = ?');
-  const progress: ReencryptProgress = { examined: 0, total, rewritten: 0 };
+  const progress: ReencryptProgress = { examined: 0, total, rewritten: 0, unreadable: 0 };
   for (let after = 0; ;) {
     const done = await runBatch(() => {
       const rows = next.all(after, batchSize);
       for (const row of rows) {
         progress.examined++;
-        const fresh = codec.refreshed(row.type, row.id, row.version, row.content);
+        let fresh: string | Buffer | undefined;
+        try {
+          fresh = codec.refreshed(row.type, row.id, row.version, row.content);
+        } catch (err) {
+          if (!(err instanceof UnreadableContentError)) throw err;
+          progress.unreadable++;
+          continue;
+        }
         if (fresh === undefined) continue;
         rewrite.run(fresh, row.seq);
         progress.rewritten++;

@@ -144,6 +144,10 @@ export class SqliteStore implements Store {
     return countStale(this.reader, this.codec);
   }
 
+  async holdsSealedBodies(): Promise<boolean> {
+    return this.reader.prepare(`SELECT 1 FROM resource_versions WHERE typeof(content) = 'blob' LIMIT 1`).get() !== undefined;
+  }
+
   appendAudit(records: AuditRecord[]): Promise<number> {
     return this.auditWriter.append(records);
   }
