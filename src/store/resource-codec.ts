@@ -48,7 +48,7 @@ export class ResourceCodec {
     if (json.includes(encryptedValueUrl)) throw new FhirError(422, `The extension ${encryptedValueUrl} is reserved to the server: it marks identifiers it encrypted`, 'invalid');
     let text = json;
     let indexed: Resource = resource;
-    if (!this.sensitive.skip(resource)) {
+    if (this.sensitive.mayHold(json)) {
       const forStorage = JSON.parse(json) as Resource;
       const secrets = this.sensitive.find(forStorage);
       if (secrets.length > 0) {
@@ -73,8 +73,9 @@ export class ResourceCodec {
 
   /** A stored version as the search index saw it (to compute what an update changes, and to re-index). */
   indexedOf(type: string, id: string, version: number, content: string | Uint8Array): Resource {
-    const resource = JSON.parse(this.decode(type, id, version, content)) as Resource;
-    if (!this.sensitive.skip(resource)) for (const identifier of this.sensitive.find(resource)) this.blindInPlace(identifier);
+    const text = this.decode(type, id, version, content);
+    const resource = JSON.parse(text) as Resource;
+    if (this.sensitive.mayHold(text)) for (const identifier of this.sensitive.find(resource)) this.blindInPlace(identifier);
     return resource;
   }
 

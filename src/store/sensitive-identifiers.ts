@@ -33,11 +33,6 @@ export class SensitiveIdentifiers {
     this.native = expressions.length === defaultSensitiveIdentifiers.length && expressions.every((e, i) => e === defaultSensitiveIdentifiers[i]);
   }
 
-  /** True when there is nothing to look for in this resource. */
-  skip(_resource: Resource): boolean {
-    return this.selectors.length === 0;
-  }
-
   /** Whether stored JSON text may hold a sensitive identifier (a cheap test before parsing it). */
   mayHold(text: string): boolean {
     if (this.selectors.length === 0) return false;
@@ -45,7 +40,7 @@ export class SensitiveIdentifiers {
   }
 
   find(resource: Resource): IdentifierElement[] {
-    if (this.skip(resource)) return [];
+    if (this.selectors.length === 0) return [];
     if (this.native) return walk(resource, []);
     const found = new Set<IdentifierElement>();
     for (const select of this.selectors) {
