@@ -23,14 +23,14 @@ export function indexResource(db: Db, rid: number, resource: Resource | undefine
 export function searchResources(db: Db, codec: ResourceCodec, asked: SearchRequest, cache?: CurrentCache): SearchResult {
   const request = codec.searchable(asked);
   const toStored = (row: ResourceRow): StoredResource => {
-    // A sealed body is decrypted once while it stays current: reads and searches share the decoded version.
+    // A sealed body, or one with encrypted identifiers, is decoded once while it stays current: reads and searches share it.
     const cached = cache?.get(row.type, row.id);
     if (cached && cached.versionId === String(row.version)) return cached;
     const stored = {
       resourceType: row.type, id: row.id, versionId: String(row.version), lastUpdated: row.last_updated, deleted: false,
       json: codec.decode(row.type, row.id, row.version, row.content),
     };
-    if (cache && typeof row.content !== 'string') cache.set(stored);
+    if (cache && stored.json !== row.content) cache.set(stored);
     return stored;
   };
   ensureSetTables(db, request);
