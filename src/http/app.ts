@@ -115,7 +115,7 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
  * the raw response so it reaches the authorization server's pages too, which bypass Fastify's reply.
  */
 function requireHttpsFromNowOn(fastify: FastifyInstance): void {
-  fastify.addHook('onRequest', (request, reply, done) => {
+  fastify.addHook('onRequest', (_request, reply, done) => {
     reply.raw.setHeader('strict-transport-security', 'max-age=31536000');
     done();
   });

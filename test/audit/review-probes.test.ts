@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import { storeKey } from '../store-key.ts';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';

@@ -15,7 +15,7 @@ const pkiDir = mkdtempSync(join(tmpdir(), 'bastion-mtls-pki-'));
 const pki = openssl(pkiDir);
 const ca = pki.ca('site-ca');
 pki.ca('rogue-ca');
-const serverCert = pki.leaf('server', 'site-ca', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth');
+pki.leaf('server', 'site-ca', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth');
 const labFeed = pki.leaf('lab-feed', 'site-ca', 'extendedKeyUsage=clientAuth', '/O=Example Lab/CN=lab-feed');
 const otherClient = pki.leaf('pharmacy', 'site-ca', 'extendedKeyUsage=clientAuth', '/O=Example Lab/CN=pharmacy');
 const impostor = pki.leaf('impostor', 'rogue-ca', 'extendedKeyUsage=clientAuth', '/O=Example Lab/CN=lab-feed');
