@@ -24,6 +24,7 @@ import { ProvenanceSigner } from './provenance/provenance-signature.ts';
 import { keysToBeCreated, startupEvents } from './audit/startup-events.ts';
 import { authEventFacts, type AuthEvent } from './auth/auth-events.ts';
 import { ReencryptionJob } from './jobs/reencryption.ts';
+import { removeAbandonedSnapshots } from './store/sqlite/snapshot.ts';
 import { loadOrCreateSigningKeys } from './auth/signing-keys.ts';
 import type { JWK } from 'jose';
 import { createSecureContext, type Server as TlsServer, type TlsOptions } from 'node:tls';
@@ -151,6 +152,7 @@ export async function startServer(config: Config, options: { logger?: boolean | 
   }
   const https = config.transport.mode === 'on' ? await tlsOptionsOrConfigError(config, config.transport) : undefined;
   const keys = await openKeys(config.dataDir, config.keyProvider);
+  removeAbandonedSnapshots(config.dataDir);
   const rekeyed = rekeyStoreFiles(config.dataDir, keys);
   const store = await openStore(config.dataDir, keys, config);
   const alerts = new Alerts({

@@ -13,7 +13,7 @@ import {
   type ArchiveHeader, type MemberSink, type MemberSource, type OpenedArchive,
 } from '../crypto/backup-archive.ts';
 import { openEncrypted, type Db } from '../store/sqlite/open.ts';
-import { snapshotFile } from '../store/sqlite/snapshot.ts';
+import { snapshotFile, snapshotFolderPrefix } from '../store/sqlite/snapshot.ts';
 import { auditHead } from '../store/sqlite/audit-schema.ts';
 import { verifyAuditFile } from './audit.ts';
 import { parse, UsageError } from './args.ts';
@@ -215,7 +215,7 @@ export async function backupDataDir(options: { dataDir: string; out: string; key
       warnings.push(`this data dir's master key is the development file ${join(dataDir, 'master.key')}. It is NOT in the archive, and the archive cannot be restored without it: keep a copy of it apart from the archive (or move to BASTION_MASTER_KEY).`);
     }
 
-    const scratch = mkdtempSync(join(dataDir, '.backup-'));
+    const scratch = mkdtempSync(join(dataDir, snapshotFolderPrefix));
     try {
       const snapshots = await snapshotAll(dataDir, keys, scratch, progress, warnings);
       const { keyring, keySources } = keyFilesAfter(dataDir, local, liveBefore);

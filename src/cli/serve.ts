@@ -4,10 +4,12 @@ import { parse } from './args.ts';
 
 export const serveHelp = `Usage: bastion serve [options]
 
-Starts the FHIR server on the embedded, encrypted store. A new data dir is initialised on first start.
+Starts the FHIR server on the embedded, encrypted store, over HTTPS (TLS 1.3). A new data dir is
+initialised on first start, with its keys and, without tlsCert/tlsKey, a development certificate
+(data/tls-dev-cert.pem, to pin: curl --cacert data/tls-dev-cert.pem ...).
 
 Options:
-  --host <addr>      address to listen on (BASTION_HOST; default 127.0.0.1; loopback only for now)
+  --host <addr>      address to listen on (BASTION_HOST; default 127.0.0.1; loopback only with BASTION_AUTH=off or BASTION_TLS=off)
   --port <n>         port (BASTION_PORT; default 8080; 0 picks a free port)
   --data-dir <dir>   data directory (BASTION_DATA_DIR; default ./data)
   --config <file>    JSON config file (BASTION_CONFIG)

@@ -397,3 +397,20 @@ test('the development master.key: the backup warns it is not in the archive; the
     process.env.BASTION_MASTER_KEY = masterKey;
   }
 });
+
+test('snapshot folders a killed backup left are removed at the next start once a day old', async () => {
+  const { removeAbandonedSnapshots } = await import('../../src/store/sqlite/snapshot.ts');
+  const { utimesSync } = await import('node:fs');
+  const dir = mkdtempSync(join(tmpdir(), 'bastion-abandoned-'));
+  try {
+    mkdirSync(join(dir, '.backup-old'));
+    writeFileSync(join(dir, '.backup-old', 'bastion.db'), 'x');
+    mkdirSync(join(dir, '.backup-running'));
+    const dayAgo = (Date.now() - 2 * 86_400_000) / 1000;
+    utimesSync(join(dir, '.backup-old'), dayAgo, dayAgo);
+    assert.deepEqual(removeAbandonedSnapshots(dir), ['.backup-old']);
+    assert.deepEqual(readdirSync(dir).sort(), ['.backup-running'], 'a backup under way keeps its folder');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

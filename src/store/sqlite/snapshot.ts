@@ -1,4 +1,5 @@
-import { closeSync, openSync, readSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { openEncrypted } from './open.ts';
 
 const plaintextHeader = Buffer.from('SQLite format 3\0', 'latin1');
@@ -58,4 +59,23 @@ function startsWithPlaintextHeader(path: string): boolean {
   } finally {
     closeSync(fd);
   }
+}
+
+/** Where a backup's snapshots wait in the data dir until they are in the archive. */
+export const snapshotFolderPrefix = '.backup-';
+
+/**
+ * Snapshot folders a killed backup left in the data dir (encrypted, but copies of the PHI all the
+ * same): removed once they are a day old, so a backup running now is never touched.
+ */
+export function removeAbandonedSnapshots(dataDir: string, now = Date.now()): string[] {
+  const removed: string[] = [];
+  for (const name of existsSync(dataDir) ? readdirSync(dataDir) : []) {
+    if (!name.startsWith(snapshotFolderPrefix)) continue;
+    const path = join(dataDir, name);
+    if (now - statSync(path).mtimeMs < 86_400_000) continue;
+    rmSync(path, { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
 }
