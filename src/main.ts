@@ -130,11 +130,7 @@ async function keyEvents(keys: DataKeys, rekeyed: string[]): Promise<AuthEvent[]
   const system = { who: 'system', address: 'server', success: true } as const;
   const events: AuthEvent[] = [{ ...system, kind: 'keys-unwrapped', detail: `provider=${keys.provider.kind} keys=${keys.ages().map((a) => a.id).join(',')}` }];
   if (rekeyed.length > 0) events.push({ ...system, kind: 'store-rekeyed', detail: `files=${rekeyed.join(',')} key=${keys.current('store-file').id}` });
-  for (const id of keys.liveIds('store-file')) {
-    if (id === keys.current('store-file').id) continue;
-    await keys.retire(id);
-    events.push({ ...system, kind: 'key-retired', detail: `key=${id} reason=store-files-rekeyed` });
-  }
+  for (const id of await keys.retireSuperseded('store-file')) events.push({ ...system, kind: 'key-retired', detail: `key=${id} reason=store-files-rekeyed` });
   return events;
 }
 

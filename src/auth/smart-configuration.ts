@@ -1,4 +1,4 @@
-import type { Config } from '../config/config.ts';
+import { acceptsClientCertificates, type Config } from '../config/config.ts';
 
 /** The authorization server's endpoints, under its issuer URL (oidc-provider's routes). */
 export function oauthEndpoints(issuer: string) {
@@ -18,7 +18,7 @@ export function oauthEndpoints(issuer: string) {
 export function smartConfiguration(config: Config): Record<string, unknown> {
   const issuer = config.auth.issuer;
   const e = oauthEndpoints(issuer);
-  const mtls = config.transport.mode === 'on' && config.transport.clientCertificates !== 'off';
+  const mtls = acceptsClientCertificates(config);
   return {
     issuer,
     jwks_uri: e.jwks,

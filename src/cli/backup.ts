@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,6 +18,7 @@ import { auditHead } from '../store/sqlite/audit-schema.ts';
 import { verifyAuditFile } from './audit.ts';
 import { parse, UsageError } from './args.ts';
 import { withAuthStore } from './auth-commands.ts';
+import { syncDirectory } from '../crypto/durable-file.ts';
 
 export const backupHelp = `Usage: bastion backup --out <file> [options]
 
@@ -243,7 +244,7 @@ export async function backupDataDir(options: { dataDir: string; out: string; key
         };
         const written = await writeArchive(partial, header, sources, archiveKey, (done, total) => progress(`encrypting ${percent(done, total)}`));
         renameSync(partial, out);
-        syncDir(dirname(out));
+        syncDirectory(dirname(out));
         return {
           out, id, bytes: written.bytes, sha256: written.sha256, seconds: (performance.now() - started) / 1000,
           members: members.filter((m) => m.name !== manifestMember).map((m) => ({ name: m.name, size: m.size })),
@@ -499,7 +500,7 @@ export async function restoreDataDir(options: { from: string; dataDir: string; k
     } finally {
       archiveKey.fill(0);
     }
-    syncDir(dir);
+    syncDirectory(dir);
     const manifest = JSON.parse(Buffer.concat(manifestBytes).toString('utf8')) as Manifest;
     if (manifest.format !== 'bastion-backup-manifest/1') throw new BackupError(`${from}: unknown manifest format`);
 
@@ -607,15 +608,6 @@ function prepareTarget(dir: string): { undo: () => void } {
   }
   const created = mkdirSync(dir, { recursive: true, mode: 0o700 }) ?? dir;
   return { undo: () => rmSync(created, { recursive: true, force: true }) };
-}
-
-function syncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 function percent(done: number, total: number): string {

@@ -146,11 +146,7 @@ async function applyNow(config: Config, keys: DataKeys, purposes: KeyPurpose[]):
 }
 
 async function retireAllBut(keys: DataKeys, purpose: KeyPurpose, record: (event: ConsoleEvent) => void, reason: string): Promise<void> {
-  for (const id of keys.liveIds(purpose)) {
-    if (id === keys.current(purpose).id) continue;
-    await keys.retire(id);
-    record({ kind: 'key-retired', detail: `key=${id} reason=${reason}` });
-  }
+  for (const id of await keys.retireSuperseded(purpose)) record({ kind: 'key-retired', detail: `key=${id} reason=${reason}` });
 }
 
 async function status(config: Config): Promise<void> {

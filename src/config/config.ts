@@ -65,6 +65,11 @@ export type TransportConfig =
   /** Plain HTTP for development and tests: loopback only. */
   | { mode: 'off' };
 
+/** Whether clients may present a certificate to this server itself (its own TLS, client certificates not off): RFC 8705 client authentication and bound tokens. */
+export function acceptsClientCertificates(config: Pick<Config, 'transport'>): boolean {
+  return config.transport.mode === 'on' && config.transport.clientCertificates !== 'off';
+}
+
 export interface AuthConfig {
   /**
    * smart: every FHIR request needs a token (from this server's SMART authorization server or a

@@ -45,11 +45,17 @@ const headerLength = 6;
  * after rotation, and the re-encryption job finds the ones still under an old key.
  */
 export function sealVersioned(key: Buffer, version: number, plaintext: Buffer, aad: Buffer): Buffer {
+  const header = versionedHeader(version);
+  return Buffer.concat([header, aesGcmSeal(key, plaintext, Buffer.concat([header, aad]))]);
+}
+
+/** The header every ciphertext sealed under key `version` starts with. */
+export function versionedHeader(version: number): Buffer {
   const header = Buffer.alloc(headerLength);
   header[0] = magic;
   header[1] = 1;
   header.writeUInt32BE(version, 2);
-  return Buffer.concat([header, aesGcmSeal(key, plaintext, Buffer.concat([header, aad]))]);
+  return header;
 }
 
 /** The key version a versioned ciphertext was sealed with; undefined when the bytes are not one. */

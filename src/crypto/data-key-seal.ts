@@ -6,8 +6,7 @@ export function signingKeySeal(keys: DataKeys) {
   return {
     seal(plaintext: Buffer, aad: string): { key: string; sealed: string } {
       const current = keys.current('signing');
-      const version = Number(current.id.slice(current.id.lastIndexOf('.') + 1));
-      return { key: current.id, sealed: sealVersioned(current.key, version, plaintext, Buffer.from(aad)).toString('base64') };
+      return { key: current.id, sealed: sealVersioned(current.key, current.version, plaintext, Buffer.from(aad)).toString('base64') };
     },
     open(key: string, sealed: string, aad: string): Buffer {
       return openVersioned(keys.key(key), Buffer.from(sealed, 'base64'), Buffer.from(aad));

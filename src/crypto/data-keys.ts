@@ -13,6 +13,8 @@ export type KeyPurpose = (typeof keyPurposes)[number];
 /** A data key version: `resource-body.3`. Ciphertexts name it, so any version in use still decrypts. */
 export interface DataKey {
   id: string;
+  /** The version alone, as ciphertexts carry it. */
+  version: number;
   key: Buffer;
 }
 
@@ -64,7 +66,7 @@ export class DataKeys {
   current(purpose: KeyPurpose): DataKey {
     const latest = this.#versions(purpose).filter((v) => !v.retired).at(-1)!;
     const id = idOf(purpose, latest.version);
-    return { id, key: this.key(id) };
+    return { id, version: latest.version, key: this.key(id) };
   }
 
   /** A version by id, for decrypting what it encrypted. */
@@ -81,11 +83,10 @@ export class DataKeys {
 
   /** A new version of a purpose, current from now on; older ones still decrypt. */
   async rotate(purpose: KeyPurpose): Promise<DataKey> {
-    let id = '';
     await this.#change(async (file) => {
-      id = await this.#add(file, purpose, randomBytes(32));
+      await this.#add(file, purpose, randomBytes(32));
     });
-    return { id, key: this.key(id) };
+    return this.current(purpose);
   }
 
   /** Re-wraps every data key under the provider's current KEK (after the KEK was rotated). Returns how many. */
@@ -115,6 +116,13 @@ export class DataKeys {
       stored.retired = new Date().toISOString();
       stored.wrapped = { provider: stored.wrapped.provider, kek: stored.wrapped.kek, ciphertext: '' };
     });
+  }
+
+  /** Retires every live version of a purpose but the current one (the caller has checked nothing uses them); returns their ids. */
+  async retireSuperseded(purpose: KeyPurpose): Promise<string[]> {
+    const superseded = this.liveIds(purpose).slice(0, -1);
+    for (const id of superseded) await this.retire(id);
+    return superseded;
   }
 
   /** Each purpose's current version and when it was made (the compliance checks flag keys older than a quarter). */

@@ -37,7 +37,8 @@ export function removeFileDurably(path: string): void {
   syncDirectory(dirname(path));
 }
 
-function syncDirectory(dir: string): void {
+/** Makes a directory's entries (files created, renamed, removed in it) durable. */
+export function syncDirectory(dir: string): void {
   const fd = openSync(dir, 'r');
   try {
     fsyncSync(fd);

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, renameSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { writeFileDurably } from '../crypto/durable-file.ts';
 import { join } from 'node:path';
 import type { DataKeys, KeyPurpose } from '../crypto/data-keys.ts';
 import { dataKeysFile } from '../crypto/open-keys.ts';
@@ -139,10 +140,7 @@ export class ReencryptionJob {
   /** Every version examined is under the current keys now: older body and identifier keys decrypt nothing any more. */
   private async retireUnused(): Promise<void> {
     for (const purpose of rewrittenPurposes) {
-      const current = this.keys.current(purpose).id;
-      for (const id of this.keys.liveIds(purpose)) {
-        if (id === current) continue;
-        await this.keys.retire(id);
+      for (const id of await this.keys.retireSuperseded(purpose)) {
         this.record({ kind: 'key-retired', who: 'system', address: 'server', success: true, detail: `key=${id} reason=nothing-encrypted-under-it` });
       }
     }
@@ -159,8 +157,7 @@ export class ReencryptionJob {
   private markCompleted(state: string): void {
     const file = join(this.dataDir, 'reencryption.json');
     const completed: Completed = { state, at: new Date().toISOString() };
-    writeFileSync(`${file}.tmp`, JSON.stringify(completed) + '\n', { mode: 0o600 });
-    renameSync(`${file}.tmp`, file);
+    writeFileDurably(file, JSON.stringify(completed) + '\n');
   }
 }
 

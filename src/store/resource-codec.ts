@@ -3,7 +3,7 @@ import type { Resource } from '../fhir/types.ts';
 import type { SearchCriterion, SearchRequest, TokenValue } from '../fhir/search/types.ts';
 import type { DataKeys } from '../crypto/data-keys.ts';
 import { FhirError } from '../fhir/outcome.ts';
-import { openVersioned, sealedVersion, sealVersioned } from '../crypto/aead.ts';
+import { openVersioned, sealedVersion, sealVersioned, versionedHeader } from '../crypto/aead.ts';
 import { SensitiveIdentifiers, type IdentifierElement } from './sensitive-identifiers.ts';
 
 /** The extension a sensitive identifier's value is kept in, encrypted, in place of `value`. */
@@ -102,23 +102,8 @@ export class ResourceCodec {
    */
   isStale(type: string, id: string, version: number, content: string | Uint8Array): boolean {
     if (!this.keys) return false;
-    let text: string;
-    if (typeof content === 'string') {
-      if (this.encryptBodies) return true;
-      text = content;
-    } else {
-      if (!this.encryptBodies || `resource-body.${sealedVersion(content)}` !== this.keys.current('resource-body').id) return true;
-      text = this.open(content, type, id, version);
-    }
-    if (!text.includes(encryptedValueUrl)) return this.holdsPlainSensitive(text);
-    return !text.includes(this.identifierMarker());
-  }
-
-  /** A version written before its identifiers were protected (or before an expression was added) holds them in clear. */
-  private holdsPlainSensitive(text: string): boolean {
-    if (!this.sensitive.mayHold(text)) return false;
-    const resource = JSON.parse(text) as Resource;
-    return this.sensitive.find(resource).some((i) => typeof i.value === 'string');
+    if (this.bodyStale(content)) return true;
+    return this.identifiersStale(typeof content === 'string' ? content : this.open(content, type, id, version));
   }
 
   /**
@@ -128,15 +113,26 @@ export class ResourceCodec {
    */
   refreshed(type: string, id: string, version: number, content: string | Uint8Array): string | Buffer | undefined {
     if (!this.keys) return undefined;
-    const sealedNow = typeof content !== 'string' && `resource-body.${sealedVersion(content)}` === this.keys.current('resource-body').id;
     const text = typeof content === 'string' ? content : this.open(content, type, id, version);
-    const identifiersStale = text.includes(encryptedValueUrl) ? !text.includes(this.identifierMarker()) : this.holdsPlainSensitive(text);
-    if (identifiersStale) {
+    if (this.identifiersStale(text)) {
       const resource = JSON.parse(this.decode(type, id, version, text)) as Resource & { id: string };
       return this.encode(resource, version).content;
     }
-    if (this.encryptBodies) return sealedNow ? undefined : this.seal(text, type, id, version);
-    return typeof content === 'string' ? undefined : text;
+    if (!this.bodyStale(content)) return undefined;
+    return this.encryptBodies ? this.seal(text, type, id, version) : text;
+  }
+
+  /** Sealed against the setting, or sealed under an older body key. */
+  private bodyStale(content: string | Uint8Array): boolean {
+    if (typeof content === 'string') return this.encryptBodies;
+    return !this.encryptBodies || sealedVersion(content) !== this.keys!.current('resource-body').version;
+  }
+
+  /** Identifiers under an older identifier key, or (written before they were protected, or before an expression was added) in clear. */
+  private identifiersStale(text: string): boolean {
+    if (text.includes(encryptedValueUrl)) return !text.includes(this.identifierMarker());
+    if (!this.sensitive.mayHold(text)) return false;
+    return this.sensitive.find(JSON.parse(text) as Resource).some((i) => typeof i.value === 'string');
   }
 
   private withBlindValues(c: SearchCriterion): SearchCriterion {
@@ -175,7 +171,7 @@ export class ResourceCodec {
   private encryptInPlace(identifier: IdentifierElement, type: string, id: string): void {
     if (typeof identifier.value !== 'string') return;
     const key = this.keys!.current('identifier');
-    const sealed = sealVersioned(key.key, versionOf(key.id), Buffer.from(identifier.value, 'utf8'), identifierAad(type, id, identifier));
+    const sealed = sealVersioned(key.key, key.version, Buffer.from(identifier.value, 'utf8'), identifierAad(type, id, identifier));
     delete identifier.value;
     const extension = [...(identifier._value?.extension ?? []), { url: encryptedValueUrl, valueBase64Binary: sealed.toString('base64') }];
     identifier._value = { ...(identifier._value ?? {}), extension };
@@ -212,7 +208,7 @@ export class ResourceCodec {
 
   private seal(text: string, type: string, id: string, version: number): Buffer {
     const key = this.keys!.current('resource-body');
-    return sealVersioned(key.key, versionOf(key.id), Buffer.from(text, 'utf8'), bodyAad(type, id, version));
+    return sealVersioned(key.key, key.version, Buffer.from(text, 'utf8'), bodyAad(type, id, version));
   }
 
   private open(content: Uint8Array, type: string, id: string, version: number): string {
@@ -237,15 +233,10 @@ export class ResourceCodec {
 
   /** The base64 prefix every identifier ciphertext under the current key starts with (its header). */
   private identifierMarker(): string {
-    const header = Buffer.alloc(6);
-    header[0] = 0xb5;
-    header[1] = 1;
-    header.writeUInt32BE(versionOf(this.keys!.current('identifier').id), 2);
-    return `"valueBase64Binary":"${header.toString('base64')}`;
+    return `"valueBase64Binary":"${versionedHeader(this.keys!.current('identifier').version).toString('base64')}`;
   }
 }
 
-const versionOf = (id: string) => Number(id.slice(id.lastIndexOf('.') + 1));
 const bodyAad = (type: string, id: string, version: number) => Buffer.from(`${type}/${id}/_history/${version}`);
 /** Bound to the resource and the identifier's system: a value copied into another resource or identifier does not decrypt. */
 const identifierAad = (type: string, id: string, identifier: IdentifierElement) => Buffer.from(`${type}/${id}|${identifier.system ?? ''}`);

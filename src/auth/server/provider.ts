@@ -1,7 +1,7 @@
 import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { decodeJwt, type JWK } from 'jose';
 import type { TLSSocket } from 'node:tls';
-import type { Config } from '../../config/config.ts';
+import { acceptsClientCertificates, type Config } from '../../config/config.ts';
 import { certificateSubjectMatches, presentedCertificate } from '../client-certificate.ts';
 import type { AuthStore } from '../../store/auth-store.ts';
 import { narrowScopes, parseScopes } from '../../access/smart-scopes.ts';
@@ -36,8 +36,7 @@ export interface ProviderDeps {
 export function createProvider({ config, store, signingJwks, cookieSecret, revocations, emit }: ProviderDeps): Provider {
   const fhirBase = () => config.baseUrl;
   // Client certificates reach the server only over its own TLS (a proxy terminates them).
-  const mtls = config.transport.mode === 'on' && config.transport.clientCertificates !== 'off';
-  const clientCas = config.transport.mode === 'on' && config.transport.clientCaFile !== undefined;
+  const mtls = acceptsClientCertificates(config);
   const configuration: Configuration = {
     adapter: adapterFactory(store, (grantId) => void revocations.revokeGrant(grantId).catch(() => undefined)),
     jwks: { keys: signingJwks.keys as NonNullable<Configuration['jwks']>['keys'] },
@@ -73,9 +72,9 @@ export function createProvider({ config, store, signingJwks, cookieSecret, revoc
         tlsClientAuth: mtls,
         selfSignedTlsClientAuth: mtls,
         getCertificate: (ctx) => presentedCertificate(ctx.req.socket),
-        // A tls_client_auth certificate must chain to the configured client CAs (without any, Node would
-        // take the public web roots: no certificate is CA-authorized then); self-signed ones are matched by thumbprint.
-        certificateAuthorized: (ctx) => clientCas && (ctx.req.socket as TLSSocket).authorized === true,
+        // A tls_client_auth certificate must chain to the configured client CAs (the configuration requires
+        // them, so Node never falls back to the public web roots); self-signed ones are matched by thumbprint.
+        certificateAuthorized: (ctx) => (ctx.req.socket as TLSSocket).authorized === true,
         certificateSubjectMatches: (ctx, property, expected) => {
           const cert = presentedCertificate(ctx.req.socket);
           return cert !== undefined && certificateSubjectMatches(cert, property, expected);

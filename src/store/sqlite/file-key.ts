@@ -1,5 +1,8 @@
 import { existsSync } from 'node:fs';
 import type { DataKey } from '../../crypto/data-keys.ts';
+
+/** A version of the store-file key: all a file needs. */
+type StoreFileKey = Pick<DataKey, 'id' | 'key'>;
 import { openEncrypted } from './open.ts';
 
 /** The store's files, all encrypted with the store-file data key. */
@@ -9,7 +12,7 @@ export const storeFiles = ['bastion.db', 'bastion-audit.db', 'bastion-auth.db'] 
  * Which live version of the store-file key opens `path` (newest first): after a rotation the files
  * stay under the old version until they are re-keyed. A file that does not exist yet takes the current one.
  */
-export function fileKeyOf(path: string, versions: DataKey[]): DataKey {
+export function fileKeyOf(path: string, versions: StoreFileKey[]): StoreFileKey {
   const newestFirst = [...versions].reverse();
   if (!existsSync(path)) return newestFirst[0];
   for (const version of newestFirst) {
@@ -28,7 +31,7 @@ export function fileKeyOf(path: string, versions: DataKey[]): DataKey {
  * transaction). Only with nothing else holding the file open: the server's start, an offline command.
  * Returns whether it had to.
  */
-export function rekeyFile(path: string, versions: DataKey[], to: DataKey): boolean {
+export function rekeyFile(path: string, versions: StoreFileKey[], to: StoreFileKey): boolean {
   const from = fileKeyOf(path, versions);
   if (from.id === to.id || !existsSync(path)) return false;
   const db = openEncrypted(path, from.key);
