@@ -1,13 +1,17 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Config } from './config/config.ts';
+import type { Config, DatabaseConfig } from './config/config.ts';
 import { assertLoopback, ConfigError } from './config/config.ts';
 import { openDataKeys, type KeyProviderSettings } from './crypto/open-keys.ts';
 import { signingKeySeal } from './crypto/data-key-seal.ts';
-import type { DataKeys } from './crypto/data-keys.ts';
+import type { DataKey, DataKeys } from './crypto/data-keys.ts';
 import { KeyProviderError } from './crypto/key-provider.ts';
 import { fileKeyOf, rekeyFile, storeFiles } from './store/sqlite/file-key.ts';
 import { SqliteStore } from './store/sqlite/sqlite-store.ts';
+import { PgStore } from './store/postgres/pg-store.ts';
+import { PgAuthStore } from './store/postgres/auth-store.ts';
+import { Database } from './store/postgres/database.ts';
+import { SqliteAuthStore } from './store/sqlite/auth-db.ts';
 import { ResourceCodec } from './store/resource-codec.ts';
 import { buildApp, type App } from './http/app.ts';
 import type { Store } from './store/store.ts';
@@ -60,14 +64,54 @@ export async function openKeys(dataDir: string, keyProvider: KeyProviderSettings
   }
 }
 
-/** What resources become at rest: the settings of a config, or the defaults (identifiers protected, bodies not sealed). */
-export type AtRestSettings = Partial<Pick<Config, 'encryptResourceBodies' | 'sensitiveIdentifiers'>>;
+/** What resources become at rest, and where: the settings of a config, or the defaults (embedded, identifiers protected, bodies not sealed). */
+export type AtRestSettings = Partial<Pick<Config, 'encryptResourceBodies' | 'sensitiveIdentifiers' | 'database' | 'nodeName'>>;
 
-/** Opens (or on first start, creates) the data dir and its encrypted store. */
+/** Opens (or on first start, creates) the store: the data dir's encrypted file, or the configured PostgreSQL database. */
 export async function openStore(dataDir: string, keys?: DataKeys, settings: AtRestSettings = {}): Promise<Store> {
   keys ??= await openKeys(dataDir);
-  const codec = new ResourceCodec(keys, { encryptBodies: settings.encryptResourceBodies ?? false, ...(settings.sensitiveIdentifiers ? { sensitiveIdentifiers: settings.sensitiveIdentifiers } : {}) });
+  const { database } = settings;
+  const codec = new ResourceCodec(keys, {
+    encryptBodies: settings.encryptResourceBodies ?? database !== undefined,
+    ...(settings.sensitiveIdentifiers ? { sensitiveIdentifiers: settings.sensitiveIdentifiers } : {}),
+  });
+  if (database) return openPgStore(database, codec, settings.nodeName);
   return new SqliteStore({ path: join(dataDir, 'bastion.db'), key: storeFileKey(dataDir, keys, 'bastion.db'), codec });
+}
+
+async function openPgStore(database: DatabaseConfig, codec: ResourceCodec, node: string | undefined): Promise<Store> {
+  try {
+    return await PgStore.open({ url: database.url, schema: database.schema, max: database.poolSize, codec, ...(node ? { node } : {}) });
+  } catch (err) {
+    // Unreachable, refused, wrong password: a configuration problem, said without the URL (it may hold the password).
+    throw new ConfigError(`PostgreSQL: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * The authorization server's store: the data dir's encrypted file, or (with a database) tables
+ * beside the store's, each record sealed under the auth-record key and found by keyed MACs.
+ */
+export async function openAuthStore(config: Pick<Config, 'dataDir' | 'database'>, keys: DataKeys): Promise<AuthStore> {
+  if (!config.database) return new SqliteAuthStore(join(config.dataDir, 'bastion-auth.db'), storeFileKey(config.dataDir, keys, 'bastion-auth.db'));
+  const db = new Database({ url: config.database.url, schema: config.database.schema, max: Math.max(2, Math.ceil(config.database.poolSize / 4)) });
+  try {
+    return await PgAuthStore.open({
+      db, ownsDb: true, key: keys.current('auth-record'), keyByVersion: (version) => authRecordKey(keys, version), lookupKey: keys.current('blind-index').key,
+    });
+  } catch (err) {
+    await db.close().catch(() => undefined);
+    throw new ConfigError(`PostgreSQL: ${(err as Error).message}`);
+  }
+}
+
+/** A version of the auth-record key, or undefined when it is unknown or retired. */
+function authRecordKey(keys: DataKeys, version: number): DataKey | undefined {
+  try {
+    return { id: `auth-record.${version}`, version, key: keys.key(`auth-record.${version}`) };
+  } catch {
+    return undefined;
+  }
 }
 
 /** The key a store file is encrypted with now (the current store-file key once the server has re-keyed it). */
@@ -149,7 +193,8 @@ export async function startServer(config: Config, options: { logger?: boolean | 
   const https = config.transport.mode === 'on' ? await tlsOptionsOrConfigError(config, config.transport) : undefined;
   const keys = await openKeys(config.dataDir, config.keyProvider);
   removeAbandonedSnapshots(config.dataDir);
-  const rekeyed = rekeyStoreFiles(config.dataDir, keys);
+  // The embedded store's files; PostgreSQL's tables have no file key (their bodies are sealed instead).
+  const rekeyed = config.database ? [] : rekeyStoreFiles(config.dataDir, keys);
   const store = await openStore(config.dataDir, keys, config);
   const alerts = new Alerts({
     file: join(config.dataDir, 'alerts.ndjson'),
@@ -159,7 +204,7 @@ export async function startServer(config: Config, options: { logger?: boolean | 
   });
   let auth;
   try {
-    auth = await openAuthServer(config, { file: storeFileKey(config.dataDir, keys, 'bastion-auth.db'), cookie: keys.current('cookie').key, signingKeys: signingKeySeal(keys) }, alerts);
+    auth = await openAuthServer(config, { openStore: () => openAuthStore(config, keys), cookie: keys.current('cookie').key, signingKeys: signingKeySeal(keys) }, alerts);
   } catch (err) {
     await store.close();
     throw err;

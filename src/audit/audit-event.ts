@@ -50,7 +50,7 @@ function header(facts: AuditRecordFacts, id: string | undefined): Record<string,
     outcome: outcomeOf(facts),
     ...(facts.why ? { outcomeDesc: facts.why } : {}),
     agent: agentsOf(facts),
-    source,
+    source: facts.node ? { site: facts.node, ...source } : source,
   };
 }
 

@@ -16,15 +16,21 @@ export class AuditLog {
   private failing = false;
   private readonly onError: (err: unknown) => void;
   private readonly sinks: readonly AuditSink[];
+  private readonly node: string | undefined;
 
-  /** `sinks` (a SIEM's stream, syslog) get each batch once it is committed to the chained trail. */
-  constructor(store: Store, onError: (err: unknown) => void, sinks: readonly AuditSink[] = []) {
+  /**
+   * `sinks` (a SIEM's stream, syslog) get each batch once it is committed to the chained trail.
+   * `node`: this node's name, on each record, where several nodes append to one trail.
+   */
+  constructor(store: Store, onError: (err: unknown) => void, sinks: readonly AuditSink[] = [], node?: string) {
     this.store = store;
     this.onError = onError;
     this.sinks = sinks;
+    this.node = node;
   }
 
   record(facts: AuditRecordFacts): void {
+    if (this.node && facts.node === undefined) facts.node = this.node;
     if (facts.q && this.store.blindIndex) facts.q = redactIdentifierValues(facts.q, (v) => this.store.blindIndex!(v));
     this.buffer.push({ recorded: facts.at, json: JSON.stringify(facts) });
     if (this.buffer.length >= 512) void this.flush();

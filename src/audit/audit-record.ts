@@ -10,6 +10,8 @@ import type { Interaction, InteractionKind } from '../access/interaction.ts';
 export interface AuditRecordFacts {
   /** When (FHIR instant). */
   at: string;
+  /** The node that recorded it, where several share one trail (AuditEvent.source.site). */
+  node?: string;
   /** The interaction kind, or `authn` for an authentication / authorization server event (see `ev`). */
   do: InteractionKind | 'authn';
   /** For `authn`: what happened (login, login-failed, mfa-failed, locked-out, mfa-enrolled, consent, token, ...). */

@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type Provider from 'oidc-provider';
 import type { Config } from '../config/config.ts';
-import type { AuthStore, UserRecord } from '../store/auth-store.ts';
-import { SqliteAuthStore } from '../store/sqlite/auth-db.ts';
+import { DuplicateError, type AuthStore, type UserRecord } from '../store/auth-store.ts';
 import { bearerAuthenticator, localAuthenticator, type Authenticator } from './authenticate.ts';
 import { TokenVerifier, externalIssuer, ownIssuer } from './access-token.ts';
 import { loadOrCreateSigningKeys, type KeyFileSeal } from './signing-keys.ts';
@@ -35,9 +34,11 @@ export interface AuthServer {
   close(): Promise<void>;
 }
 
-export async function openAuthServer(config: Config, secrets: { file: Buffer; cookie: Buffer; signingKeys?: KeyFileSeal }, alerts: Alerts): Promise<AuthServer> {
+export async function openAuthServer(
+  config: Config, secrets: { openStore: () => Promise<AuthStore>; cookie: Buffer; signingKeys?: KeyFileSeal }, alerts: Alerts,
+): Promise<AuthServer> {
   if (config.auth.mode === 'off') return { authenticator: localAuthenticator, register: () => {}, close: async () => {} };
-  const store = new SqliteAuthStore(join(config.dataDir, 'bastion-auth.db'), secrets.file);
+  const store = await secrets.openStore();
   try {
     const revocations = new Revocations(store, config.auth.accessTokenTtl);
     await revocations.load();
@@ -68,6 +69,11 @@ export async function openAuthServer(config: Config, secrets: { file: Buffer; co
     };
     const emergency = new BreakGlassRegistry(store, config.auth.breakGlassMinutes * 60);
     await emergency.load();
+    // Several nodes on one database: a token revoked, or emergency access granted, on another node
+    // holds here too, from the moment its notification arrives (both lists only ever grow).
+    const unwatch = await store.watch?.([...Revocations.models, BreakGlassRegistry.model], (model) => {
+      void (model === BreakGlassRegistry.model ? emergency.load() : revocations.load()).catch(() => undefined);
+    });
     const authenticator = bearerAuthenticator(verifier, config.baseUrl, {
       patientsOf: (user) => emergency.patientsOf(user),
       async grant(principal, request) {
@@ -120,6 +126,7 @@ export async function openAuthServer(config: Config, secrets: { file: Buffer; co
       close: async () => {
         clearInterval(housekeeping);
         await housekeepingRun;
+        await unwatch?.();
         await store.close();
       },
     };
@@ -133,8 +140,14 @@ export async function openAuthServer(config: Config, secrets: { file: Buffer; co
 async function firstAdmin(store: AuthStore): Promise<{ secret: string; user: UserRecord } | undefined> {
   if ((await store.countUsers()) > 0) return undefined;
   const secret = randomBytes(15).toString('base64url');
-  const user = await addUser(store, { username: 'admin', role: 'admin', password: secret, mustChangePassword: true });
-  return { secret, user };
+  try {
+    const user = await addUser(store, { username: 'admin', role: 'admin', password: secret, mustChangePassword: true });
+    return { secret, user };
+  } catch (err) {
+    // Another node starting on the same database made it first.
+    if (err instanceof DuplicateError) return undefined;
+    throw err;
+  }
 }
 
 /**

@@ -7,6 +7,8 @@ const model = 'BreakGlass';
  * check, in the auth store so a restart keeps them (and their expiry).
  */
 export class BreakGlassRegistry {
+  /** The auth store model grants are kept as. */
+  static readonly model = model;
   private readonly active = new Map<string, Map<string, number>>();
   private readonly store: AuthStore;
   private readonly seconds: number;

@@ -11,6 +11,8 @@ const grantModel = 'RevokedGrant';
  * in the auth store so a restart does not forget it.
  */
 export class Revocations {
+  /** The auth store models revocations are kept as. */
+  static readonly models = [tokenModel, grantModel] as const;
   private readonly tokens = new Map<string, number>();
   private readonly grants = new Map<string, number>();
   private readonly store: AuthStore;

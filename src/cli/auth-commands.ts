@@ -1,8 +1,6 @@
-import { join } from 'node:path';
-import { openKeys, openStore, storeFileKey } from '../main.ts';
+import { openAuthStore, openKeys, openStore } from '../main.ts';
 import type { DataKeys } from '../crypto/data-keys.ts';
 import type { Config } from '../config/config.ts';
-import { SqliteAuthStore } from '../store/sqlite/auth-db.ts';
 import type { AuthStore } from '../store/auth-store.ts';
 import type { AuditRecordFacts } from '../audit/audit-record.ts';
 import { AuditLog } from '../audit/audit-log.ts';
@@ -32,14 +30,14 @@ export type ConsoleEvent = Pick<AuthEvent, 'kind' | 'detail'>;
  * Runs `work` on the data dir's auth file (safe while the server runs: SQLite serialises the
  * writes), then records what it did in the audit trail as the console (see recordConsoleEvents).
  */
-export async function withAuthStore<T>(config: Pick<Config, 'dataDir' | 'keyProvider'>, work: (store: AuthStore, record: (event: ConsoleEvent) => void, keys: DataKeys) => Promise<T>): Promise<T> {
+export async function withAuthStore<T>(config: Pick<Config, 'dataDir' | 'keyProvider' | 'database'>, work: (store: AuthStore, record: (event: ConsoleEvent) => void, keys: DataKeys) => Promise<T>): Promise<T> {
   const dataDir = config.dataDir;
   const keys = await openKeys(dataDir, config.keyProvider);
-  const store = new SqliteAuthStore(join(dataDir, 'bastion-auth.db'), storeFileKey(dataDir, keys, 'bastion-auth.db'));
+  const store = await openAuthStore(config, keys);
   const events: AuditRecordFacts[] = [];
   try {
     const result = await work(store, (event) => events.push(authEventFacts({ ...consoleActor, success: true, ...event })), keys);
-    if (events.length > 0) await recordConsoleEvents(dataDir, keys, store, events);
+    if (events.length > 0) await recordConsoleEvents(config, keys, store, events);
     return result;
   } finally {
     await store.close();
@@ -47,16 +45,18 @@ export async function withAuthStore<T>(config: Pick<Config, 'dataDir' | 'keyProv
 }
 
 /**
- * The audit trail has one writer at a time. With the server stopped the console appends its
- * records itself (as `bastion import` does); while the server runs they are handed over through
+ * The embedded audit trail has one writer at a time. With the server stopped the console appends
+ * its records itself (as `bastion import` does); while the server runs they are handed over through
  * the auth file and the server appends them within seconds. Should the trail not take them, they
- * wait there for the server's next start.
+ * wait there for the server's next start. On PostgreSQL every node and the console append to the
+ * one chain themselves (postgres/audit-log.ts).
  */
-async function recordConsoleEvents(dataDir: string, keys: DataKeys, store: AuthStore, events: AuditRecordFacts[]): Promise<void> {
-  if (!serverRunning(dataDir, keys)) {
+async function recordConsoleEvents(config: Pick<Config, 'dataDir' | 'database'>, keys: DataKeys, store: AuthStore, events: AuditRecordFacts[]): Promise<void> {
+  const { dataDir } = config;
+  if (config.database || !serverRunning(dataDir, keys)) {
     const failures: unknown[] = [];
     try {
-      const trail = await openStore(dataDir, keys);
+      const trail = await openStore(dataDir, keys, config);
       try {
         const audit = new AuditLog(trail, (err) => failures.push(err));
         for (const facts of events) audit.record(facts);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { hostname } from 'node:os';
 import type { ExternalIssuerConfig } from '../auth/access-token.ts';
 import { roles, type Role } from '../store/auth-store.ts';
 import { relationshipKinds, type RelationshipKind } from '../access/relationship.ts';
@@ -51,11 +52,27 @@ export interface Config {
   transport: TransportConfig;
   /** Where the key-encryption key lives; the data keys are wrapped by it. */
   keyProvider: KeyProviderSettings;
-  /** Seal every resource version with AES-256-GCM (the `resource-body` key) on top of the store file's encryption. */
+  /**
+   * PostgreSQL instead of the embedded store (several nodes may share it); the data dir then keeps
+   * only keys and local files.
+   */
+  database?: DatabaseConfig;
+  /** This node's name (audit records, change notifications); default: host name and process id. */
+  nodeName: string;
+  /** Seal every resource version with AES-256-GCM (the `resource-body` key); default on with PostgreSQL, whose tables no file encryption covers. */
   encryptResourceBodies: boolean;
   /** FHIRPath expressions selecting the Identifier elements kept encrypted, searchable through a blind index. */
   sensitiveIdentifiers: string[];
   auth: AuthConfig;
+}
+
+export interface DatabaseConfig {
+  /** `postgres://user@host:port/db?sslmode=verify-full`; the password from the environment (in the URL there, or PGPASSWORD). */
+  url: string;
+  /** The schema Bastion's tables live in. */
+  schema: string;
+  /** Connections per node at most. */
+  poolSize: number;
 }
 
 export type TransportConfig =
@@ -127,6 +144,10 @@ export type ConfigInput = Partial<{
   trustProxy: string | string[];
   keyProvider: string | Record<string, unknown>;
   encryptResourceBodies: boolean | string;
+  database: string;
+  databaseSchema: string;
+  databasePoolSize: number | string;
+  nodeName: string;
   sensitiveIdentifiers: string | string[];
   auth: string;
   issuer: string;
@@ -174,6 +195,10 @@ export const environmentVariables: Record<keyof ConfigInput, string> = {
   trustProxy: 'BASTION_TRUST_PROXY',
   keyProvider: 'BASTION_KEY_PROVIDER',
   encryptResourceBodies: 'BASTION_ENCRYPT_RESOURCE_BODIES',
+  database: 'BASTION_DATABASE_URL',
+  databaseSchema: 'BASTION_DATABASE_SCHEMA',
+  databasePoolSize: 'BASTION_DATABASE_POOL_SIZE',
+  nodeName: 'BASTION_NODE_NAME',
   sensitiveIdentifiers: 'BASTION_SENSITIVE_IDENTIFIERS',
   auth: 'BASTION_AUTH',
   issuer: 'BASTION_AUTH_ISSUER',
@@ -206,6 +231,9 @@ export class ConfigError extends Error {}
 export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv = process.env, configFile?: string): Config {
   const file = configFile ?? env.BASTION_CONFIG;
   const fromFile = file ? readConfigFile(file) : {};
+  if (fromFile.database && passwordOf(fromFile.database)) {
+    throw new ConfigError('database: the password comes from the environment (BASTION_DATABASE_URL or PGPASSWORD), not the configuration file');
+  }
   const fromEnv: ConfigInput = {};
   for (const [key, name] of Object.entries(environmentVariables) as [keyof ConfigInput, string][]) {
     if (env[name] !== undefined && env[name] !== '') (fromEnv as Record<string, string>)[key] = env[name]!;
@@ -285,7 +313,9 @@ function validate(input: ConfigInput): Config {
     ...auditSyslogOf(input),
     transport,
     keyProvider: keyProviderOf(input.keyProvider),
-    encryptResourceBodies: booleanSetting('encryptResourceBodies', input.encryptResourceBodies ?? false),
+    ...(input.database ? { database: databaseOf(input) } : {}),
+    nodeName: nodeNameOf(input.nodeName),
+    encryptResourceBodies: booleanSetting('encryptResourceBodies', input.encryptResourceBodies ?? input.database !== undefined),
     sensitiveIdentifiers: sensitiveIdentifiersOf(input.sensitiveIdentifiers),
     auth: {
       mode: auth,
@@ -438,6 +468,34 @@ function transportOf(input: ConfigInput, host: string): TransportConfig {
  * `{"kind": "aws-kms", "region", "keyId", "endpoint"?}`, `{"kind": "pkcs11", "module", "tokenLabel" | "slot", "keyLabel"}`.
  * Tokens, credentials and PINs come from the environment, never from here.
  */
+function passwordOf(url: string): string | undefined {
+  try {
+    return new URL(url).password || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function databaseOf(input: ConfigInput): DatabaseConfig {
+  let url: URL;
+  try {
+    url = new URL(input.database!);
+  } catch {
+    throw new ConfigError('database must be a postgres:// URL');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new ConfigError(`database must be a postgres:// URL (got ${url.protocol}//...)`);
+  if (!url.hostname) throw new ConfigError('database needs a host');
+  const schema = input.databaseSchema ?? 'public';
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new ConfigError(`databaseSchema must be a plain lower-case SQL name (got "${schema}")`);
+  return { url: input.database!, schema, poolSize: integer('databasePoolSize', input.databasePoolSize ?? 10, 2, 500) };
+}
+
+function nodeNameOf(value: string | undefined): string {
+  const name = value ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '').slice(0, 50) || 'node'}-${process.pid}`;
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) throw new ConfigError(`nodeName must be 1-64 letters, digits, '.', '_' or '-' (got "${name.slice(0, 80)}")`);
+  return name;
+}
+
 function keyProviderOf(value: string | Record<string, unknown> | undefined): KeyProviderSettings {
   if (value === undefined || value === 'local') return { kind: 'local' };
   const raw = jsonObject('keyProvider', value) as Record<string, unknown>;

@@ -7,7 +7,7 @@ import { KeyProviderError, type KeyProvider, type WrappedKey } from './key-provi
  * What each data key is for. Each purpose has its own key (a leak of one does not open the others)
  * and its own versions: rotating one re-encrypts only what it protects.
  */
-export const keyPurposes = ['store-file', 'resource-body', 'identifier', 'blind-index', 'pseudonym', 'cookie', 'signing'] as const;
+export const keyPurposes = ['store-file', 'resource-body', 'identifier', 'blind-index', 'pseudonym', 'cookie', 'signing', 'auth-record'] as const;
 export type KeyPurpose = (typeof keyPurposes)[number];
 
 /** A data key version: `resource-body.3`. Ciphertexts name it, so any version in use still decrypts. */

@@ -59,7 +59,7 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
     },
   });
   const sinks = openAuditSinks(config, (err) => fastify.log.warn({ err: (err as Error)?.message }, 'audit export'));
-  const audit = new AuditLog(store, (err) => fastify.log.error({ err: (err as Error)?.name }, 'audit append failed'), sinks);
+  const audit = new AuditLog(store, (err) => fastify.log.error({ err: (err as Error)?.name }, 'audit append failed'), sinks, config.database ? config.nodeName : undefined);
   const facts = new AccessFacts(store);
   const pseudonyms = pseudonymKey ? new Pseudonyms(pseudonymKey) : undefined;
   const services = { facts, ...(pseudonyms ? { pseudonyms } : {}), ...(provenanceSigner ? { provenanceSigner } : {}) };

@@ -73,6 +73,7 @@ function recordingWriter(tx: StoreWriter, note: (activity: Activity, stored: Sto
     vread: (type, id, vid) => tx.vread(type, id, vid),
     history: (q) => tx.history(q),
     search: (r) => tx.search(r),
+    ...(tx.lock ? { lock: (key: string) => tx.lock!(key) } : {}),
     async create(resource: Resource & { id: string }): Promise<StoredResource> {
       if (isServerRecorded(resource)) refuseServerRecorded(`Provenance/${resource.id}`);
       const stored = await tx.create(resource);

@@ -5,7 +5,7 @@ import type { StoreWriter } from '../store/store.ts';
 import { serializeBundle, type RawEntry } from '../fhir/bundle.ts';
 import { FhirError, badRequest, issue, notFound, preconditionFailed } from '../fhir/outcome.ts';
 import { entryRequest, entryResponse, errorResponse } from './bundle-entry.ts';
-import { findMatches, splitConditional } from './conditional.ts';
+import { findMatches, lockCriteria, splitConditional } from './conditional.ts';
 import { searchReaderFor } from './confinement.ts';
 import { consentsIn } from './access-facts.ts';
 import { rewriteReferences } from './references.ts';
@@ -101,12 +101,15 @@ async function assignIdentities(ctx: RestContext, tx: StoreWriter, entries: Bund
     let id: string | undefined;
     if (req.method === 'POST' && req.segments.length === 1) {
       if (req.ifNoneExist !== undefined) {
-        const matches = await findMatches(searchReaderFor(ctx.principal, tx, type, await consentsIn(ctx.facts)), ctx.config, type, req.ifNoneExist.replace(new RegExp(`^${type}\\?`), '').replace(/^\?/, ''), ctx.terminology);
+        const criteria = req.ifNoneExist.replace(new RegExp(`^${type}\\?`), '').replace(/^\?/, '');
+        await lockCriteria(tx, type, criteria);
+        const matches = await findMatches(searchReaderFor(ctx.principal, tx, type, await consentsIn(ctx.facts)), ctx.config, type, criteria, ctx.terminology);
         if (matches.length > 1) throw failedEntry(preconditionFailed(`If-None-Exist matched several ${type} resources`), i);
         id = matches[0]?.id;
       }
       if (!id) id = req.assignedId = randomUUID();
     } else if (req.method === 'PUT' && req.segments.length === 1 && req.queryString) {
+      await lockCriteria(tx, type, req.queryString);
       const matches = await findMatches(searchReaderFor(ctx.principal, tx, type, await consentsIn(ctx.facts)), ctx.config, type, req.queryString, ctx.terminology);
       if (matches.length > 1) throw failedEntry(preconditionFailed(`The conditional update matched several ${type} resources`), i);
       const chosen = (req.body as Resource | undefined)?.id;

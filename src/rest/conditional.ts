@@ -1,4 +1,4 @@
-import type { StoreReader, StoredResource } from '../store/store.ts';
+import type { StoreReader, StoreWriter, StoredResource } from '../store/store.ts';
 import type { Config } from '../config/config.ts';
 import { parseSearch } from '../fhir/search/parse.ts';
 import { badRequest } from '../fhir/outcome.ts';
@@ -18,6 +18,17 @@ export async function findMatches(reader: StoreReader, config: Config, resourceT
   await resolveTerminology(request, terminology);
   const result = await reader.search(request);
   return result.matches;
+}
+
+/**
+ * Before searching for what a conditional create or update would otherwise create: two such
+ * requests with the same criteria, on any nodes, then run one after the other, and the second
+ * finds what the first created (one resource, not two). Criteria are compared as sorted pairs.
+ */
+export async function lockCriteria(tx: StoreWriter, resourceType: string, criteria: string): Promise<void> {
+  if (!tx.lock) return;
+  const pairs = [...new URLSearchParams(criteria)].map(([k, v]) => `${k}=${v}`).sort();
+  await tx.lock(`conditional:${resourceType}?${pairs.join('&')}`);
 }
 
 /** `Patient?identifier=...` in a reference or an If-None-Exist header: type and criteria. */

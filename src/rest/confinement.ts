@@ -555,7 +555,10 @@ class ConfinedWriter extends ConfinedReader implements StoreWriter {
   constructor(inner: StoreWriter, confinement: Confinement) {
     super(inner, confinement);
     this.writer = inner;
+    if (inner.lock) this.lock = (key) => inner.lock!(key);
   }
+
+  lock?: (key: string) => Promise<void>;
 
   async create(resource: Resource & { id: string }): Promise<StoredResource> {
     this.mustReferOnlyToPatient(resource);

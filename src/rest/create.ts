@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FhirRequest, FhirResponse, RestContext } from './context.ts';
 import { checkResourceBody } from './resource-body.ts';
-import { findMatches } from './conditional.ts';
+import { findMatches, lockCriteria } from './conditional.ts';
 import { returnPreference, versionHeaders } from './headers.ts';
 import { writeResponse } from './respond.ts';
 import { preconditionFailed } from '../fhir/outcome.ts';
@@ -12,7 +12,9 @@ export async function create(ctx: RestContext, req: FhirRequest, resourceType: s
   const prefer = returnPreference(req.prefer);
   return ctx.write(async (tx) => {
     if (req.ifNoneExist !== undefined) {
-      const matches = await findMatches(tx, ctx.config, resourceType, stripTypePrefix(req.ifNoneExist, resourceType), ctx.terminology);
+      const criteria = stripTypePrefix(req.ifNoneExist, resourceType);
+      await lockCriteria(tx, resourceType, criteria);
+      const matches = await findMatches(tx, ctx.config, resourceType, criteria, ctx.terminology);
       if (matches.length > 1) throw preconditionFailed(`If-None-Exist matched ${matches.length > 2 ? 'several' : 2} ${resourceType} resources`);
       if (matches.length === 1) {
         const existing = matches[0];

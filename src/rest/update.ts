@@ -3,7 +3,7 @@ import type { FhirRequest, FhirResponse, RestContext } from './context.ts';
 import type { Resource } from '../fhir/types.ts';
 import type { StoreWriter } from '../store/store.ts';
 import { checkBodyId, checkResourceBody } from './resource-body.ts';
-import { findMatches } from './conditional.ts';
+import { findMatches, lockCriteria } from './conditional.ts';
 import { returnPreference, versionFromEtag } from './headers.ts';
 import { writeResponse } from './respond.ts';
 import { badRequest, preconditionFailed } from '../fhir/outcome.ts';
@@ -21,6 +21,7 @@ export async function conditionalUpdate(ctx: RestContext, req: FhirRequest, reso
   const resource = checkResourceBody(req.body, resourceType);
   const ifMatch = req.ifMatch === undefined ? undefined : versionFromEtag(req.ifMatch, 'If-Match');
   return ctx.write(async (tx) => {
+    await lockCriteria(tx, resourceType, req.queryString);
     const matches = await findMatches(tx, ctx.config, resourceType, req.queryString, ctx.terminology);
     if (matches.length > 1) throw preconditionFailed(`The criteria matched several ${resourceType} resources; the update needs exactly one`);
     if (matches.length === 1) {

@@ -43,6 +43,9 @@ export interface OAuthRecord {
   consumed?: number;
 }
 
+/** A user name, user id or client id already taken. */
+export class DuplicateError extends Error {}
+
 export interface AuthStore {
   addUser(user: UserRecord): Promise<void>;
   updateUser(user: UserRecord): Promise<void>;
@@ -62,6 +65,12 @@ export interface AuthStore {
   oauthRevokeByGrantId(grantId: string): Promise<void>;
   /** Every live record of a model (for the few small models read whole at start, e.g. revocations). */
   oauthList(model: string): Promise<OAuthRecord[]>;
+  /**
+   * Calls `onChange(model)` when any process sharing the store (another node on the same
+   * database) records a record of one of these models, or when it may have missed one (a lost
+   * connection); the returned function stops it. Absent where one process alone serves the store.
+   */
+  watch?(models: readonly string[], onChange: (model: string) => void): Promise<() => Promise<void>>;
 
   close(): Promise<void>;
 }

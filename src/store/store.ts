@@ -112,6 +112,12 @@ export interface StoreWriter extends StoreReader {
   update(resource: Resource & { id: string }, options?: UpdateOptions): Promise<UpdateResult>;
   /** Records a deletion marker; undefined when there was nothing current to delete. */
   delete(resourceType: string, id: string, options?: UpdateOptions): Promise<StoredResource | undefined>;
+  /**
+   * Holds, until this transaction ends, a lock that every other transaction naming the same key
+   * waits for, on whichever node it runs: what a conditional create searched for cannot be created
+   * by another meanwhile. Absent where transactions run one at a time anyway (the embedded store).
+   */
+  lock?(key: string): Promise<void>;
 }
 
 export interface Store extends StoreReader {

@@ -49,7 +49,7 @@ test('bastion keys rotate with the server stopped: new versions, files re-keyed,
     const oldStoreKey = await storeKey(dir);
     const r = cli({ ...sealedEnv, BASTION_DATA_DIR: dir }, 'keys', 'rotate');
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /KEK rotated to local:2; 7 data keys re-wrapped/);
+    assert.match(r.stdout, /KEK rotated to local:2; 8 data keys re-wrapped/);
     assert.match(r.stdout, /re-encrypted 31 of 31 versions/);
     assert.deepEqual(await bodyKeyVersions(dir), Array(31).fill(2));
     for (const file of ['bastion.db', 'bastion-audit.db', 'bastion-auth.db']) {

@@ -1,14 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { presentedCertificateThumbprint } from '../client-certificate.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { AuthStore, Role } from '../../store/auth-store.ts';
+import { DuplicateError, type AuthStore, type Role } from '../../store/auth-store.ts';
 import type { StoreReader } from '../../store/store.ts';
 import type { Authenticator } from '../authenticate.ts';
 import type { Principal } from '../principal.ts';
 import { clientRegisteredDetail, userCreatedDetail, type AuthEvent } from '../auth-events.ts';
 import { addUser, UserError } from '../users.ts';
 import { ClientRegistrationError, registerClient, type ClientType } from '../clients.ts';
-import { DuplicateError } from '../../store/sqlite/auth-db.ts';
 import { ehrLaunchModel, type EhrLaunch } from './launch-context.ts';
 import { adminScope } from './provider.ts';
 import { FhirError } from '../../fhir/outcome.ts';

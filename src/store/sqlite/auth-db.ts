@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { AuthStore, ClientRecord, OAuthRecord, UserRecord } from '../auth-store.ts';
+import { DuplicateError, type AuthStore, type ClientRecord, type OAuthRecord, type UserRecord } from '../auth-store.ts';
 import { migrate } from './migrations.ts';
 import { openEncrypted, type Db } from './open.ts';
 
@@ -131,7 +131,6 @@ export class SqliteAuthStore implements AuthStore {
   }
 }
 
-export class DuplicateError extends Error {}
 
 interface Row { payload: string; expires_at: number | null; consumed: number | null }
 

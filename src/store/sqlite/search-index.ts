@@ -5,6 +5,7 @@ import type { Statement } from './statements.ts';
 import type { Resource } from '../../fhir/types.ts';
 import { extractIndexRows, type IndexRows } from '../../fhir/search/extract.ts';
 import { contentText, narrativeText } from '../../fhir/search/text.ts';
+import { indexVersion } from '../sql/index-version.ts';
 
 type RowKind = keyof IndexRows;
 type Row = IndexRows[RowKind][number];
@@ -110,11 +111,10 @@ function replaceChangedRows(s: IndexStatements, rid: number, before: IndexRows, 
 }
 
 /**
- * What the index rows hold changes now and then (composite parameters, full text, Soundex, blind indexes of sensitive identifiers): files
- * indexed before the current version are indexed again. Recorded in store_meta, and only once a
- * rebuild has finished, so a rebuild cut short (a crash, a kill) is started again on next open.
+ * Files indexed before the current index version (sql/index-version.ts) are indexed again.
+ * Recorded in store_meta, and only once a rebuild has finished, so a rebuild cut short (a crash,
+ * a kill) is started again on next open.
  */
-export const indexVersion = 7;
 
 export function ensureSearchIndex(db: Db, codec: ResourceCodec): number | undefined {
   const row = db.prepare(`SELECT value FROM store_meta WHERE key = 'index_version'`).get() as { value: string } | undefined;

@@ -1,7 +1,7 @@
 import type { Db } from './open.ts';
 import type { Statement } from './statements.ts';
 import type { SearchConstraint, SearchCriterion, SearchRequest } from '../../fhir/search/types.ts';
-import { setTable } from './search-sql.ts';
+import { setTable } from './dialect.ts';
 
 /**
  * The temporary tables of a request's in-set criteria, created on the connection that runs it

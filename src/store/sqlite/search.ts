@@ -4,12 +4,13 @@ import type { Resource } from '../../fhir/types.ts';
 import type { SearchCriterion, SearchRequest } from '../../fhir/search/types.ts';
 import type { SearchResult, StoredResource } from '../store.ts';
 import { writeIndexRows } from './search-index.ts';
-import { buildSearchSql, cappedCountSql, lookupOf, type Frag } from './search-sql.ts';
-import { decodeCursor, encodeCursor } from './search-cursor.ts';
-import { findIncluded, type ResourceRow } from './search-include.ts';
+import { buildSearchSql, cappedCountSql, lookupOf, type Frag } from '../sql/search-sql.ts';
+import { decodeCursor, encodeCursor } from '../sql/search-cursor.ts';
+import { findIncluded, type ResourceRow } from '../sql/search-include.ts';
 import { ensureSetTables } from './search-sets.ts';
 import type { ResourceCodec } from '../resource-codec.ts';
 import type { CurrentCache } from './current-cache.ts';
+import { sqliteDialect } from './dialect.ts';
 
 /**
  * Writes the search index rows of one resource version (undefined: the resource was deleted).
@@ -37,14 +38,14 @@ export function searchResources(db: Db, codec: ResourceCodec, asked: SearchReque
   const keyCount = request.sort.length;
   const cursor = request.cursor === undefined ? undefined : decodeCursor(request.cursor, keyCount);
   const run = (f: Frag) => prepare(db, f).all(...f.args) as ResourceRow[];
-  const { page, count } = buildSearchSql(request, cursor, commonCriteria(db, request));
+  const { page, count } = buildSearchSql(request, sqliteDialect, cursor, commonCriteria(db, request));
   let rows = request.count > 0 ? run(page) : [];
   // One row more than the page was read: it says whether the page has a successor in its direction.
   const more = rows.length > request.count;
   rows = rows.slice(0, request.count);
   const backward = cursor?.d === 'p';
   if (backward) rows.reverse();
-  const result: SearchResult = { matches: rows.map(toStored), included: findIncluded(request, rows, run).map(toStored) };
+  const result: SearchResult = { matches: rows.map(toStored), included: findIncluded(request, rows, run, sqliteDialect).map(toStored) };
   if (rows.length > 0) {
     const at = (row: ResourceRow, d: 'n' | 'p') => encodeCursor({ d, k: Array.from({ length: keyCount }, (_, i) => row[`k${i}`] ?? null), r: row.rid });
     if (backward ? true : more) result.next = at(rows[rows.length - 1], 'n');
@@ -71,7 +72,7 @@ function commonCriteria(db: Db, request: SearchRequest): Set<SearchCriterion> {
   if (request.count === 0) return common;
   let selective = 0;
   for (const c of request.criteria) {
-    const lookup = lookupOf(c, request.resourceTypes);
+    const lookup = lookupOf(c, request.resourceTypes, sqliteDialect);
     if (!lookup) continue;
     if (lookup.keys.length > 0 && isCommon(db, cappedCountSql(lookup, commonAt))) common.add(c);
     else selective++;

@@ -1,6 +1,7 @@
 import type { IncludeSpec, SearchRequest } from '../../fhir/search/types.ts';
 import { paramKey, searchParam } from '../../fhir/search/params.ts';
 import { and, constraintsSql, frag, join, type Frag } from './search-sql.ts';
+import type { Dialect } from './dialect.ts';
 
 /** A resources row with its current content, as searches return them. */
 export interface ResourceRow {
@@ -10,6 +11,8 @@ export interface ResourceRow {
   version: number;
   last_updated: string;
   content: string | Uint8Array;
+  /** PostgreSQL: the sealed body, when `content` is null (postgres/schema.ts). */
+  sealed?: Uint8Array | null;
   /** Sort key values of a match (k0, k1, ...), for its cursor. */
   [key: `k${number}`]: string | number | null;
 }
@@ -20,14 +23,14 @@ export type Run = (query: Frag) => ResourceRow[];
 export const maxIncluded = 1000;
 const maxRounds = 4;
 
-const columns = (alias: string) => `${alias}.rid, ${alias}.type, ${alias}.id, ${alias}.version, ${alias}.last_updated, v.content`;
+const columns = (alias: string, dialect: Dialect) => `${alias}.rid, ${alias}.type, ${alias}.id, ${alias}.version, ${alias}.last_updated, ${dialect.content}`;
 
 /**
  * `_include` and `_revinclude`: one query per spec and round, each keyed on the rows found so far
  * (passed as one JSON array, so the statement text does not depend on their number). Included
  * resources pass the same access constraints as matches.
  */
-export function findIncluded(request: SearchRequest, matches: ResourceRow[], run: Run): ResourceRow[] {
+export function findIncluded(request: SearchRequest, matches: ResourceRow[], run: Run, dialect: Dialect): ResourceRow[] {
   const specs = [...request.include.map((s) => ({ s, rev: false })), ...request.revinclude.map((s) => ({ s, rev: true }))];
   if (specs.length === 0 || matches.length === 0) return [];
   const seen = new Set(matches.map((m) => m.rid));
@@ -37,7 +40,7 @@ export function findIncluded(request: SearchRequest, matches: ResourceRow[], run
     const added: ResourceRow[] = [];
     for (const { s, rev } of specs) {
       if (round > 0 && !s.iterate) continue;
-      const query = rev ? revIncludeSql(s, frontier, request) : includeSql(s, frontier, request);
+      const query = rev ? revIncludeSql(s, frontier, request, dialect) : includeSql(s, frontier, request, dialect);
       if (!query) continue;
       for (const row of run(query)) {
         if (seen.has(row.rid) || included.length + added.length >= maxIncluded) continue;
@@ -52,38 +55,41 @@ export function findIncluded(request: SearchRequest, matches: ResourceRow[], run
 }
 
 /** The resources that `spec.code` references of the frontier's `spec.sourceType` rows point at. */
-function includeSql(spec: IncludeSpec, frontier: ResourceRow[], request: SearchRequest): Frag | undefined {
+function includeSql(spec: IncludeSpec, frontier: ResourceRow[], request: SearchRequest, dialect: Dialect): Frag | undefined {
   const sources = frontier.filter((r) => r.type === spec.sourceType).map((r) => r.rid);
   const param = searchParam(spec.sourceType, spec.code);
   if (sources.length === 0 || !param) return undefined;
   const targetTypes = spec.targetType ? [spec.targetType] : [...param.targets];
   const parts: Frag[] = [
-    frag(
-      `t.rid IN (SELECT t2.rid FROM search_reference c INDEXED BY search_reference_rid JOIN resources t2 ON t2.type = c.target_type AND t2.id = c.target_id` +
-        ` WHERE c.rid IN (SELECT value FROM json_each(?)) AND c.pid = ?${spec.targetType ? ' AND c.target_type = ?' : ''})`,
-      JSON.stringify(sources), paramKey(param.base, spec.code), ...(spec.targetType ? [spec.targetType] : []),
-    ),
+    join([
+      frag(
+        `t.rid IN (SELECT t2.rid FROM search_reference c${dialect.byRid('search_reference')} JOIN resources t2 ON t2.type = c.target_type AND t2.id = c.target_id` +
+          ' WHERE c.rid IN (',
+      ),
+      dialect.rids(sources),
+      frag(`) AND c.pid = ?${spec.targetType ? ' AND c.target_type = ?' : ''})`, paramKey(param.base, spec.code), ...(spec.targetType ? [spec.targetType] : [])),
+    ], ''),
     frag('t.deleted = 0'),
-    ...constraintsSql(request.constraints, targetTypes, 't'),
+    ...constraintsSql(request.constraints, targetTypes, 't', dialect),
   ];
-  return join([frag(`SELECT ${columns('t')} FROM resources t JOIN resource_versions v ON v.seq = t.seq WHERE `), and(parts), frag(' LIMIT ?', maxIncluded)], '');
+  return join([frag(`SELECT ${columns('t', dialect)} FROM resources t JOIN resource_versions v ON v.seq = t.seq WHERE `), and(parts), frag(' LIMIT ?', maxIncluded)], '');
 }
 
-/** The `spec.sourceType` resources whose `spec.code` references point at a frontier row (CROSS JOIN: by each target, through the index). */
-function revIncludeSql(spec: IncludeSpec, frontier: ResourceRow[], request: SearchRequest): Frag | undefined {
-  const targets = frontier.filter((r) => !spec.targetType || r.type === spec.targetType).map((r) => [r.type, r.id]);
+/** The `spec.sourceType` resources whose `spec.code` references point at a frontier row (a fixed join: by each target, through the index). */
+function revIncludeSql(spec: IncludeSpec, frontier: ResourceRow[], request: SearchRequest, dialect: Dialect): Frag | undefined {
+  const targets = frontier.filter((r) => !spec.targetType || r.type === spec.targetType).map((r): [string, string] => [r.type, r.id]);
   const param = searchParam(spec.sourceType, spec.code);
   if (targets.length === 0 || !param) return undefined;
   const parts: Frag[] = [
-    frag(
-      `s.rid IN (SELECT c.rid FROM json_each(?) j CROSS JOIN search_reference c ON c.pid = ? AND c.target_id = json_extract(j.value, '$[1]')` +
-        ` AND c.target_type = json_extract(j.value, '$[0]'))`,
-      JSON.stringify(targets), paramKey(param.base, spec.code),
-    ),
+    join([
+      frag('s.rid IN (SELECT c.rid FROM '),
+      dialect.pairs(targets),
+      frag(` ${dialect.fixedJoin} search_reference c ON c.pid = ? AND c.target_id = j.id AND c.target_type = j.type)`, paramKey(param.base, spec.code)),
+    ], ''),
     frag('s.type = ?', spec.sourceType),
     frag('s.deleted = 0'),
-    ...constraintsSql(request.constraints, [spec.sourceType], 's'),
+    ...constraintsSql(request.constraints, [spec.sourceType], 's', dialect),
   ];
-  return join([frag(`SELECT ${columns('s')} FROM resources s JOIN resource_versions v ON v.seq = s.seq WHERE `), and(parts), frag(' LIMIT ?', maxIncluded)], '');
+  return join([frag(`SELECT ${columns('s', dialect)} FROM resources s JOIN resource_versions v ON v.seq = s.seq WHERE `), and(parts), frag(' LIMIT ?', maxIncluded)], '');
 }
 

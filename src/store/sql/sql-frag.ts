@@ -1,4 +1,5 @@
-export type SqlArg = string | number | null;
+/** A bound value (bytes: a sealed body); arrays only for PostgreSQL, whose dialect passes lists as one parameter. */
+export type SqlArg = string | number | null | Uint8Array | readonly string[] | readonly number[];
 
 /** A piece of SQL with the arguments of its placeholders, in order. */
 export interface Frag {

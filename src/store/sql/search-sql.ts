@@ -6,25 +6,16 @@ import { normalizeText, prefixEnd } from '../../fhir/search/normalize.ts';
 import { frag, join, type Frag } from './sql-frag.ts';
 import { labelBit } from '../../fhir/security-label-bits.ts';
 import { keysetCondition, type Cursor } from './search-cursor.ts';
+import type { Dialect } from './dialect.ts';
 
 /**
- * Turns a SearchRequest into SQL for the SQLite schema (migration 2). The one place where search
- * becomes SQL: client criteria and the access layer's constraints go through the same builder and
+ * Turns a SearchRequest into SQL for the index schema both stores share (SQLite migration 2 and
+ * its PostgreSQL twin), in either's dialect. The one place where search becomes SQL: client criteria and the access layer's constraints go through the same builder and
  * end up in the same WHERE clause, so counts and paging always reflect both. Values only ever
  * travel as bound parameters.
  */
 
 export { frag, join, type Frag, type SqlArg } from './sql-frag.ts';
-
-const setTables = new WeakMap<ReadonlySet<string>, string>();
-let setTablesNamed = 0;
-
-/** The name of the temporary table holding an in-set criterion's ids (see search-sets.ts), the same for the set's lifetime. */
-export function setTable(ids: ReadonlySet<string>): string {
-  let name = setTables.get(ids);
-  if (!name) setTables.set(ids, (name = `bastion_set_${++setTablesNamed}`));
-  return name;
-}
 
 /** The bits of the labels, when every one is a known label given with its system. */
 function knownLabelMask(values: readonly TokenValue[]): number | undefined {
@@ -39,15 +30,15 @@ function knownLabelMask(values: readonly TokenValue[]): number | undefined {
 
 /** OR of the parts, leaving out those that can never hold (a constraint for types a query does not touch). */
 const or = (parts: Frag[]): Frag => {
-  const live = parts.filter((p) => p.sql !== '0');
+  const live = parts.filter((p) => p.sql !== never.sql);
   if (live.length === 0) return parts.length === 0 ? wrap(join(parts, ' OR ')) : never;
   return live.length === 1 ? live[0] : wrap(join(live, ' OR '));
 };
 export const and = (parts: Frag[]): Frag => join(parts, ' AND ');
 const wrap = (f: Frag): Frag => ({ sql: `(${f.sql})`, args: f.args });
 const placeholders = (n: number): string => Array(n).fill('?').join(', ');
-const always = frag('1');
-const never = frag('0');
+const always = frag('TRUE');
+const never = frag('FALSE');
 
 export interface SearchSql {
   page: Frag;
@@ -59,9 +50,9 @@ export interface SearchSql {
  * the caller knows whether another page follows; with a cursor running backwards ('p') it reads
  * in reverse order, and the caller turns the rows round.
  */
-export function buildSearchSql(request: SearchRequest, cursor?: Cursor, probed: ReadonlySet<SearchCriterion> = new Set()): SearchSql {
-  const where = whereClause(request, probed);
-  const sort = sortKeys(request);
+export function buildSearchSql(request: SearchRequest, dialect: Dialect, cursor?: Cursor, probed: ReadonlySet<SearchCriterion> = new Set()): SearchSql {
+  const where = whereClause(request, dialect, probed);
+  const sort = sortKeys(request, dialect);
   const backward = cursor?.d === 'p';
   const order = (prefix: string) => [
     ...sort.map((s, i) => `${prefix}k${i} ${backward ? reversed(s.dir) : s.dir}`),
@@ -81,7 +72,7 @@ export function buildSearchSql(request: SearchRequest, cursor?: Cursor, probed: 
   // Sort and page on the resource table and indexes alone, then read content for the page only.
   const page = join(
     [
-      frag(`SELECT r.rid, r.type, r.id, r.version, r.last_updated, v.content${sort.map((_, i) => `, page.k${i} AS k${i}`).join('')} FROM (`),
+      frag(`SELECT r.rid, r.type, r.id, r.version, r.last_updated, ${dialect.content}${sort.map((_, i) => `, page.k${i} AS k${i}`).join('')} FROM (`),
       inner,
       frag(`) AS page JOIN resources r ON r.rid = page.rid JOIN resource_versions v ON v.seq = r.seq ORDER BY ${order('page.')}`),
     ],
@@ -95,37 +86,37 @@ function reversed(dir: string): string {
   return dir.startsWith('DESC') ? 'ASC NULLS FIRST' : 'DESC NULLS FIRST';
 }
 
-function whereClause(request: SearchRequest, probed: ReadonlySet<SearchCriterion>): Frag {
+function whereClause(request: SearchRequest, dialect: Dialect, probed: ReadonlySet<SearchCriterion>): Frag {
   const types = request.resourceTypes;
   const parts: Frag[] = [frag('r.deleted = 0')];
   // When a criterion can drive the query from its index rows (rid IN ...), the unary + keeps the
   // planner from scanning every resource of the type instead and probing each one. When every
   // such criterion is too common to list (probed), scanning the type in rid order is the plan.
-  const type = request.criteria.some((c) => drivesFromIndex(c) && !probed.has(c)) ? '+r.type' : 'r.type';
+  const type = request.criteria.some((c) => drivesFromIndex(c) && !probed.has(c)) ? dialect.notDriving('r.type') : 'r.type';
   if (types.length === 1) parts.push(frag(`${type} = ?`, types[0]));
   else if (types.length > 1) parts.push(frag(`${type} IN (${placeholders(types.length)})`, ...types));
-  for (const c of request.criteria) parts.push(criterionIn(c, { types, alias: 'r', depth: 0, probe: probed.has(c) }));
+  for (const c of request.criteria) parts.push(criterionIn(c, { types, alias: 'r', depth: 0, probe: probed.has(c), dialect }));
   // Checking one resource against the constraints (probeConstraints): each is tested on its row
   // through the rid index, rather than listing every row it admits (a GP's thousands of patients).
-  parts.push(...constraintsSql(request.constraints, types, 'r', request.probeConstraints));
+  parts.push(...constraintsSql(request.constraints, types, 'r', dialect, request.probeConstraints));
   return and(parts);
 }
 
 /** The access layer's constraints on rows of `alias` (one of `types`): for matches and included resources alike. */
-export function constraintsSql(constraints: SearchRequest['constraints'], types: readonly string[], alias: string, probe = false): Frag[] {
-  return (constraints ?? []).map((constraint) => constraintSql(constraint, types, alias, probe));
+export function constraintsSql(constraints: SearchRequest['constraints'], types: readonly string[], alias: string, dialect: Dialect, probe = false): Frag[] {
+  return (constraints ?? []).map((constraint) => constraintSql(constraint, types, alias, dialect, probe));
 }
 
 const constraintFrags = new WeakMap<SearchConstraint, Map<string, Frag>>();
 
 /** A constraint's SQL, built once per constraint, types and alias: the access layer reuses its constraints (a clinician's spans every type). */
-function constraintSql(constraint: SearchConstraint, types: readonly string[], alias: string, probe: boolean): Frag {
+function constraintSql(constraint: SearchConstraint, types: readonly string[], alias: string, dialect: Dialect, probe: boolean): Frag {
   let byShape = constraintFrags.get(constraint);
   if (!byShape) constraintFrags.set(constraint, (byShape = new Map()));
-  const key = `${alias}|${probe ? 1 : 0}|${types.join(',')}`;
+  const key = `${dialect.name}|${alias}|${probe ? 1 : 0}|${types.join(',')}`;
   let f = byShape.get(key);
   if (!f) {
-    f = constraint.anyOf.length === 0 ? never : or(constraint.anyOf.map((c) => criterionIn(c, { types, alias, depth: 0, probe })));
+    f = constraint.anyOf.length === 0 ? never : or(constraint.anyOf.map((c) => criterionIn(c, { types, alias, depth: 0, probe, dialect })));
     if (byShape.size >= 64) byShape.delete(byShape.keys().next().value!);
     byShape.set(key, f);
   }
@@ -169,7 +160,7 @@ function lookupSql(scope: Scope, l: Lookup, negate = false): Frag {
   // for a range or an OR once per resource instead.
   // A negation is always tested on the row: listing what it excludes (every V-labelled resource,
   // say) would cost as many steps as there are such rows, on every query.
-  if (scope.probe || negate) return join([frag(`${negate ? 'NOT ' : ''}EXISTS (SELECT 1 FROM ${l.table} INDEXED BY ${l.table}_rid WHERE rid = ${scope.alias}.rid AND `), cond, frag(')')], '');
+  if (scope.probe || negate) return join([frag(`${negate ? 'NOT ' : ''}EXISTS (SELECT 1 FROM ${l.table}${scope.dialect.byRid(l.table)} WHERE rid = ${scope.alias}.rid AND `), cond, frag(')')], '');
   return join([frag(`${scope.alias}.rid ${negate ? 'NOT IN' : 'IN'} (SELECT rid FROM ${l.table} WHERE `), cond, frag(')')], '');
 }
 
@@ -181,16 +172,16 @@ function indexed(scope: Scope, code: string, table: string, match: Frag | undefi
  * The index rows of a plain positive criterion (no chain, no negation), or undefined: the part of
  * a criterion whose number of matches can be probed cheaply before choosing a plan.
  */
-export function lookupOf(c: SearchCriterion, types: readonly string[]): Lookup | undefined {
+export function lookupOf(c: SearchCriterion, types: readonly string[], dialect: Dialect): Lookup | undefined {
   if (c.code === '_id' || c.code === '_lastUpdated' || (c.kind === 'token' && c.negate)) return undefined;
-  const rows = rowMatch(c);
+  const rows = rowMatch(c, dialect);
   return rows && { ...rows, keys: paramKeys(types, c.code) };
 }
 
 /** The index table and row condition of a plain criterion's values (composite parts included). */
-function rowMatch(c: SearchCriterion): { table: string; match: Frag } | undefined {
+function rowMatch(c: SearchCriterion, dialect: Dialect): { table: string; match: Frag } | undefined {
   switch (c.kind) {
-    case 'string': return { table: 'search_string', match: or(c.values.map((v) => stringMatch(c.match, v))) };
+    case 'string': return { table: 'search_string', match: or(c.values.map((v) => stringMatch(c.match, v, dialect))) };
     case 'token': return { table: 'search_token', match: tokensMatch(c.values) };
     case 'token-text': return { table: 'search_token', match: or(c.values.map((v) => frag('text >= ? AND text < ?', v, v + prefixEnd))) };
     case 'reference': return { table: 'search_reference', match: or(c.values.map(referenceMatch)) };
@@ -216,11 +207,12 @@ interface Scope {
   depth: number;
   /** Test each row of `alias` rather than list the matching rows (top-level criteria only). */
   probe?: boolean;
+  dialect: Dialect;
 }
 
 /** `types`: the types `alias` may be (empty: any). */
-export function criterionSql(c: SearchCriterion, types: readonly string[], alias = 'r'): Frag {
-  return criterionIn(c, { types, alias, depth: 0 });
+export function criterionSql(c: SearchCriterion, types: readonly string[], dialect: Dialect, alias = 'r'): Frag {
+  return criterionIn(c, { types, alias, depth: 0, dialect });
 }
 
 function criterionIn(c: SearchCriterion, scope: Scope): Frag {
@@ -230,7 +222,7 @@ function criterionIn(c: SearchCriterion, scope: Scope): Frag {
     const mask = knownLabelMask(c.values);
     if (mask !== undefined) return frag(`(${alias}.security & ?) = 0`, mask);
   }
-  const lookup = lookupOf(c, scope.types);
+  const lookup = lookupOf(c, scope.types, scope.dialect);
   if (lookup) return lookupSql(scope, lookup);
   switch (c.kind) {
     case 'token':
@@ -243,7 +235,7 @@ function criterionIn(c: SearchCriterion, scope: Scope): Frag {
       const keys = ofTypeKeys(scope.types, c.code);
       const match = or(c.values.map((v) => v.typeSystem !== undefined
         ? frag('(code = ? AND system = ?)', v.value, `${v.typeSystem}|${v.typeCode}`)
-        : frag('(code = ? AND substr(system, -length(?) - 1) = ?)', v.value, v.typeCode, `|${v.typeCode}`)));
+        : wrap(and([frag('code = ?', v.value), scope.dialect.endsWithCode('system', v.typeCode)]))));
       return lookupSql(scope, { table: 'search_token', keys, match });
     }
     case 'date':
@@ -262,32 +254,34 @@ function criterionIn(c: SearchCriterion, scope: Scope): Frag {
       return or(c.values.map((v) => nearSql(c.code, v, scope)));
     case 'list':
       return listSql(c.values, scope);
-    case 'text': {
-      // _text looks in the narrative column only; _content in every column.
-      const query = c.values.map((q) => (c.code === '_text' ? `narrative : (${q})` : `(${q})`)).join(' OR ');
-      return frag(`${alias}.rid IN (SELECT rowid FROM search_text WHERE search_text MATCH ?)`, query);
-    }
+    case 'text':
+      // _text looks in the narrative only; _content in all of the text.
+      return scope.dialect.text(alias, c.code === '_text', c.values);
     case 'composite': {
       const codes = compositeCodes(c.code, scope.types);
       return or(c.values.flatMap((tuple) => codes.map((code) => compositeSql(code, tuple, scope))));
     }
     case 'in-set': {
-      const table = `temp.${setTable(c.ids)}`;
-      if (c.code === '_id') return frag(`${alias}.id IN (SELECT id FROM ${table})`);
+      const ids = scope.dialect.idSet(c.ids);
+      if (c.code === '_id') return join([frag(`${alias}.id IN (`), ids, frag(')')], '');
       const keys = paramKeys(scope.types, c.code);
       if (keys.length === 0) return never;
       // Tested on the row through its own references: a clinician's patients' records are many,
       // the rows a search's other criteria select usually few.
-      return frag(
-        `EXISTS (SELECT 1 FROM search_reference INDEXED BY search_reference_rid WHERE rid = ${alias}.rid AND pid IN (${placeholders(keys.length)})` +
-          ` AND target_type = ? AND target_id IN (SELECT id FROM ${table}))`,
-        ...keys, c.targetType ?? '',
-      );
+      return join([
+        frag(
+          `EXISTS (SELECT 1 FROM search_reference${scope.dialect.byRid('search_reference')} WHERE rid = ${alias}.rid AND pid IN (${placeholders(keys.length)})` +
+            ' AND target_type = ? AND target_id IN (',
+          ...keys, c.targetType ?? '',
+        ),
+        ids,
+        frag('))'),
+      ], '');
     }
     case 'not': {
       const inner = criterionIn(c.criterion, { ...scope, probe: false });
-      if (inner.sql === '0') return always;
-      if (inner.sql === '1') return never;
+      if (inner.sql === never.sql) return always;
+      if (inner.sql === always.sql) return never;
       return wrap(join([frag('NOT '), wrap(inner)], ''));
     }
     case 'all-of':
@@ -315,11 +309,12 @@ function chainSql(c: ChainCriterion, scope: Scope): Frag {
   if (keys.length === 0 || c.targetTypes.length === 0) return never;
   const ref = `c${scope.depth}`;
   const target = `t${scope.depth}`;
-  const inner = criterionIn(c.criterion, { types: c.targetTypes, alias: target, depth: scope.depth + 1 });
-  const typeColumn = drivesFromIndex(c.criterion) ? `+${target}.type` : `${target}.type`;
+  const { dialect } = scope;
+  const inner = criterionIn(c.criterion, { types: c.targetTypes, alias: target, depth: scope.depth + 1, dialect });
+  const typeColumn = drivesFromIndex(c.criterion) ? dialect.notDriving(`${target}.type`) : `${target}.type`;
   return join([
     frag(
-      `${scope.alias}.rid IN (SELECT ${ref}.rid FROM resources ${target} CROSS JOIN search_reference ${ref}` +
+      `${scope.alias}.rid IN (SELECT ${ref}.rid FROM resources ${target} ${dialect.fixedJoin} search_reference ${ref}` +
         ` ON ${ref}.pid IN (${placeholders(keys.length)}) AND ${ref}.target_id = ${target}.id AND ${ref}.target_type = ${target}.type` +
         ` WHERE ${target}.deleted = 0 AND ${typeColumn} IN (${placeholders(c.targetTypes.length)}) AND `,
       ...keys, ...c.targetTypes,
@@ -340,13 +335,14 @@ function hasSql(c: HasCriterion, scope: Scope): Frag {
   const source = `h${scope.depth}`;
   const ref = `hr${scope.depth}`;
   const target = `ht${scope.depth}`;
-  const inner = criterionIn(c.criterion, { types: [c.sourceType], alias: source, depth: scope.depth + 1 });
-  const typeColumn = drivesFromIndex(c.criterion) ? `+${source}.type` : `${source}.type`;
+  const { dialect } = scope;
+  const inner = criterionIn(c.criterion, { types: [c.sourceType], alias: source, depth: scope.depth + 1, dialect });
+  const typeColumn = drivesFromIndex(c.criterion) ? dialect.notDriving(`${source}.type`) : `${source}.type`;
   return join([
     frag(
       `${scope.alias}.rid IN (SELECT ${target}.rid FROM resources ${source}` +
-        ` CROSS JOIN search_reference ${ref} INDEXED BY search_reference_rid ON ${ref}.rid = ${source}.rid AND ${ref}.pid IN (${placeholders(keys.length)})` +
-        ` CROSS JOIN resources ${target} ON ${target}.type = ${ref}.target_type AND ${target}.id = ${ref}.target_id` +
+        ` ${dialect.fixedJoin} search_reference ${ref}${dialect.byRid('search_reference')} ON ${ref}.rid = ${source}.rid AND ${ref}.pid IN (${placeholders(keys.length)})` +
+        ` ${dialect.fixedJoin} resources ${target} ON ${target}.type = ${ref}.target_type AND ${target}.id = ${ref}.target_id` +
         ` WHERE ${source}.deleted = 0 AND ${typeColumn} = ? AND `,
       ...keys, c.sourceType,
     ),
@@ -364,11 +360,11 @@ function compositeSql(code: string, tuple: SearchCriterion[], scope: Scope): Fra
   const selects: Frag[] = [];
   for (let i = 0; i < tuple.length; i++) {
     const keys = componentKeys(scope.types, code, i);
-    const part = rowMatch(tuple[i]);
+    const part = rowMatch(tuple[i], scope.dialect);
     if (keys.length === 0 || !part) return never;
     selects.push(join([frag(`SELECT rid, grp FROM ${part.table} WHERE pid IN (${placeholders(keys.length)}) AND `, ...keys), part.match], ''));
   }
-  return join([frag(`${scope.alias}.rid IN (SELECT rid FROM (`), join(selects, ' INTERSECT '), frag('))')], '');
+  return join([frag(`${scope.alias}.rid IN (SELECT rid FROM (`), join(selects, ' INTERSECT '), frag(') AS parts)')], '');
 }
 
 const earthKm = 6371.0088;
@@ -390,7 +386,9 @@ function nearSql(code: string, v: { latitude: number; longitude: number; km: num
     frag(
       `${scope.alias}.rid IN (SELECT a.rid FROM search_number a JOIN search_number b ON b.rid = a.rid AND b.grp = a.grp AND b.pid IN (${placeholders(lonKeys.length)})` +
         ` WHERE a.pid IN (${placeholders(latKeys.length)}) AND a.lo BETWEEN ? AND ? AND b.lo BETWEEN ? AND ?` +
-        ' AND 2 * ? * asin(min(1, sqrt(power(sin(radians(a.lo - ?) / 2), 2) + cos(radians(?)) * cos(radians(a.lo)) * power(sin(radians(b.lo - ?) / 2), 2)))) <= ?)',
+        // The bound numbers are cast: PostgreSQL would otherwise take `2 * ?` for an integer.
+        ` AND 2 * CAST(? AS DOUBLE PRECISION) * asin(${scope.dialect.least}(1, sqrt(power(sin(radians(a.lo - CAST(? AS DOUBLE PRECISION)) / 2), 2)` +
+        ' + cos(radians(CAST(? AS DOUBLE PRECISION))) * cos(radians(a.lo)) * power(sin(radians(b.lo - CAST(? AS DOUBLE PRECISION)) / 2), 2)))) <= ?)',
       ...lonKeys, ...latKeys, v.latitude - dLat, v.latitude + dLat, v.longitude - dLon, v.longitude + dLon,
       earthKm, v.latitude, v.latitude, v.longitude, v.km,
     ),
@@ -400,7 +398,7 @@ function nearSql(code: string, v: { latitude: number; longitude: number; km: num
 /** `_list`: the live resources the named Lists have as entries (List.entry.item, its `item` parameter). */
 function listSql(listIds: string[], scope: Scope): Frag {
   return frag(
-    `${scope.alias}.rid IN (SELECT lt.rid FROM resources ll JOIN search_reference lc INDEXED BY search_reference_rid ON lc.rid = ll.rid AND lc.pid = ?` +
+    `${scope.alias}.rid IN (SELECT lt.rid FROM resources ll JOIN search_reference lc${scope.dialect.byRid('search_reference')} ON lc.rid = ll.rid AND lc.pid = ?` +
       ` JOIN resources lt ON lt.type = lc.target_type AND lt.id = lc.target_id WHERE ll.type = 'List' AND ll.deleted = 0 AND ll.id IN (${placeholders(listIds.length)}))`,
     paramKey('List', 'item'), ...listIds,
   );
@@ -417,7 +415,7 @@ function compositeCodes(code: string, types: readonly string[]): string[] {
   return [...codes];
 }
 
-function stringMatch(match: 'prefix' | 'exact' | 'contains', value: string): Frag {
+function stringMatch(match: 'prefix' | 'exact' | 'contains', value: string, dialect: Dialect): Frag {
   switch (match) {
     case 'prefix':
       return frag('(norm >= ? AND norm < ?)', value, value + prefixEnd);
@@ -425,7 +423,7 @@ function stringMatch(match: 'prefix' | 'exact' | 'contains', value: string): Fra
       // The norm comparison lets the (pid, norm) index find the candidates.
       return frag('(norm = ? AND exact = ?)', normalizeText(value), value);
     case 'contains':
-      return frag('instr(norm, ?) > 0', value);
+      return dialect.contains('norm', value);
   }
 }
 
@@ -584,8 +582,8 @@ interface SortSql {
  * A resource with several values sorts by its lowest when ascending and its highest when
  * descending (search.html#sort); resources without a value come last either way.
  */
-function sortKeys(request: SearchRequest): SortSql[] {
-  return request.sort.map((key) => ({ expr: sortExpr(key, request.resourceTypes), dir: key.descending ? 'DESC NULLS LAST' : 'ASC NULLS LAST' }));
+function sortKeys(request: SearchRequest, dialect: Dialect): SortSql[] {
+  return request.sort.map((key) => ({ expr: sortExpr(key, request.resourceTypes, dialect), dir: key.descending ? 'DESC NULLS LAST' : 'ASC NULLS LAST' }));
 }
 
 const sortColumn: Partial<Record<SearchParamType, [string, string, string]>> = {
@@ -598,7 +596,7 @@ const sortColumn: Partial<Record<SearchParamType, [string, string, string]>> = {
   uri: ['search_uri', 'uri', 'uri'],
 };
 
-function sortExpr(key: SortKey, types: readonly string[]): Frag {
+function sortExpr(key: SortKey, types: readonly string[], dialect: Dialect): Frag {
   if (key.code === '_id') return frag('r.id');
   // seq is the order the versions were written in: time order, with ties in one millisecond broken.
   if (key.code === '_lastUpdated') return frag('r.seq');
@@ -609,5 +607,5 @@ function sortExpr(key: SortKey, types: readonly string[]): Frag {
   const agg = key.descending ? `max(${desc})` : `min(${asc})`;
   // INDEXED BY: look the resource's rows up by (rid, pid); left alone, the planner may walk the
   // whole (pid, value) index for min/max instead.
-  return frag(`(SELECT ${agg} FROM ${table} INDEXED BY ${table}_rid WHERE rid = r.rid AND pid IN (${placeholders(keys.length)}))`, ...keys);
+  return frag(`(SELECT ${agg} FROM ${table}${dialect.byRid(table)} WHERE rid = r.rid AND pid IN (${placeholders(keys.length)}))`, ...keys);
 }

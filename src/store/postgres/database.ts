@@ -1,0 +1,158 @@
+import pg from 'pg';
+
+/** A bound value: what the store's SQL passes (arrays for `= ANY(?)`, bytes for sealed bodies). */
+export type PgArg = string | number | null | Buffer | Uint8Array | readonly string[] | readonly number[];
+
+export interface PgOptions {
+  /** `postgres://user:password@host:port/database?sslmode=...`, as libpq takes it. */
+  url: string;
+  /** The schema Bastion's tables live in (created when missing); default `public`. */
+  schema?: string;
+  /** Pooled connections at most; default 10. */
+  max?: number;
+}
+
+/** One connection: the pool's, or a transaction's. */
+export interface Queryable {
+  query<T = Record<string, unknown>>(sql: string, args?: readonly PgArg[]): Promise<T[]>;
+  /** Runs statements without parameters (several, separated by semicolons: a migration). */
+  exec(sql: string): Promise<void>;
+}
+
+const int8 = 20;
+const numeric = 1700;
+// Positions, counts and rids are bigint in the schema and within 2^53 in practice: numbers, not
+// strings, as the store interface hands them on.
+const types = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === int8 || oid === numeric) return (v: string) => Number(v);
+    return pg.types.getTypeParser(oid, format);
+  },
+} as pg.CustomTypesConfig;
+
+export const schemaName = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * A pool of connections to one PostgreSQL database, the store's only way in. SQL is written with
+ * `?` placeholders (as for SQLite, so the search builder serves both), turned into `$n` here once
+ * per statement text; values only ever travel as bound parameters. Statements run often are
+ * prepared once per connection, by name.
+ */
+export class Database implements Queryable {
+  readonly pool: pg.Pool;
+  readonly schema: string;
+
+  constructor(options: PgOptions) {
+    const schema = options.schema ?? 'public';
+    if (!schemaName.test(schema)) throw new Error(`schema '${schema}' is not a plain lower-case SQL name`);
+    this.schema = schema;
+    this.pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.max ?? 10,
+      types,
+      // Every connection works in Bastion's schema; UTC, so text times never shift.
+      options: `-c search_path=${schema} -c TimeZone=UTC`,
+      application_name: 'bastion',
+    });
+    // An idle connection the server drops (restart, failover) is an error on the pool, not the process.
+    this.pool.on('error', () => undefined);
+  }
+
+  query<T = Record<string, unknown>>(sql: string, args: readonly PgArg[] = []): Promise<T[]> {
+    return run<T>(this.pool, sql, args);
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.pool.query(sql);
+  }
+
+  /**
+   * Runs `work` on one connection inside BEGIN/COMMIT (READ COMMITTED); anything it throws rolls
+   * back and is thrown on.
+   */
+  async transaction<T>(work: (conn: Queryable) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    const conn: Queryable = { query: (sql, args = []) => run(client, sql, args), exec: async (sql) => void (await client.query(sql)) };
+    try {
+      await client.query('BEGIN');
+      const result = await work(conn);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** A connection of its own, outside the pool (LISTEN needs one that stays). */
+  dedicatedClient(): pg.Client {
+    return new pg.Client({ connectionString: this.pool.options.connectionString, types, options: this.pool.options.options, application_name: 'bastion' });
+  }
+
+  close(): Promise<void> {
+    return this.pool.end();
+  }
+}
+
+async function run<T>(on: pg.Pool | pg.PoolClient, sql: string, args: readonly PgArg[]): Promise<T[]> {
+  const text = numbered(sql);
+  const result = await on.query({ text, values: args as unknown[], name: statementName(text) });
+  return result.rows as T[];
+}
+
+const numberedCache = new Map<string, string>();
+
+/** `?` placeholders as `$1, $2, ...`, outside quoted literals and identifiers. */
+export function numbered(sql: string): string {
+  let out = numberedCache.get(sql);
+  if (out !== undefined) return out;
+  out = '';
+  let n = 0;
+  let quote: string | undefined;
+  for (const ch of sql) {
+    if (quote) {
+      if (ch === quote) quote = undefined;
+      out += ch;
+    } else if (ch === "'" || ch === '"') {
+      quote = ch;
+      out += ch;
+    } else if (ch === '?') {
+      out += `$${++n}`;
+    } else {
+      out += ch;
+    }
+  }
+  if (numberedCache.size >= 2000) numberedCache.delete(numberedCache.keys().next().value!);
+  numberedCache.set(sql, out);
+  return out;
+}
+
+const names = new Map<string, string>();
+let named = 0;
+
+/**
+ * Statement texts seen often enough get a name, so each connection parses and plans them once.
+ * Texts are many for searches (one per shape), so a name is given only to the first few thousand:
+ * each connection keeps every statement it prepared.
+ */
+function statementName(text: string): string | undefined {
+  let name = names.get(text);
+  if (name === undefined && named < 1000) names.set(text, (name = `b${++named}`));
+  return name;
+}
+
+/** PostgreSQL's error codes the store turns into FHIR outcomes. */
+export const pgCodes = {
+  uniqueViolation: '23505',
+  serializationFailure: '40001',
+  deadlockDetected: '40P01',
+  lockNotAvailable: '55P03',
+  queryCanceled: '57014',
+} as const;
+
+export function pgCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' ? code : undefined;
+}

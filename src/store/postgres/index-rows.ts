@@ -1,0 +1,108 @@
+import type { Resource } from '../../fhir/types.ts';
+import { extractIndexRows, type IndexRows } from '../../fhir/search/extract.ts';
+import { contentText, narrativeText } from '../../fhir/search/text.ts';
+import { frag, join, type Frag, type SqlArg } from '../sql/sql-frag.ts';
+import { indexedWords } from './search-text.ts';
+
+type RowKind = keyof IndexRows;
+type Row = IndexRows[RowKind][number];
+
+interface Layout {
+  table: string;
+  /** Value columns after rid and pid, with their SQL types (grp follows). */
+  columns: [string, string][];
+  values: (row: never) => SqlArg[];
+}
+
+/** PostgreSQL text holds no NUL character; a value with one is indexed without it. */
+const text = (v: string | null): string | null => (v === null || !v.includes('\0') ? v : v.replaceAll('\0', ''));
+/** Instants are whole milliseconds in a BIGINT. */
+const ms = (v: number): number => (Number.isFinite(v) ? Math.round(v) : v > 0 ? Number.MAX_SAFE_INTEGER : Number.MIN_SAFE_INTEGER);
+
+const layouts: Record<RowKind, Layout> = {
+  string: { table: 'search_string', columns: [['norm', 'TEXT'], ['exact', 'TEXT']], values: (r: IndexRows['string'][number]) => [text(r.norm), text(r.exact)] },
+  token: { table: 'search_token', columns: [['system', 'TEXT'], ['code', 'TEXT'], ['text', 'TEXT']], values: (r: IndexRows['token'][number]) => [text(r.system), text(r.code), text(r.text)] },
+  reference: {
+    table: 'search_reference', columns: [['target_type', 'TEXT'], ['target_id', 'TEXT'], ['ref', 'TEXT']],
+    values: (r: IndexRows['reference'][number]) => [text(r.type), text(r.id), text(r.ref)],
+  },
+  date: { table: 'search_date', columns: [['lo', 'BIGINT'], ['hi', 'BIGINT']], values: (r: IndexRows['date'][number]) => [ms(r.lo), ms(r.hi)] },
+  number: { table: 'search_number', columns: [['lo', 'DOUBLE PRECISION'], ['hi', 'DOUBLE PRECISION']], values: (r: IndexRows['number'][number]) => [r.lo, r.hi] },
+  quantity: {
+    table: 'search_quantity', columns: [['system', 'TEXT'], ['code', 'TEXT'], ['unit', 'TEXT'], ['lo', 'DOUBLE PRECISION'], ['hi', 'DOUBLE PRECISION']],
+    values: (r: IndexRows['quantity'][number]) => [text(r.system), text(r.code), text(r.unit), r.lo, r.hi],
+  },
+  uri: { table: 'search_uri', columns: [['uri', 'TEXT']], values: (r: IndexRows['uri'][number]) => [text(r.uri)] },
+};
+export const rowKinds = Object.keys(layouts) as RowKind[];
+export const indexTables = rowKinds.map((k) => layouts[k].table);
+
+const valuesOf = (kind: RowKind, r: Row): SqlArg[] => (layouts[kind].values as (r: Row) => SqlArg[])(r);
+
+/** A kind's rows as one array per column (pid, values..., grp), for `unnest`. */
+function columnsOf(kind: RowKind, rows: Row[]): SqlArg[] {
+  const width = layouts[kind].columns.length;
+  const cols: (string | number | null)[][] = Array.from({ length: width + 2 }, () => []);
+  for (const r of rows) {
+    cols[0].push(r.key);
+    const v = valuesOf(kind, r) as (string | number | null)[];
+    for (let i = 0; i < width; i++) cols[i + 1].push(v[i]);
+    cols[width + 1].push(r.grp ?? null);
+  }
+  return cols as unknown as SqlArg[];
+}
+
+/**
+ * The common table expressions that bring a resource's index rows to those of its new current
+ * version, all in the one statement that writes the version: an earlier expression `w` of that
+ * statement gives the resource's rid (none: nothing is written). The statement's text depends only
+ * on `replacing` (whether old rows may exist), never on the rows: it is prepared once per
+ * connection. A kind whose rows did not change is left alone (its arrays empty, its delete off).
+ */
+export function indexCtes(resource: Resource | undefined, previous: Resource | undefined, replacing: boolean): Frag[] {
+  const after = resource ? extractIndexRows(resource) : undefined;
+  const before = previous ? extractIndexRows(previous) : undefined;
+  const ctes: Frag[] = [];
+  rowKinds.forEach((kind, n) => {
+    const { table, columns } = layouts[kind];
+    const rows = (after?.[kind] ?? []) as Row[];
+    const changed = !before || !sameRows(kind, before[kind] as Row[], rows);
+    if (replacing) ctes.push(frag(`d${n} AS (DELETE FROM ${table} WHERE rid = (SELECT rid FROM w) AND CAST(? AS BOOLEAN))`, changed ? 1 : 0));
+    const types = ['BIGINT', ...columns.map(([, t]) => t), 'INTEGER'];
+    const names = ['pid', ...columns.map(([c]) => c), 'grp'];
+    ctes.push(frag(
+      `i${n} AS (INSERT INTO ${table} (rid, ${names.join(', ')}) SELECT w.rid, u.* FROM w, unnest(${types.map((t) => `CAST(? AS ${t}[])`).join(', ')}) AS u)`,
+      ...columnsOf(kind, changed ? rows : []),
+    ));
+  });
+  const [narrative, everything] = resource ? textOf(resource) : ['', ''];
+  const [oldNarrative, oldEverything] = previous ? textOf(previous) : ['', ''];
+  const textChanged = !previous || narrative !== oldNarrative || everything !== oldEverything;
+  const set = textChanged && everything !== '';
+  ctes.push(frag(
+    `ts AS (INSERT INTO search_text (rid, narrative, everything) SELECT w.rid, to_tsvector('simple', ?), to_tsvector('simple', ?) FROM w WHERE CAST(? AS BOOLEAN)` +
+      ' ON CONFLICT (rid) DO UPDATE SET narrative = excluded.narrative, everything = excluded.everything)',
+    narrative, everything, set ? 1 : 0,
+  ));
+  if (replacing) ctes.push(frag(`td AS (DELETE FROM search_text WHERE rid = (SELECT rid FROM w) AND CAST(? AS BOOLEAN))`, textChanged && !set ? 1 : 0));
+  return ctes;
+}
+
+/** The words of the narrative, and of all of the resource's text (narrative included). */
+function textOf(resource: Resource): [string, string] {
+  const narrative = indexedWords(narrativeText(resource));
+  const content = indexedWords(contentText(resource));
+  return [narrative, narrative && content ? `${narrative} ${content}` : narrative || content];
+}
+
+function sameRows(kind: RowKind, a: Row[], b: Row[]): boolean {
+  if (a.length !== b.length) return false;
+  const identity = (r: Row) => JSON.stringify([r.key, r.grp ?? null, ...valuesOf(kind, r)]);
+  const seen = new Set(a.map(identity));
+  return b.every((r) => seen.has(identity(r)));
+}
+
+/** `WITH a AS (...), b AS (...) <final>`. */
+export function withCtes(ctes: Frag[], final: Frag): Frag {
+  return join([frag('WITH '), join(ctes, ', '), frag(' '), final], '');
+}

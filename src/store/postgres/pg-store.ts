@@ -1,0 +1,373 @@
+import { randomUUID } from 'node:crypto';
+import type { Resource } from '../../fhir/types.ts';
+import type { SearchRequest } from '../../fhir/search/types.ts';
+import type {
+  AuditCandidateQuery, AuditQuery, AuditRecord, HistoryPage, HistoryQuery, ReencryptProgress, SearchResult, Store, StoreWriter, StoredAuditRecord, StoredResource,
+  UpdateOptions, UpdateResult, WriteMethod,
+} from '../store.ts';
+import { conflict, FhirError, preconditionFailed } from '../../fhir/outcome.ts';
+import { securityMask } from '../../fhir/security-label-bits.ts';
+import { MonotonicClock } from '../clock.ts';
+import { ResourceCodec } from '../resource-codec.ts';
+import { Database, pgCode, pgCodes, type PgOptions, type Queryable } from './database.ts';
+import { ensureSchema, migrate } from './migrate.ts';
+import { storeMigrations } from './schema.ts';
+import { indexCtes, withCtes } from './index-rows.ts';
+import { decodeBody, searchResources } from './search.ts';
+import { queryHistory } from './history.ts';
+import { BodyCache } from './body-cache.ts';
+import { ChangeFeed } from './change-feed.ts';
+import { ensureSearchIndex, rebuildSearchIndex } from './search-index.ts';
+import { countStale, holdsSealedBodies, reencryptVersions } from './reencrypt.ts';
+import { PgAuditLog } from './audit-log.ts';
+import { frag } from '../sql/sql-frag.ts';
+
+export interface PgStoreOptions extends PgOptions {
+  /** What resources become in the tables (sealed bodies, encrypted identifiers); default: JSON as written. */
+  codec?: ResourceCodec;
+  /** This node's name in change notifications (default: random per process). */
+  node?: string;
+}
+
+/** A current row as the writer reads it. */
+interface CurrentRow {
+  rid: number;
+  type: string;
+  id: string;
+  version: number;
+  last_updated: string;
+  deleted: number;
+  content: string | null;
+  sealed: Buffer | null;
+}
+
+const currentSql = `SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.deleted, v.content, v.sealed
+  FROM resources r JOIN resource_versions v ON v.seq = r.seq WHERE r.type = ? AND r.id = ?`;
+const versionSql = `SELECT r.rid, r.type, r.id, v.version, v.last_updated, v.deleted, v.content, v.sealed
+  FROM resources r JOIN resource_versions v ON v.rid = r.rid WHERE r.type = ? AND r.id = ? AND v.version = ?`;
+
+/**
+ * The store on PostgreSQL, for one or many stateless Bastion nodes sharing the database. Every read
+ * asks the database, so a node serves what any node committed; writes take row locks (an update
+ * waits for a concurrent one to the same resource and then sees its version: If-Match is
+ * optimistic locking across nodes), and version 1 of an id is claimed by a unique key, so two
+ * nodes can never both create it. See docs/deployment.md for the whole design.
+ */
+export class PgStore implements Store {
+  readonly db: Database;
+  private readonly codec: ResourceCodec;
+  private readonly audit: PgAuditLog;
+  private readonly feed: ChangeFeed;
+  private readonly bodies = new BodyCache(16 * 1024 * 1024);
+  private readonly clock = new MonotonicClock();
+  /** This node's commits per type (see generation()). */
+  private readonly commitsByType = new Map<string, number>();
+
+  private constructor(db: Database, codec: ResourceCodec, audit: PgAuditLog, feed: ChangeFeed) {
+    this.db = db;
+    this.codec = codec;
+    this.audit = audit;
+    this.feed = feed;
+  }
+
+  static async open(options: PgStoreOptions): Promise<PgStore> {
+    const db = new Database(options);
+    try {
+      await ensureSchema(db);
+      await migrate(db, 'store', storeMigrations);
+      const codec = options.codec ?? new ResourceCodec(undefined);
+      // Tables indexed the way of an older Bastion are indexed again before anything is served.
+      await ensureSearchIndex(db, codec);
+      const audit = await PgAuditLog.open(db);
+      const feed = new ChangeFeed(db, options.node ?? randomUUID());
+      await feed.start();
+      return new PgStore(db, codec, audit, feed);
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async read(resourceType: string, id: string): Promise<StoredResource | undefined> {
+    const [row] = await this.db.query<CurrentRow>(currentSql, [resourceType, id]);
+    return row && this.stored(row);
+  }
+
+  async vread(resourceType: string, id: string, versionId: string): Promise<StoredResource | undefined> {
+    if (!/^[1-9]\d{0,8}$/.test(versionId)) return undefined;
+    const [row] = await this.db.query<CurrentRow>(versionSql, [resourceType, id, Number(versionId)]);
+    return row && this.stored(row);
+  }
+
+  history(query: HistoryQuery): Promise<HistoryPage> {
+    return queryHistory(this.db, this.codec, query, this.bodies);
+  }
+
+  search(request: SearchRequest): Promise<SearchResult> {
+    return searchResources(this.db, this.codec, request, this.bodies);
+  }
+
+  generation(resourceTypes: readonly string[]): number {
+    let n = this.feed.changes(resourceTypes);
+    for (const type of resourceTypes) n += this.commitsByType.get(type) ?? 0;
+    return n;
+  }
+
+  blindIndex(value: string): string {
+    return this.codec.blind(value);
+  }
+
+  async transaction<T>(work: (tx: StoreWriter) => Promise<T>): Promise<T> {
+    const written = new Set<string>();
+    try {
+      const result = await this.db.transaction((conn) => work(new PgWriter(conn, this, written)));
+      for (const type of written) this.commitsByType.set(type, (this.commitsByType.get(type) ?? 0) + 1);
+      return result;
+    } catch (err) {
+      throw asOutcome(err);
+    }
+  }
+
+  async reindex(): Promise<number> {
+    const n = await rebuildSearchIndex(this.db, this.codec);
+    for (const type of this.commitsByType.keys()) this.commitsByType.set(type, this.commitsByType.get(type)! + 1);
+    return n;
+  }
+
+  reencrypt(onProgress?: (progress: ReencryptProgress) => void): Promise<ReencryptProgress> {
+    return reencryptVersions(this.db, this.codec, onProgress);
+  }
+
+  staleCount(): Promise<number> {
+    return countStale(this.db, this.codec);
+  }
+
+  holdsSealedBodies(): Promise<boolean> {
+    return holdsSealedBodies(this.db);
+  }
+
+  appendAudit(records: AuditRecord[]): Promise<number> {
+    return this.audit.append(records);
+  }
+
+  auditRecords(query: AuditQuery): Promise<StoredAuditRecord[]> {
+    return this.audit.records(query);
+  }
+
+  auditCandidates(query: AuditCandidateQuery): Promise<StoredAuditRecord[]> {
+    return this.audit.candidates(query);
+  }
+
+  auditRecord(seq: number): Promise<StoredAuditRecord | undefined> {
+    return this.audit.recordAt(seq);
+  }
+
+  auditHead(): Promise<{ count: number; head: Buffer }> {
+    return this.audit.head();
+  }
+
+  appendAuditCheckpoint(checkpoint: { count: number; head: Buffer; at: string; jws: string }): Promise<void> {
+    return this.audit.appendCheckpoint(checkpoint);
+  }
+
+  /** The audit trail itself (verification, retention). */
+  get auditLog(): PgAuditLog {
+    return this.audit;
+  }
+
+  async close(): Promise<void> {
+    await this.audit.close();
+    await this.feed.stop();
+    await this.db.close();
+  }
+
+  /** @internal for PgWriter */
+  stored(row: CurrentRow): StoredResource {
+    const content = row.sealed ?? row.content;
+    return {
+      resourceType: row.type, id: row.id, versionId: String(row.version), lastUpdated: row.last_updated, deleted: row.deleted === 1,
+      json: content === null ? undefined : decodeBody(this.codec, this.bodies, row.type, row.id, row.version, content),
+    };
+  }
+
+  /** @internal for PgWriter */
+  get parts(): { codec: ResourceCodec; clock: MonotonicClock; feed: ChangeFeed; bodies: BodyCache } {
+    return { codec: this.codec, clock: this.clock, feed: this.feed, bodies: this.bodies };
+  }
+}
+
+/** Reads and writes on one connection, inside its transaction. */
+class PgWriter implements StoreWriter {
+  private readonly conn: Queryable;
+  private readonly store: PgStore;
+  private readonly written: Set<string>;
+
+  constructor(conn: Queryable, store: PgStore, written: Set<string>) {
+    this.conn = conn;
+    this.store = store;
+    this.written = written;
+  }
+
+  async read(resourceType: string, id: string): Promise<StoredResource | undefined> {
+    const [row] = await this.conn.query<CurrentRow>(currentSql, [resourceType, id]);
+    return row && this.store.stored(row);
+  }
+
+  async vread(resourceType: string, id: string, versionId: string): Promise<StoredResource | undefined> {
+    if (!/^[1-9]\d{0,8}$/.test(versionId)) return undefined;
+    const [row] = await this.conn.query<CurrentRow>(versionSql, [resourceType, id, Number(versionId)]);
+    return row && this.store.stored(row);
+  }
+
+  history(query: HistoryQuery): Promise<HistoryPage> {
+    return queryHistory(this.conn, this.store.parts.codec, query, this.store.parts.bodies);
+  }
+
+  search(request: SearchRequest): Promise<SearchResult> {
+    return searchResources(this.conn, this.store.parts.codec, request, this.store.parts.bodies);
+  }
+
+  async lock(key: string): Promise<void> {
+    // A 64-bit hash of the key: a collision only makes two unrelated transactions wait for each other.
+    await this.conn.query('SELECT pg_advisory_xact_lock(hashtextextended(?, 0))', [key]);
+  }
+
+  async create(resource: Resource & { id: string }): Promise<StoredResource> {
+    const created = await this.insertFirst(resource);
+    if (!created) throw conflict(`${resource.resourceType}/${resource.id} already exists`);
+    return created;
+  }
+
+  async update(resource: Resource & { id: string }, options: UpdateOptions = {}): Promise<UpdateResult> {
+    const ref = `${resource.resourceType}/${resource.id}`;
+    for (;;) {
+      const current = await this.lockCurrent(resource.resourceType, resource.id);
+      if (!current) {
+        if (options.ifMatch !== undefined) throw preconditionFailed(`${ref} does not exist, so it cannot be at version ${options.ifMatch}`);
+        const created = await this.insertFirst(resource, options.method ?? 'PUT');
+        // Another node created it between the two statements: update that one instead.
+        if (created) return { stored: created, created: true };
+        continue;
+      }
+      checkIfMatch(current, options.ifMatch, ref);
+      const stored = await this.writeNext(resource, current, options.method ?? 'PUT');
+      return { stored, created: current.deleted === 1 };
+    }
+  }
+
+  async delete(resourceType: string, id: string, options: UpdateOptions = {}): Promise<StoredResource | undefined> {
+    const current = await this.lockCurrent(resourceType, id);
+    checkIfMatch(current, options.ifMatch, `${resourceType}/${id}`);
+    if (!current || current.deleted === 1) return undefined;
+    return this.writeNext({ resourceType, id }, current, 'DELETE');
+  }
+
+  /** The current row, locked until the transaction ends: a concurrent writer of the same resource waits, then sees this one's version. */
+  private async lockCurrent(resourceType: string, id: string): Promise<CurrentRow | undefined> {
+    const [row] = await this.conn.query<CurrentRow>(`${currentSql} FOR UPDATE OF r`, [resourceType, id]);
+    return row;
+  }
+
+  /** Version 1 of a new id, claimed by the (type, id) key; undefined when the id exists (here or on another node). */
+  private async insertFirst(resource: Resource & { id: string }, method: WriteMethod = 'POST'): Promise<StoredResource | undefined> {
+    refuseAuditEvent(resource.resourceType);
+    const { codec, clock } = this.store.parts;
+    const lastUpdated = clock.now();
+    const encoded = codec.encode(withVersion(resource, '1', lastUpdated) as Resource & { id: string }, 1);
+    const body = bodyColumns(encoded.content);
+    const statement = withCtes(
+      [
+        frag(
+          `w AS (INSERT INTO resources (type, id, version, seq, last_updated, deleted, security) VALUES (?, ?, 1, nextval('resource_version_seq'), ?, 0, ?)` +
+            ' ON CONFLICT (type, id) DO NOTHING RETURNING rid, seq)',
+          resource.resourceType, resource.id, lastUpdated, securityMask(encoded.indexed),
+        ),
+        frag(
+          'v AS (INSERT INTO resource_versions (seq, rid, type, version, last_updated, method, deleted, content, sealed) SELECT w.seq, w.rid, ?, 1, ?, ?, 0, ?, ? FROM w)',
+          resource.resourceType, lastUpdated, method, body.content, body.sealed,
+        ),
+        ...indexCtes(encoded.indexed, undefined, false),
+      ],
+      this.notify(resource.resourceType),
+    );
+    const rows = await this.conn.query<{ rid: number }>(statement.sql, statement.args);
+    this.written.add(resource.resourceType);
+    if (rows.length === 0) return undefined;
+    return { resourceType: resource.resourceType, id: resource.id, versionId: '1', lastUpdated, deleted: false, json: encoded.json };
+  }
+
+  /** The version after `current` (locked by lockCurrent): a new body, or a deletion marker. */
+  private async writeNext(resource: Resource & { id: string }, current: CurrentRow, method: WriteMethod): Promise<StoredResource> {
+    refuseAuditEvent(resource.resourceType);
+    const { codec, clock } = this.store.parts;
+    const deleted = method === 'DELETE';
+    const version = current.version + 1;
+    clock.notBefore(current.last_updated);
+    const lastUpdated = clock.now();
+    const encoded = deleted ? undefined : codec.encode(withVersion(resource, String(version), lastUpdated) as Resource & { id: string }, version);
+    const body = bodyColumns(encoded?.content);
+    const currentContent = current.sealed ?? current.content;
+    const previous = current.deleted === 0 && currentContent !== null ? codec.indexedOf(current.type, current.id, current.version, currentContent) : undefined;
+    const statement = withCtes(
+      [
+        frag(
+          `w AS (UPDATE resources SET version = ?, seq = nextval('resource_version_seq'), last_updated = ?, deleted = ?, security = ? WHERE rid = ? RETURNING rid, seq)`,
+          version, lastUpdated, deleted ? 1 : 0, encoded ? securityMask(encoded.indexed) : 0, current.rid,
+        ),
+        frag(
+          'v AS (INSERT INTO resource_versions (seq, rid, type, version, last_updated, method, deleted, content, sealed) SELECT w.seq, w.rid, ?, ?, ?, ?, ?, ?, ? FROM w)',
+          resource.resourceType, version, lastUpdated, method, deleted ? 1 : 0, body.content, body.sealed,
+        ),
+        ...indexCtes(encoded?.indexed, previous, true),
+      ],
+      this.notify(resource.resourceType),
+    );
+    await this.conn.query(statement.sql, statement.args);
+    this.written.add(resource.resourceType);
+    return { resourceType: resource.resourceType, id: resource.id, versionId: String(version), lastUpdated, deleted, json: encoded?.json };
+  }
+
+  /** The statement's result, telling the other nodes (at commit) that this type changed. */
+  private notify(type: string) {
+    const { feed } = this.store.parts;
+    return frag('SELECT w.rid, pg_notify(?, ?) FROM w', feed.channel, `${feed.node}|${type}`);
+  }
+}
+
+function bodyColumns(content: string | Buffer | undefined): { content: string | null; sealed: Buffer | null } {
+  if (content === undefined) return { content: null, sealed: null };
+  return typeof content === 'string' ? { content, sealed: null } : { content: null, sealed: content };
+}
+
+function refuseAuditEvent(type: string): void {
+  // AuditEvent is the audit trail, kept apart: the resource store never holds one.
+  if (type === 'AuditEvent') throw new FhirError(405, 'AuditEvents are the audit trail, not stored resources: the server alone appends them', 'not-supported');
+}
+
+function checkIfMatch(current: CurrentRow | undefined, ifMatch: string | undefined, ref: string): void {
+  if (ifMatch === undefined) return;
+  if (!current || current.deleted === 1) throw preconditionFailed(`${ref} does not exist, so it cannot be at version ${ifMatch}`);
+  if (String(current.version) !== ifMatch) throw preconditionFailed(`${ref} is at version ${current.version}, not ${ifMatch}`);
+}
+
+/** resourceType, id and meta lead, as readers of FHIR JSON expect; the server owns versionId and lastUpdated. */
+function withVersion(resource: Resource, versionId: string, lastUpdated: string): Resource {
+  const { resourceType, id, meta, ...rest } = resource;
+  const { versionId: _v, lastUpdated: _l, ...otherMeta } = meta ?? {};
+  return { resourceType, id, meta: { versionId, lastUpdated, ...otherMeta }, ...rest };
+}
+
+/**
+ * Failures a client can meet when nodes contend: two transactions that lock the same resources
+ * in opposite orders (one is chosen to fail), or a serialisation failure, are a 409 the client
+ * may retry; nothing of the failed transaction was stored.
+ */
+function asOutcome(err: unknown): unknown {
+  const code = pgCode(err);
+  if (code === pgCodes.deadlockDetected || code === pgCodes.serializationFailure || code === pgCodes.lockNotAvailable) {
+    return new FhirError(409, 'The transaction conflicted with a concurrent one on another request and was rolled back; it can be retried', 'conflict');
+  }
+  // PostgreSQL text holds no NUL character: a value carrying one cannot be matched or stored.
+  if (code === '22021' || code === '22P05') return new FhirError(400, 'A value contains a character that cannot be stored (NUL)', 'invalid');
+  return err;
+}
