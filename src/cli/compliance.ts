@@ -2,6 +2,7 @@ import { loadConfig } from '../config/config.ts';
 import { openKeys } from '../main.ts';
 import { parse } from './args.ts';
 import { transportFindings } from '../compliance/transport.ts';
+import { databaseFindings } from '../compliance/database.ts';
 import { keyCustodyFindings } from '../compliance/key-custody.ts';
 import { keyAgeFindings } from '../compliance/key-age.ts';
 import type { Finding } from '../compliance/finding.ts';
@@ -9,8 +10,8 @@ import type { Finding } from '../compliance/finding.ts';
 export const complianceHelp = `Usage: bastion compliance [--data-dir D] [--config F] [--json]
 
 Checks this deployment's configuration and keys against the HIPAA technical safeguards it can see:
-transport (TLS, plain HTTP), key custody (where the master key lives) and key age (quarterly
-rotation). Exits 1 when a high-severity finding is reported.
+transport (TLS, plain HTTP), the PostgreSQL connection and tables (TLS to the database, sealed
+bodies), key custody (where the master key lives) and key age (quarterly rotation). Exits 1 when a high-severity finding is reported.
 `;
 
 export async function complianceCommand(args: string[]): Promise<void> {
@@ -23,6 +24,7 @@ export async function complianceCommand(args: string[]): Promise<void> {
   const keys = await openKeys(config.dataDir, config.keyProvider);
   const findings: Finding[] = [
     ...transportFindings(config),
+    ...databaseFindings(config),
     ...keyCustodyFindings(config.keyProvider, config.dataDir),
     ...keyAgeFindings(await keys.provider.versions(), keys.ages()),
   ];

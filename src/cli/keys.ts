@@ -79,6 +79,8 @@ async function rotate(config: Config, kek: boolean, purposes: KeyPurpose[]): Pro
     const mismatch = running ? undefined : atRestMismatch(config.dataDir, config);
     if (mismatch && purposes.some((p) => p === 'resource-body' || p === 'identifier' || p === 'blind-index')) throw new UsageError(`refusing to re-encrypt: ${mismatch}`);
     if (running && purposes.includes('blind-index')) throw new UsageError('rotating the blind-index key re-indexes every resource: stop the server first');
+    // On PostgreSQL the auth tables find users and sessions by MACs under that key too: a new one would find none of them.
+    if (config.database && purposes.includes('blind-index')) throw new UsageError('rotating the blind-index key is not supported on PostgreSQL yet: the authorization tables are keyed by it');
     if (kek) {
       const version = await keys.provider.rotate();
       const count = await keys.rewrap();

@@ -436,7 +436,7 @@ function transportOf(input: ConfigInput, host: string): TransportConfig {
     if (stray) throw new ConfigError(`${stray[0]} needs tls=on`);
   }
   if (mode === 'off') {
-    if (!isLoopback(host)) throw new ConfigError(`Refusing plain HTTP (tls=off) on ${host}: only loopback (127.0.0.1, ::1, localhost) may go without TLS; behind a TLS-terminating proxy use tls=proxy`);
+    if (!isLoopbackHost(host)) throw new ConfigError(`Refusing plain HTTP (tls=off) on ${host}: only loopback (127.0.0.1, ::1, localhost) may go without TLS; behind a TLS-terminating proxy use tls=proxy`);
     return { mode };
   }
   if (mode === 'proxy') {
@@ -588,8 +588,9 @@ function integer(name: string, value: number | string, min: number, max: number)
   return n;
 }
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+/** 127.0.0.0/8, ::1 (bracketed or not, as URL host names come) and localhost. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /**
@@ -597,7 +598,7 @@ function isLoopback(host: string): boolean {
  * server must not be reachable from anywhere but this machine.
  */
 export function assertLoopback(host: string): void {
-  if (!isLoopback(host)) {
+  if (!isLoopbackHost(host)) {
     throw new ConfigError(
       `Refusing to listen on ${host} with auth=off: every request would be anonymous, so only loopback (127.0.0.1, ::1, localhost) is allowed`,
     );

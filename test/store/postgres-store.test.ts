@@ -1,4 +1,7 @@
-import { after, before, describe } from 'node:test';
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FhirError } from '../../src/fhir/outcome.ts';
+import { Database } from '../../src/store/postgres/database.ts';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,4 +30,27 @@ describe('PostgreSQL store', { skip: pgSkip }, () => {
   describe('search conformance', () => searchConformance(plain));
   describe('store conformance with sealed bodies', () => storeConformance(sealed));
   describe('search conformance with sealed bodies', () => searchConformance(sealed));
+
+  test('a connection the database ends mid-transaction is a 503 and nothing of it is stored', async () => {
+    const schema = freshSchema();
+    const store = await PgStore.open({ url: postgresUrl!, schema, max: 2 });
+    const admin = new Database({ url: postgresUrl!, max: 1 });
+    try {
+      await assert.rejects(store.transaction(async (tx) => {
+        await tx.create({ resourceType: 'Patient', id: 'lost' });
+        // The backend holding this schema's locks is this transaction's: end it, as a restart or failover would.
+        await admin.query(
+          `SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = ? AND l.pid <> pg_backend_pid()`,
+          [schema],
+        );
+        await tx.read('Patient', 'lost');
+      }), (err: unknown) => err instanceof FhirError && err.status === 503);
+      // The pool replaces the lost connection: the next request is served, and the create is not there.
+      assert.equal(await store.read('Patient', 'lost'), undefined);
+    } finally {
+      await admin.close();
+      await store.close();
+    }
+  });
 });

@@ -71,18 +71,39 @@ export class Database implements Queryable {
    * back and is thrown on.
    */
   async transaction<T>(work: (conn: Queryable) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    const conn: Queryable = { query: (sql, args = []) => run(client, sql, args), exec: async (sql) => void (await client.query(sql)) };
-    try {
+    return this.withClient(async (client) => {
+      const conn: Queryable = { query: (sql, args = []) => run(client, sql, args), exec: async (sql) => void (await client.query(sql)) };
       await client.query('BEGIN');
-      const result = await work(conn);
-      await client.query('COMMIT');
-      return result;
+      try {
+        const result = await work(conn);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        // On a connection the server ended this fails too, and withClient throws the cause.
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * One pooled connection for `work` (a transaction, a session-level lock, a cursor), released
+   * after. The server may end the connection between two statements (a restart, a failover): that
+   * is an 'error' event on the client, which must be heard (unheard, it would stop the process);
+   * the next statement fails instead, with that cause, and the broken client is discarded.
+   */
+  async withClient<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    const onError = (err: Error) => (broken = err);
+    client.on('error', onError);
+    try {
+      return await work(client);
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
+      throw broken ?? err;
     } finally {
-      client.release();
+      client.off('error', onError);
+      client.release(broken);
     }
   }
 

@@ -6,6 +6,7 @@ import type {
   UpdateOptions, UpdateResult, WriteMethod,
 } from '../store.ts';
 import { conflict, FhirError, preconditionFailed } from '../../fhir/outcome.ts';
+import { checkIfMatch, refuseAuditEvent, withVersion } from '../write-rules.ts';
 import { securityMask } from '../../fhir/security-label-bits.ts';
 import { MonotonicClock } from '../clock.ts';
 import { ResourceCodec } from '../resource-codec.ts';
@@ -62,6 +63,8 @@ export class PgStore implements Store {
   private readonly clock = new MonotonicClock();
   /** This node's commits per type (see generation()). */
   private readonly commitsByType = new Map<string, number>();
+  /** Re-indexes (every type's search results may differ after one). */
+  private reindexed = 0;
 
   private constructor(db: Database, codec: ResourceCodec, audit: PgAuditLog, feed: ChangeFeed) {
     this.db = db;
@@ -89,26 +92,26 @@ export class PgStore implements Store {
   }
 
   async read(resourceType: string, id: string): Promise<StoredResource | undefined> {
-    const [row] = await this.db.query<CurrentRow>(currentSql, [resourceType, id]);
+    const [row] = await this.db.query<CurrentRow>(currentSql, [resourceType, id]).catch(rethrow);
     return row && this.stored(row);
   }
 
   async vread(resourceType: string, id: string, versionId: string): Promise<StoredResource | undefined> {
     if (!/^[1-9]\d{0,8}$/.test(versionId)) return undefined;
-    const [row] = await this.db.query<CurrentRow>(versionSql, [resourceType, id, Number(versionId)]);
+    const [row] = await this.db.query<CurrentRow>(versionSql, [resourceType, id, Number(versionId)]).catch(rethrow);
     return row && this.stored(row);
   }
 
   history(query: HistoryQuery): Promise<HistoryPage> {
-    return queryHistory(this.db, this.codec, query, this.bodies);
+    return queryHistory(this.db, this.codec, query, this.bodies).catch(rethrow);
   }
 
   search(request: SearchRequest): Promise<SearchResult> {
-    return searchResources(this.db, this.codec, request, this.bodies);
+    return searchResources(this.db, this.codec, request, this.bodies).catch(rethrow);
   }
 
   generation(resourceTypes: readonly string[]): number {
-    let n = this.feed.changes(resourceTypes);
+    let n = this.feed.changes(resourceTypes) + this.reindexed;
     for (const type of resourceTypes) n += this.commitsByType.get(type) ?? 0;
     return n;
   }
@@ -130,7 +133,7 @@ export class PgStore implements Store {
 
   async reindex(): Promise<number> {
     const n = await rebuildSearchIndex(this.db, this.codec);
-    for (const type of this.commitsByType.keys()) this.commitsByType.set(type, this.commitsByType.get(type)! + 1);
+    this.reindexed++;
     return n;
   }
 
@@ -339,22 +342,14 @@ function bodyColumns(content: string | Buffer | undefined): { content: string | 
   return typeof content === 'string' ? { content, sealed: null } : { content: null, sealed: content };
 }
 
-function refuseAuditEvent(type: string): void {
-  // AuditEvent is the audit trail, kept apart: the resource store never holds one.
-  if (type === 'AuditEvent') throw new FhirError(405, 'AuditEvents are the audit trail, not stored resources: the server alone appends them', 'not-supported');
+function rethrow(err: unknown): never {
+  throw asOutcome(err);
 }
 
-function checkIfMatch(current: CurrentRow | undefined, ifMatch: string | undefined, ref: string): void {
-  if (ifMatch === undefined) return;
-  if (!current || current.deleted === 1) throw preconditionFailed(`${ref} does not exist, so it cannot be at version ${ifMatch}`);
-  if (String(current.version) !== ifMatch) throw preconditionFailed(`${ref} is at version ${current.version}, not ${ifMatch}`);
-}
-
-/** resourceType, id and meta lead, as readers of FHIR JSON expect; the server owns versionId and lastUpdated. */
-function withVersion(resource: Resource, versionId: string, lastUpdated: string): Resource {
-  const { resourceType, id, meta, ...rest } = resource;
-  const { versionId: _v, lastUpdated: _l, ...otherMeta } = meta ?? {};
-  return { resourceType, id, meta: { versionId, lastUpdated, ...otherMeta }, ...rest };
+/** Connection failures (Node's, or PostgreSQL's classes 08 and 57P: shutting down, restarting). */
+function unavailable(err: unknown): boolean {
+  const code = pgCode(err);
+  return code !== undefined && (/^08/.test(code) || /^57P0[1-4]$/.test(code) || ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'].includes(code));
 }
 
 /**
@@ -366,6 +361,9 @@ function asOutcome(err: unknown): unknown {
   const code = pgCode(err);
   if (code === pgCodes.deadlockDetected || code === pgCodes.serializationFailure || code === pgCodes.lockNotAvailable) {
     return new FhirError(409, 'The transaction conflicted with a concurrent one on another request and was rolled back; it can be retried', 'conflict');
+  }
+  if (unavailable(err) || /Connection terminated|timeout exceeded when trying to connect/i.test((err as Error)?.message ?? '')) {
+    return new FhirError(503, 'The database cannot be reached just now; try again shortly', 'transient');
   }
   // PostgreSQL text holds no NUL character: a value carrying one cannot be matched or stored.
   if (code === '22021' || code === '22P05') return new FhirError(400, 'A value contains a character that cannot be stored (NUL)', 'invalid');

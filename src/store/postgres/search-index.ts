@@ -10,8 +10,7 @@ import { indexCtes, indexTables, withCtes } from './index-rows.ts';
  * together: the first takes the lock and rebuilds, the others wait for it and find the work done.
  */
 export async function ensureSearchIndex(db: Database, codec: ResourceCodec): Promise<number | undefined> {
-  const client = await db.pool.connect();
-  try {
+  return db.withClient(async (client) => {
     await client.query(`SELECT pg_advisory_lock(hashtext('bastion-reindex'))`);
     try {
       const [row] = await db.query<{ value: string }>(`SELECT value FROM store_meta WHERE key = 'index_version'`);
@@ -25,9 +24,7 @@ export async function ensureSearchIndex(db: Database, codec: ResourceCodec): Pro
     } finally {
       await client.query(`SELECT pg_advisory_unlock(hashtext('bastion-reindex'))`);
     }
-  } finally {
-    client.release();
-  }
+  });
 }
 
 function setIndexVersion(db: Database): Promise<unknown> {

@@ -3,7 +3,8 @@ import type { SearchRequest } from '../../fhir/search/types.ts';
 import type {
   AuditCandidateQuery, AuditQuery, AuditRecord, HistoryPage, ReencryptProgress, StoredAuditRecord, HistoryQuery, SearchResult, Store, StoreWriter, StoredResource, UpdateOptions, UpdateResult, WriteMethod,
 } from '../store.ts';
-import { conflict, FhirError, preconditionFailed } from '../../fhir/outcome.ts';
+import { conflict } from '../../fhir/outcome.ts';
+import { checkIfMatch, refuseAuditEvent, withVersion } from '../write-rules.ts';
 import { MonotonicClock } from '../clock.ts';
 import { openEncrypted, type Db } from './open.ts';
 import { migrate } from './migrations.ts';
@@ -240,8 +241,8 @@ class SqliteWriter implements StoreWriter {
   }
 
   private writeVersion(resource: Resource & { id: string }, current: CurrentRow | undefined, method: WriteMethod): StoredResource {
-    // AuditEvent is the audit trail, in its own file: the resource store never holds one (migration 8 moved out any it had).
-    if (resource.resourceType === 'AuditEvent') throw new FhirError(405, 'AuditEvents are the audit trail, not stored resources: the server alone appends them', 'not-supported');
+    // The audit trail has its own file (migration 8 moved out any AuditEvent the store had).
+    refuseAuditEvent(resource.resourceType);
     this.written.add(resource.resourceType);
     const deleted = method === 'DELETE';
     const version = current ? current.version + 1 : 1;
@@ -264,21 +265,6 @@ class SqliteWriter implements StoreWriter {
     indexResource(this.db, rid, encoded?.indexed, current === undefined || current.deleted === 1, previous);
     return { resourceType: resource.resourceType, id: resource.id, versionId: String(version), lastUpdated, deleted, json: encoded?.json };
   }
-}
-
-function checkIfMatch(current: CurrentRow | undefined, ifMatch: string | undefined, ref: string): void {
-  if (ifMatch === undefined) return;
-  if (!current || current.deleted === 1) throw preconditionFailed(`${ref} does not exist, so it cannot be at version ${ifMatch}`);
-  if (String(current.version) !== ifMatch) {
-    throw preconditionFailed(`${ref} is at version ${current.version}, not ${ifMatch}`);
-  }
-}
-
-/** resourceType, id and meta lead, as readers of FHIR JSON expect; the server owns versionId and lastUpdated. */
-function withVersion(resource: Resource, versionId: string, lastUpdated: string): Resource {
-  const { resourceType, id, meta, ...rest } = resource;
-  const { versionId: _v, lastUpdated: _l, ...otherMeta } = meta ?? {};
-  return { resourceType, id, meta: { versionId, lastUpdated, ...otherMeta }, ...rest };
 }
 
 function readCurrent(sql: Statements, codec: ResourceCodec, resourceType: string, id: string): StoredResource | undefined {
