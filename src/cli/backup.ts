@@ -3,7 +3,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rea
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { loadConfig } from '../config/config.ts';
+import { loadConfig, type Config } from '../config/config.ts';
 import { openKeys, storeFileKey } from '../main.ts';
 import type { DataKeys } from '../crypto/data-keys.ts';
 import { KeyProviderError, type WrappedKey } from '../crypto/key-provider.ts';
@@ -141,6 +141,7 @@ export async function backupCommand(args: string[]): Promise<void> {
   }
   if (typeof values.out !== 'string' || values.out === '') throw new UsageError('backup needs --out <file>');
   const config = loadConfig({ dataDir: values['data-dir'] as string | undefined }, process.env, values.config as string | undefined);
+  refuseDatabase(config, 'backup');
   const progress = progressLine(!values.quiet && process.stderr.isTTY === true);
   let summary: BackupSummary;
   try {
@@ -154,6 +155,13 @@ export async function backupCommand(args: string[]): Promise<void> {
   process.stdout.write(formatBackupSummary(summary));
 }
 
+/** The embedded store's files are what these commands copy; a PostgreSQL deployment has its own tools. */
+function refuseDatabase(config: Pick<Config, 'database'>, command: string): void {
+  if (config.database) {
+    throw new UsageError(`bastion ${command} is for the embedded store: on PostgreSQL back up with its own tools (continuous archiving, pg_basebackup, pg_dump; see docs/deployment.md), and the data dir's key files separately`);
+  }
+}
+
 export async function restoreCommand(args: string[]): Promise<void> {
   const { values } = parse(args, { from: { type: 'string' }, 'data-dir': { type: 'string' }, config: { type: 'string' }, quiet: { type: 'boolean', short: 'q' } });
   if (values.help) {
@@ -164,6 +172,7 @@ export async function restoreCommand(args: string[]): Promise<void> {
   // Named, never defaulted: a restore creates a data dir, and should not guess where.
   if (typeof values['data-dir'] !== 'string' || values['data-dir'] === '') throw new UsageError('restore needs --data-dir <new dir>');
   const config = loadConfig({ dataDir: values['data-dir'] }, process.env, values.config as string | undefined);
+  refuseDatabase(config, 'restore');
   const progress = progressLine(!values.quiet && process.stderr.isTTY === true);
   let summary: RestoreSummary;
   try {

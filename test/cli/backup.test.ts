@@ -414,3 +414,19 @@ test('snapshot folders a killed backup left are removed at the next start once a
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('backup and restore refuse a PostgreSQL deployment, pointing at its own tools', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bastion-backup-pg-'));
+  try {
+    const env = { BASTION_DATABASE_URL: 'postgres://bastion@127.0.0.1:1/none' };
+    const backup = cli(['backup', '--out', join(dir, 'x.bak'), '--data-dir', dir], env);
+    assert.notEqual(backup.status, 0);
+    assert.match(backup.stderr, /embedded store: on PostgreSQL back up with its own tools/);
+    const restore = cli(['restore', '--from', join(dir, 'x.bak'), '--data-dir', join(dir, 'new')], env);
+    assert.notEqual(restore.status, 0);
+    assert.match(restore.stderr, /embedded store: on PostgreSQL/);
+    assert.equal(readdirSync(dir).length, 0, 'nothing written');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
