@@ -1,17 +1,20 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig } from '../config/config.ts';
+import { ConfigError, loadConfig, type Config } from '../config/config.ts';
 import { auditSigningKey, openKeys, storeFileKey } from '../main.ts';
 import type { DataKeys } from '../crypto/data-keys.ts';
 import type { KeyProviderSettings } from '../crypto/open-keys.ts';
 import { openEncrypted } from '../store/sqlite/open.ts';
-import { chainRows, checkpoints, linkAt } from '../store/sqlite/audit-schema.ts';
-import { verifiedCheckpoint } from '../audit/checkpoints.ts';
+import { Database } from '../store/postgres/database.ts';
+import { PgAuditLog } from '../store/postgres/audit-log.ts';
 import { auditEventOf } from '../audit/audit-read.ts';
-import { verifyChain, type ChainVerdict } from '../audit/audit-chain.ts';
+import { isAsyncIterable, type ChainVerdict } from '../audit/audit-chain.ts';
+import type { AuditTrail, TrailRecord } from '../audit/audit-trail.ts';
+import { pgAuditTrail, sqliteAuditTrail } from '../audit/trail-stores.ts';
+import { verifyAuditTrail } from '../audit/verify-trail.ts';
 import { parse, UsageError } from './args.ts';
 import { assertNotInUse } from './exclusive.ts';
-import { anchorOf, purgeAuditTrail, RetentionError } from '../audit/retention.ts';
+import { purgeAuditTrail } from '../audit/retention.ts';
 import { userInfo } from 'node:os';
 
 export const auditHelp = `Usage: bastion audit verify [options]
@@ -27,9 +30,12 @@ export   writes the trail's records as FHIR AuditEvents, one JSON per line (NDJS
 purge    removes the records recorded before <date>, which must be older than the retention
          period (auditRetentionYears, 6 by default); refused for a trail whose chain is broken.
          The purge is signed with the audit key, keeps the chain verifiable from where it
-         goes on, and is itself recorded on the trail. The server must be stopped.
+         goes on, and is itself recorded on the trail. The server must be stopped (on
+         PostgreSQL it need not: the nodes go on appending meanwhile).
 
-verify and export read the audit file only, so they may run while the server does.
+verify and export read the audit file only, so they may run while the server does. With a
+database configured (BASTION_DATABASE_URL) they work on PostgreSQL's trail, while the nodes run;
+the data dir still holds the audit key.
 
 Options:
   --since <instant>    export: records from this time on (FHIR instant or date)
@@ -55,27 +61,27 @@ export async function auditCommand(args: string[]): Promise<void> {
   }
   const config = loadConfig({ dataDir: values['data-dir'] as string | undefined }, process.env, values.config as string | undefined);
   if (sub === 'export') {
-    await exportAudit(config.dataDir, instantOption('since', values.since as string | undefined), instantOption('until', values.until as string | undefined), (line) => process.stdout.write(line), config.keyProvider);
+    const since = instantOption('since', values.since as string | undefined);
+    const until = instantOption('until', values.until as string | undefined);
+    await withAuditTrail(config, await openKeys(config.dataDir, config.keyProvider), (trail) => exportAuditTrail(trail, since, until, (line) => process.stdout.write(line)));
     return;
   }
   if (sub === 'purge') {
     const before = instantOption('before', values.before as string | undefined);
     if (!before) throw new UsageError('purge needs --before <date>');
     const keys = await openKeys(config.dataDir, config.keyProvider);
-    assertNotInUse(config.dataDir, keys);
-    const db = openAuditFile(config.dataDir, keys);
-    try {
-      const who = `console:${userInfo().username}`;
-      const result = await purgeAuditTrail(db, { before: new Date(before), years: config.auditRetentionYears, who, key: await auditSigningKey(config.dataDir, 'private', keys), publicKey: await auditSigningKey(config.dataDir, 'public', keys) });
-      process.stdout.write(result.removed === 0
-        ? `nothing to purge: no record before ${before}\n`
-        : `purged ${result.removed.toLocaleString('en-US')} records (1..${result.through}); the purge is signed and recorded on the trail\n`);
-    } finally {
-      db.close();
-    }
+    // The embedded store's audit worker holds the head; PostgreSQL's nodes append under a lock the purge takes too.
+    if (!config.database) assertNotInUse(config.dataDir, keys);
+    const who = `console:${userInfo().username}`;
+    const result = await withAuditTrail(config, keys, async (trail) => purgeAuditTrail(trail, {
+      before: new Date(before), years: config.auditRetentionYears, who, key: await auditSigningKey(config.dataDir, 'private', keys), publicKey: await auditSigningKey(config.dataDir, 'public', keys),
+    }));
+    process.stdout.write(result.removed === 0
+      ? `nothing to purge: no record before ${before}\n`
+      : `purged ${result.removed.toLocaleString('en-US')} records (1..${result.through}); the purge is signed and recorded on the trail\n`);
     return;
   }
-  const verdict = await verifyAuditFile(config.dataDir, config.keyProvider);
+  const verdict = await verifyAudit(config);
   if (verdict.ok) {
     process.stdout.write(`audit chain intact: ${verdict.count.toLocaleString('en-US')} records, head ${verdict.head}\n`);
     return;
@@ -83,22 +89,22 @@ export async function auditCommand(args: string[]): Promise<void> {
   throw new Error(`audit chain broken at record ${verdict.seq} (${verdict.problem}: ${verdict.detail}); the ${verdict.count.toLocaleString('en-US')} records before it are intact`);
 }
 
-/** Writes the records recorded in [since, until) as NDJSON AuditEvents through `write`; returns how many. */
+/** Writes the data dir's audit file's records recorded in [since, until) as NDJSON AuditEvents through `write`; returns how many. */
 export async function exportAudit(dataDir: string, since: string | undefined, until: string | undefined, write: (line: string) => void, keyProvider?: KeyProviderSettings): Promise<number> {
-  const db = openAuditFile(dataDir, await openKeys(dataDir, keyProvider));
-  try {
-    let n = 0;
-    const rows = db.prepare<[string, string], { seq: number; recorded: string; event: string }>(
-      'SELECT seq, recorded, event FROM audit_log WHERE recorded >= ? AND recorded < ? ORDER BY seq',
-    ).iterate(since ?? '', until ?? '\uffff');
-    for (const r of rows) {
-      write(JSON.stringify(auditEventOf({ seq: r.seq, recorded: r.recorded, json: r.event })) + '\n');
-      n++;
-    }
-    return n;
-  } finally {
-    db.close();
-  }
+  return withAuditTrail({ dataDir }, await openKeys(dataDir, keyProvider), (trail) => exportAuditTrail(trail, since, until, write));
+}
+
+/** Writes a trail's records recorded in [since, until) as NDJSON AuditEvents through `write`, in recorded order; returns how many. */
+export async function exportAuditTrail(trail: AuditTrail, since: string | undefined, until: string | undefined, write: (line: string) => void): Promise<number> {
+  let n = 0;
+  const each = (r: TrailRecord) => {
+    write(JSON.stringify(auditEventOf({ seq: r.seq, recorded: r.recorded, json: r.event })) + '\n');
+    n++;
+  };
+  const rows = trail.recordsBetween(since ?? '', until ?? '\uffff');
+  if (isAsyncIterable(rows)) for await (const r of rows) each(r);
+  else for (const r of rows) each(r);
+  return n;
 }
 
 /** A time given on the command line, as the UTC instant the trail's `recorded` column compares with. */
@@ -109,44 +115,60 @@ function instantOption(name: string, value: string | undefined): string | undefi
   return new Date(ms).toISOString();
 }
 
+/** Where a deployment keeps its audit trail: the data dir's audit file, or PostgreSQL when a database is configured. */
+export type AuditSettings = Pick<Config, 'dataDir'> & Partial<Pick<Config, 'database' | 'keyProvider'>>;
+
+/**
+ * Runs `work` on the deployment's audit trail and closes it after: the data dir's audit file, or
+ * (with a database) PostgreSQL's audit tables through a small pool of this command's own, beside
+ * the nodes.
+ */
+export async function withAuditTrail<T>(settings: AuditSettings, keys: DataKeys, work: (trail: AuditTrail) => Promise<T>): Promise<T> {
+  const { database } = settings;
+  if (!database) {
+    const db = openAuditFile(settings.dataDir, keys);
+    try {
+      return await work(sqliteAuditTrail(db));
+    } finally {
+      db.close();
+    }
+  }
+  // The records' cursor holds one connection while the purges and checkpoints are read on another.
+  const db = new Database({ url: database.url, schema: database.schema, max: 3 });
+  try {
+    let log: PgAuditLog;
+    try {
+      log = await PgAuditLog.open(db);
+    } catch (err) {
+      // Unreachable, refused, wrong password: a configuration problem, said without the URL (it may hold the password).
+      throw new ConfigError(`PostgreSQL: ${(err as Error).message}`);
+    }
+    try {
+      return await work(pgAuditTrail(log));
+    } finally {
+      await log.close();
+    }
+  } finally {
+    await db.close();
+  }
+}
+
 function openAuditFile(dataDir: string, keys: DataKeys) {
   const path = join(dataDir, 'bastion-audit.db');
   if (!existsSync(path)) throw new Error(`no audit file in ${dataDir}`);
   return openEncrypted(path, storeFileKey(dataDir, keys, 'bastion-audit.db'));
 }
 
+/** The verdict on the data dir's audit file (see verifyAudit). */
+export function verifyAuditFile(dataDir: string, keyProvider?: KeyProviderSettings): Promise<ChainVerdict> {
+  return verifyAudit({ dataDir, ...(keyProvider ? { keyProvider } : {}) });
+}
+
 /**
- * The verdict on the data dir's audit file: the chain record by record, then every signed
- * checkpoint against it (a chain rewritten from some record on, or cut short, verifies link by
- * link but no longer ends where a checkpoint says it did).
+ * The verdict on a deployment's audit trail, embedded or on PostgreSQL: the chain record by
+ * record, then every signed checkpoint against it (audit/verify-trail.ts).
  */
-export async function verifyAuditFile(dataDir: string, keyProvider?: KeyProviderSettings): Promise<ChainVerdict> {
-  const keys = await openKeys(dataDir, keyProvider);
-  const db = openAuditFile(dataDir, keys);
-  try {
-    const publicKey = await auditSigningKey(dataDir, 'public', keys);
-    let anchor;
-    try {
-      anchor = await anchorOf(db, publicKey);
-    } catch (err) {
-      if (!(err instanceof RetentionError)) throw err;
-      return { ok: false, count: 0, seq: 1, problem: 'forged-checkpoint', detail: err.message };
-    }
-    const verdict = verifyChain(chainRows(db), anchor);
-    if (!verdict.ok) return verdict;
-    for (const c of checkpoints(db)) {
-      const signed = await verifiedCheckpoint(c.jws, publicKey);
-      if (!signed || signed.count !== c.count || signed.head !== c.head.toString('hex')) {
-        return { ok: false, count: verdict.count, seq: c.count, problem: 'forged-checkpoint', detail: `the checkpoint of ${c.at} is not signed by the audit key` };
-      }
-      // Its records were purged after retention: the purge's signature vouches for where the chain went on.
-      if (anchor && signed.count <= anchor.seq) continue;
-      const link = linkAt(db, signed.count);
-      if (!link) return { ok: false, count: verdict.count, seq: verdict.count + 1, problem: 'truncated', detail: `the checkpoint of ${signed.at} counts ${signed.count} records; the trail ends at ${verdict.count}` };
-      if (link.toString('hex') !== signed.head) return { ok: false, count: verdict.count, seq: signed.count, problem: 'rewritten', detail: `the chain up to record ${signed.count} is not the one signed at ${signed.at}` };
-    }
-    return verdict;
-  } finally {
-    db.close();
-  }
+export async function verifyAudit(settings: AuditSettings): Promise<ChainVerdict> {
+  const keys = await openKeys(settings.dataDir, settings.keyProvider);
+  return withAuditTrail(settings, keys, async (trail) => verifyAuditTrail(trail, await auditSigningKey(settings.dataDir, 'public', keys)));
 }

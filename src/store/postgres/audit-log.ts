@@ -454,14 +454,31 @@ export class PgAuditLog {
    * The whole log with its links in position order, for verifyChain: read through a cursor in one
    * snapshot, a page at a time (every row, a duplicated position included). Stopping early ends it.
    */
-  async *chainRows(): AsyncGenerator<PgChainRow> {
+  chainRows(): AsyncGenerator<PgChainRow> {
+    return this.cursor<PgChainRow>('SELECT seq, recorded, event, hash FROM audit_log ORDER BY seq', []);
+  }
+
+  /**
+   * The records recorded in [since, until), in position order, read like chainRows (bastion audit
+   * export). `recorded` is compared as bytes (COLLATE "C"), as the embedded store compares it,
+   * whatever the database's collation.
+   */
+  recordsBetween(since: string, until: string): AsyncGenerator<Row> {
+    return this.cursor<Row>('SELECT seq, recorded, event FROM audit_log WHERE recorded COLLATE "C" >= $1 AND recorded COLLATE "C" < $2 ORDER BY seq', [since, until]);
+  }
+
+  /** The rows of a query through a cursor in one snapshot, a page at a time; stopping early ends it. */
+  private async *cursor<T extends Row>(sql: string, args: string[]): AsyncGenerator<T> {
     const client = await this.db.pool.connect();
     let failed = false;
+    // A connection the server ends between pages must be heard, not stop the process (see Database.withClient).
+    const onError = () => (failed = true);
+    client.on('error', onError);
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      await client.query('DECLARE audit_chain_rows NO SCROLL CURSOR FOR SELECT seq, recorded, event, hash FROM audit_log ORDER BY seq');
+      await client.query(`DECLARE audit_rows NO SCROLL CURSOR FOR ${sql}`, args);
       for (;;) {
-        const page = await client.query<PgChainRow>(`FETCH ${chainPage} FROM audit_chain_rows`);
+        const page = await client.query<T>(`FETCH ${chainPage} FROM audit_rows`);
         yield* page.rows;
         if (page.rows.length < chainPage) break;
       }
@@ -470,6 +487,7 @@ export class PgAuditLog {
       throw err;
     } finally {
       await client.query('ROLLBACK').catch(() => (failed = true));
+      client.off('error', onError);
       client.release(failed);
     }
   }
