@@ -120,6 +120,8 @@ const alertTypes: Record<string, { code: string; display: string }> = {
   'key-retired': { code: '110129', display: 'Security Configuration' },
   'backup': { code: '110106', display: 'Export' },
   'restore': { code: '110107', display: 'Import' },
+  // The whole store copied out of the data dir into PostgreSQL.
+  'migrated': { code: '110106', display: 'Export' },
 };
 const signedOut = new Set(['logout', 'session-expired']);
 

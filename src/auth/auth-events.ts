@@ -23,8 +23,8 @@ export type AuthEventKind =
   | 'user-created' | 'client-registered' | 'key-created' | 'config-loaded'
   // keys (envelope encryption)
   | 'keys-unwrapped' | 'key-rotated' | 'keys-rewrapped' | 'store-rekeyed' | 'reencrypted' | 'key-retired'
-  // backups
-  | 'backup' | 'restore';
+  // backups, and the move of an embedded deployment to PostgreSQL (`bastion migrate`)
+  | 'backup' | 'restore' | 'migrated';
 
 export interface AuthEvent {
   kind: AuthEventKind;

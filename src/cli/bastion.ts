@@ -9,6 +9,7 @@ import { auditCommand } from './audit.ts';
 import { keysCommand } from './keys.ts';
 import { complianceCommand } from './compliance.ts';
 import { backupCommand, restoreCommand } from './backup.ts';
+import { migrateCommand } from './migrate.ts';
 
 const help = `Usage: bastion <command> [options]
 
@@ -23,6 +24,7 @@ Commands:
   compliance  check transport, key custody and key age against the HIPAA safeguards
   backup    write an encrypted backup of the data dir, while the server runs
   restore   restore a backup into a new data dir, and verify it
+  migrate   move this embedded deployment to PostgreSQL (migrate --to postgres://...), and verify it
 
 Run 'bastion <command> --help' for a command's options.
 `;
@@ -30,7 +32,7 @@ Run 'bastion <command> --help' for a command's options.
 const commands: Record<string, (args: string[]) => Promise<void>> = {
   serve, import: importCommand, reindex: reindexCommand, users: usersCommand, clients: clientsCommand, audit: auditCommand,
   keys: keysCommand, compliance: complianceCommand,
-  backup: backupCommand, restore: restoreCommand,
+  backup: backupCommand, restore: restoreCommand, migrate: migrateCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

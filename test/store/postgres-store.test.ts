@@ -31,6 +31,14 @@ describe('PostgreSQL store', { skip: pgSkip }, () => {
   describe('store conformance with sealed bodies', () => storeConformance(sealed));
   describe('search conformance with sealed bodies', () => searchConformance(sealed));
 
+  test('a schema an unfinished bastion migrate left is refused, not served in part', async () => {
+    const schema = freshSchema();
+    const store = await PgStore.open({ url: postgresUrl!, schema, max: 2 });
+    await store.db.query(`INSERT INTO store_meta (key, value) VALUES ('migration', 'started')`);
+    await store.close();
+    await assert.rejects(PgStore.open({ url: postgresUrl!, schema, max: 2 }), /unfinished bastion migrate/);
+  });
+
   test('a connection the database ends mid-transaction is a 503 and nothing of it is stored', async () => {
     const schema = freshSchema();
     const store = await PgStore.open({ url: postgresUrl!, schema, max: 2 });

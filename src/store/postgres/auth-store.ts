@@ -51,6 +51,21 @@ export interface PgAuthStoreOptions {
   lookupKey: Buffer;
 }
 
+/** A protocol record carried over from another store (see PgAuthStore.importOAuth). */
+export interface ImportedOAuthRecord {
+  model: string;
+  /** The SHA-256 digest of the record's id (base64url), as both stores key records. */
+  key: string;
+  /** The payload's JSON text. */
+  payload: string;
+  grantId: string | null;
+  uid: string | null;
+  userCode: string | null;
+  /** Epoch seconds. */
+  expiresAt: number | null;
+  consumed: number | null;
+}
+
 /** A stored record that does not open: altered, moved from another row, or sealed under a key this node lacks. */
 export class UnreadableAuthRecordError extends Error {}
 
@@ -265,6 +280,28 @@ export class PgAuthStore implements AuthStore {
   async oauthList(model: string): Promise<OAuthRecord[]> {
     const rows = await this.db.query<OAuthRow>(`SELECT ${oauthColumns} FROM auth_oauth WHERE model = ? AND (expires_at IS NULL OR expires_at >= ?)`, [model, nowSeconds()]);
     return rows.map((row) => this.openOAuth(row));
+  }
+
+  /**
+   * `bastion migrate`: protocol records as another store keeps them, each sealed and MACed here as
+   * oauthUpsert would have. `key` is already the SHA-256 digest of the record's id (both stores key
+   * by it, so the id, a bearer secret, is never needed), `expiresAt` an absolute time and `consumed`
+   * kept. Many rows per statement; a record already here (same model and key) is an error.
+   */
+  async importOAuth(records: readonly ImportedOAuthRecord[]): Promise<void> {
+    const perStatement = 200;
+    for (let i = 0; i < records.length; i += perStatement) {
+      const batch = records.slice(i, i + perStatement);
+      const args: (string | number | Buffer | null)[] = [];
+      for (const r of batch) {
+        const grantMac = this.macOf('grant_id', r.grantId);
+        const uidMac = this.macOf('uid', r.uid);
+        const userCodeMac = this.macOf('user_code', r.userCode);
+        const sealed = this.seal(r.payload, oauthAad(r.model, r.key, grantMac, uidMac, userCodeMac, r.expiresAt));
+        args.push(r.model, r.key, sealed, grantMac, uidMac, userCodeMac, r.expiresAt, r.consumed);
+      }
+      await this.db.query(`INSERT INTO auth_oauth (${oauthColumns}) VALUES ${batch.map(() => '(?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`, args);
+    }
   }
 
   /** The store holds no connection and no timer of its own: the pool is ended only when it is the store's own. */

@@ -52,6 +52,31 @@ function columnsOf(kind: RowKind, rows: Row[]): SqlArg[] {
   return cols as unknown as SqlArg[];
 }
 
+/** One index table's rows of a resource, as the arrays `unnest` takes (pid, the values, grp). */
+export interface TableRows {
+  table: string;
+  /** Column names after rid, and their SQL types (each array is `<type>[]`). */
+  columns: string[];
+  types: string[];
+  arrays: SqlArg[];
+}
+
+/** A resource's rows for every index table (empty arrays for a table it has none in). */
+export function tableRowsOf(resource: Resource): TableRows[] {
+  const rows = extractIndexRows(resource);
+  return rowKinds.map((kind) => tableRows(kind, rows[kind] as Row[]));
+}
+
+function tableRows(kind: RowKind, rows: Row[]): TableRows {
+  const { table, columns } = layouts[kind];
+  return { table, columns: ['pid', ...columns.map(([c]) => c), 'grp'], types: ['BIGINT', ...columns.map(([, t]) => t), 'INTEGER'], arrays: columnsOf(kind, rows) };
+}
+
+/** `unnest(CAST(? AS t1[]), ...)` of a table's arrays. */
+export function unnestOf(types: string[]): string {
+  return `unnest(${types.map((t) => `CAST(? AS ${t}[])`).join(', ')})`;
+}
+
 /**
  * The common table expressions that bring a resource's index rows to those of its new current
  * version, all in the one statement that writes the version: an earlier expression `w` of that
@@ -64,16 +89,11 @@ export function indexCtes(resource: Resource | undefined, previous: Resource | u
   const before = previous ? extractIndexRows(previous) : undefined;
   const ctes: Frag[] = [];
   rowKinds.forEach((kind, n) => {
-    const { table, columns } = layouts[kind];
     const rows = (after?.[kind] ?? []) as Row[];
     const changed = !before || !sameRows(kind, before[kind] as Row[], rows);
-    if (replacing) ctes.push(frag(`d${n} AS (DELETE FROM ${table} WHERE rid = (SELECT rid FROM w) AND CAST(? AS BOOLEAN))`, changed ? 1 : 0));
-    const types = ['BIGINT', ...columns.map(([, t]) => t), 'INTEGER'];
-    const names = ['pid', ...columns.map(([c]) => c), 'grp'];
-    ctes.push(frag(
-      `i${n} AS (INSERT INTO ${table} (rid, ${names.join(', ')}) SELECT w.rid, u.* FROM w, unnest(${types.map((t) => `CAST(? AS ${t}[])`).join(', ')}) AS u)`,
-      ...columnsOf(kind, changed ? rows : []),
-    ));
+    const t = tableRows(kind, changed ? rows : []);
+    if (replacing) ctes.push(frag(`d${n} AS (DELETE FROM ${t.table} WHERE rid = (SELECT rid FROM w) AND CAST(? AS BOOLEAN))`, changed ? 1 : 0));
+    ctes.push(frag(`i${n} AS (INSERT INTO ${t.table} (rid, ${t.columns.join(', ')}) SELECT w.rid, u.* FROM w, ${unnestOf(t.types)} AS u)`, ...t.arrays));
   });
   const [narrative, everything] = resource ? textOf(resource) : ['', ''];
   const [oldNarrative, oldEverything] = previous ? textOf(previous) : ['', ''];
@@ -88,8 +108,8 @@ export function indexCtes(resource: Resource | undefined, previous: Resource | u
   return ctes;
 }
 
-/** The words of the narrative, and of all of the resource's text (narrative included). */
-function textOf(resource: Resource): [string, string] {
+/** The words of the narrative, and of all of the resource's text (narrative included), as search_text indexes them. */
+export function textOf(resource: Resource): [string, string] {
   const narrative = indexedWords(narrativeText(resource));
   const content = indexedWords(contentText(resource));
   return [narrative, narrative && content ? `${narrative} ${content}` : narrative || content];

@@ -78,6 +78,7 @@ export class PgStore implements Store {
     try {
       await ensureSchema(db);
       await migrate(db, 'store', storeMigrations);
+      await refuseUnfinishedMigration(db);
       const codec = options.codec ?? new ResourceCodec(undefined);
       // Tables indexed the way of an older Bastion are indexed again before anything is served.
       await ensureSearchIndex(db, codec);
@@ -340,6 +341,12 @@ class PgWriter implements StoreWriter {
 function bodyColumns(content: string | Buffer | undefined): { content: string | null; sealed: Buffer | null } {
   if (content === undefined) return { content: null, sealed: null };
   return typeof content === 'string' ? { content, sealed: null } : { content: null, sealed: content };
+}
+
+/** A schema `bastion migrate` began filling and never finished holds part of a store: serving it would lose the rest. */
+async function refuseUnfinishedMigration(db: Database): Promise<void> {
+  const [row] = await db.query<{ value: string }>(`SELECT value FROM store_meta WHERE key = 'migration'`);
+  if (row) throw new Error(`schema ${db.schema} holds an unfinished bastion migrate (${row.value}): drop the schema and migrate again`);
 }
 
 function rethrow(err: unknown): never {
