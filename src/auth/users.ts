@@ -64,7 +64,7 @@ export type LoginResult =
  * hash too, so timing does not tell which usernames exist.
  */
 export function checkPassword(store: AuthStore, username: string, password: string, now = Date.now()): Promise<LoginResult> {
-  return oneAtATime(username, () => checkPasswordNow(store, username, password, now));
+  return oneAtATime(store, username, () => checkPasswordNow(store, username, password, now));
 }
 
 async function checkPasswordNow(store: AuthStore, username: string, password: string, now: number): Promise<LoginResult> {
@@ -91,17 +91,21 @@ async function checkPasswordNow(store: AuthStore, username: string, password: st
 
 let dummyHash: string | undefined;
 
-const running = new Map<string, Promise<unknown>>();
+/** Per store (one per process in a deployment), per username: the attempts waiting. */
+const queues = new WeakMap<AuthStore, Map<string, Promise<unknown>>>();
 
 /**
  * Sign-in attempts for one username run one after another: each reads the failure count, waits
  * for a slow hash, and writes the count back, so parallel guesses would otherwise all see the same
- * count and a burst of them would add one failure. (Per process: several nodes share the auth
- * store, where the PostgreSQL store will make the count an atomic update.)
+ * count and a burst of them would add one failure. In this process by a queue per username; across
+ * nodes sharing the store, also under the store's lock for that username.
  */
-export function oneAtATime<T>(username: string, work: () => Promise<T>): Promise<T> {
+export function oneAtATime<T>(store: AuthStore, username: string, work: () => Promise<T>): Promise<T> {
+  let running = queues.get(store);
+  if (!running) queues.set(store, (running = new Map()));
   const previous = running.get(username) ?? Promise.resolve();
-  const next = previous.then(work, work);
+  const locked = store.exclusively ? () => store.exclusively!(`sign-in:${username}`, work) : work;
+  const next = previous.then(locked, locked);
   const settled = next.catch(() => undefined);
   running.set(username, settled);
   void settled.then(() => {

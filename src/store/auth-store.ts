@@ -67,10 +67,16 @@ export interface AuthStore {
   oauthList(model: string): Promise<OAuthRecord[]>;
   /**
    * Calls `onChange(model)` when any process sharing the store (another node on the same
-   * database) records a record of one of these models, or when it may have missed one (a lost
-   * connection); the returned function stops it. Absent where one process alone serves the store.
+   * database) records a record of one of these models, or when it may have missed one (once as
+   * it starts listening, for what was written before; after a lost connection); the returned
+   * function stops it. Absent where one process alone serves the store.
    */
   watch?(models: readonly string[], onChange: (model: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Runs `work` while no other process sharing the store runs work under the same key (a lock
+   * across nodes). Absent where one process alone serves the store.
+   */
+  exclusively?<T>(key: string, work: () => Promise<T>): Promise<T>;
 
   close(): Promise<void>;
 }

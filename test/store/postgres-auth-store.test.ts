@@ -9,6 +9,7 @@ import type { UserRecord } from '../../src/store/auth-store.ts';
 import { sealedVersion } from '../../src/crypto/aead.ts';
 import { freshSchema, pgSkip, postgresUrl } from '../postgres.ts';
 import { authStoreConformance } from './auth-store-conformance.ts';
+import { addUser, checkPassword, lockoutThreshold } from '../../src/auth/users.ts';
 
 const pools: Database[] = [];
 after(async () => {
@@ -280,6 +281,19 @@ describe('PgAuthStore', { skip: pgSkip }, () => {
       const [a, b] = [await open(database(schema, 6)), await open(database(schema, 6))];
       return { a, b };
     };
+
+    test('wrong passwords tried on both nodes at once all count: the account locks at the threshold', async () => {
+      const { a, b } = await twoNodes();
+      await addUser(a, { username: 'target', role: 'nurse', password: 'the right password 123' });
+      // Each node takes its own attempts one at a time; without the lock across nodes, each would
+      // write back a count the other had already moved, and 8 guesses would stay under 5 failures.
+      const results = await Promise.all(Array.from({ length: 8 }, (_, i) => checkPassword(i % 2 ? b : a, 'target', `wrong ${i}`)));
+      const locked = results.filter((r) => !r.ok && r.reason === 'locked').length;
+      const user = await a.userByName('target');
+      assert.equal(user?.failedLogins, lockoutThreshold, `failures counted: ${user?.failedLogins}`);
+      assert.ok(user?.lockedUntil !== undefined && user.lockedUntil > Date.now());
+      assert.equal(locked, 8 - lockoutThreshold + 1, 'the attempt that reached the threshold and every one after it are refused as locked');
+    });
 
     test('each sees the other\'s writes at once: users, clients, OAuth records, consumes, deletes', async () => {
       const { a, b } = await twoNodes();

@@ -162,7 +162,7 @@ export function registerInteractions(fastify: FastifyInstance, prefix: string, d
   fastify.post(`${base}/:uid/totp`, withInteraction(async (request, reply, details, progress) => {
     const known = progress.stage === 'mfa' && progress.userId ? await deps.store.userById(progress.userId) : undefined;
     if (!known) return reply.redirect(at(details), 303);
-    return oneAtATime(known.username, () => secondFactor(request, reply, details, known.id));
+    return oneAtATime(deps.store, known.username, () => secondFactor(request, reply, details, known.id));
   }));
 
   /** The TOTP step, one attempt per user at a time (see users.ts oneAtATime), on a fresh read of the user. */

@@ -262,11 +262,27 @@ export class PgAuthStore implements AuthStore {
       client = c;
     };
     await connect();
+    // What was written before this listened (while the caller read what it holds) is read again.
+    models.forEach(onChange);
     return async () => {
       stopped = true;
       if (retry) clearTimeout(retry);
       await client?.end().catch(() => undefined);
     };
+  }
+
+  /** A session-level advisory lock on a pooled connection, held while `work` runs on others. */
+  async exclusively<T>(key: string, work: () => Promise<T>): Promise<T> {
+    return this.db.withClient(async (client) => {
+      // Keyed by the MAC, as the lookups are: the lock table never shows the username.
+      const lock = this.mac('lock', key);
+      await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [lock]);
+      try {
+        return await work();
+      } finally {
+        await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [lock]);
+      }
+    });
   }
 
   async oauthDestroy(model: string, id: string): Promise<void> {
@@ -343,7 +359,7 @@ export class PgAuthStore implements AuthStore {
     }
   }
 
-  private mac(column: 'username' | 'uid' | 'user_code' | 'grant_id', value: string): string {
+  private mac(column: 'username' | 'uid' | 'user_code' | 'grant_id' | 'lock', value: string): string {
     return createHmac('sha256', this.lookupKey).update(`bastion-auth:${column}:`).update(value, 'utf8').digest('base64url');
   }
 
