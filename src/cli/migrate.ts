@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type pg from 'pg';
-import { loadConfig } from '../config/config.ts';
+import { displayDatabaseUrl, loadConfig } from '../config/config.ts';
 import { auditSigningKey, openAuthStore, openKeys, openStore, storeFileKey } from '../main.ts';
 import type { DataKeys } from '../crypto/data-keys.ts';
 import { masterKeySource, type KeyProviderSettings } from '../crypto/open-keys.ts';
@@ -102,7 +102,7 @@ export async function migrateCommand(args: string[]): Promise<void> {
   if (typeof values.to !== 'string' || values.to === '') throw new UsageError('migrate needs --to <postgres URL> (its password in the URL or in PGPASSWORD)');
   const url = checkedUrl(values.to);
   const schema = (values.schema as string | undefined) ?? process.env.BASTION_DATABASE_SCHEMA ?? 'public';
-  if (!schemaName.test(schema)) throw new UsageError(`--schema must be a plain lower-case SQL name (got "${schema}")`);
+  if (!schemaName.test(schema)) throw new UsageError(`--schema must be a plain lower-case SQL name of at most 50 characters (got "${schema}")`);
   const config = loadConfig({ dataDir: values['data-dir'] as string | undefined }, process.env, values.config as string | undefined);
   const quiet = values.quiet === true;
   // Ctrl-C stops it cleanly (what was made in PostgreSQL is dropped); a second one quits at once.
@@ -139,16 +139,7 @@ function checkedUrl(text: string): string {
 }
 
 /** The URL as it may be shown: no password (nor a `password` parameter). */
-export function displayUrl(text: string): string {
-  try {
-    const url = new URL(text);
-    url.password = '';
-    url.searchParams.delete('password');
-    return url.toString();
-  } catch {
-    return 'postgres://...';
-  }
-}
+export const displayUrl = displayDatabaseUrl;
 
 /** A message with the URL's password taken out, should a library ever repeat it. */
 function redacted(message: string, url: string): string {

@@ -468,11 +468,25 @@ function transportOf(input: ConfigInput, host: string): TransportConfig {
  * `{"kind": "aws-kms", "region", "keyId", "endpoint"?}`, `{"kind": "pkcs11", "module", "tokenLabel" | "slot", "keyLabel"}`.
  * Tokens, credentials and PINs come from the environment, never from here.
  */
+/** A database URL's password: its userinfo's, or a `password` parameter (libpq and pg read both). */
 function passwordOf(url: string): string | undefined {
   try {
-    return new URL(url).password || undefined;
+    const parsed = new URL(url);
+    return parsed.password || parsed.searchParams.get('password') || undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** The URL as it may be shown or kept: no password (nor a `password` parameter). */
+export function displayDatabaseUrl(text: string): string {
+  try {
+    const url = new URL(text);
+    url.password = '';
+    url.searchParams.delete('password');
+    return url.toString();
+  } catch {
+    return 'postgres://...';
   }
 }
 
@@ -486,7 +500,8 @@ function databaseOf(input: ConfigInput): DatabaseConfig {
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new ConfigError(`database must be a postgres:// URL (got ${url.protocol}//...)`);
   if (!url.hostname) throw new ConfigError('database needs a host');
   const schema = input.databaseSchema ?? 'public';
-  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new ConfigError(`databaseSchema must be a plain lower-case SQL name (got "${schema}")`);
+  // As store/postgres/database.ts schemaName: 50 characters at most (its notification channels' names).
+  if (!/^[a-z_][a-z0-9_]{0,49}$/.test(schema)) throw new ConfigError(`databaseSchema must be a plain lower-case SQL name of at most 50 characters (got "${schema}")`);
   return { url: input.database!, schema, poolSize: integer('databasePoolSize', input.databasePoolSize ?? 10, 2, 500) };
 }
 

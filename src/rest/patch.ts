@@ -39,17 +39,26 @@ function patchFormat(req: FhirRequest): Apply {
 async function patchOne(
   ctx: RestContext, req: FhirRequest, tx: StoreWriter, resourceType: string, id: string, apply: Apply, ifMatch: string | undefined,
 ): Promise<FhirResponse> {
-  const current = await tx.read(resourceType, id);
-  if (!current) throw notFound(`${resourceType}/${id} is not known`);
-  if (current.deleted) throw gone(`${resourceType}/${id} was deleted`);
-  if (ifMatch !== undefined && ifMatch !== current.versionId) {
-    throw preconditionFailed(`${resourceType}/${id} is at version ${current.versionId}, not ${ifMatch}`);
+  for (let attempt = 1; ; attempt++) {
+    const current = await tx.read(resourceType, id);
+    if (!current) throw notFound(`${resourceType}/${id} is not known`);
+    if (current.deleted) throw gone(`${resourceType}/${id} was deleted`);
+    if (ifMatch !== undefined && ifMatch !== current.versionId) {
+      throw preconditionFailed(`${resourceType}/${id} is at version ${current.versionId}, not ${ifMatch}`);
+    }
+    const patched = apply(JSON.parse(current.json!) as Resource);
+    if (patched.id !== id) throw badRequest('A patch may not change the resource id');
+    const resource = checkPatched(patched, resourceType);
+    try {
+      const { stored } = await tx.update({ ...resource, id }, { ifMatch: current.versionId, method: 'PATCH' });
+      return writeResponse(ctx.config, 200, stored, returnPreference(req.prefer), `Patched ${resourceType}/${id} to version ${stored.versionId}`);
+    } catch (err) {
+      // Another write landed between the read and the update (PostgreSQL: other connections, other
+      // nodes). The client asked for no version: the patch applies to the one now current. The
+      // update holds the resource's lock from here, so the next read is the version it replaces.
+      if (ifMatch !== undefined || attempt === 3 || !(err instanceof FhirError) || err.status !== 412) throw err;
+    }
   }
-  const patched = apply(JSON.parse(current.json!) as Resource);
-  if (patched.id !== id) throw badRequest('A patch may not change the resource id');
-  const resource = checkPatched(patched, resourceType);
-  const { stored } = await tx.update({ ...resource, id }, { ifMatch: current.versionId, method: 'PATCH' });
-  return writeResponse(ctx.config, 200, stored, returnPreference(req.prefer), `Patched ${resourceType}/${id} to version ${stored.versionId}`);
 }
 
 /** A well-formed patch whose result is not a valid resource is unprocessable, not malformed. */

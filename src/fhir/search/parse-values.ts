@@ -41,8 +41,9 @@ export function parseDateValue(code: string, raw: string, now: number): DateValu
   if (!range) throw badRequest(`Invalid date '${raw}' for search parameter '${code}' (expected [prefix]YYYY[-MM[-DD[Thh:mm[:ss[.sss]][Z|+hh:mm]]]])`);
   let { start, end } = range;
   if (prefix === 'ap') {
-    // search.html#prefix leaves "approximately" to the server: 10% of the distance from now.
-    const slack = Math.abs(now - start) * 0.1;
+    // search.html#prefix leaves "approximately" to the server: 10% of the distance from now, in
+    // whole milliseconds (the index holds instants as integers: PostgreSQL refuses a fraction there).
+    const slack = Math.ceil(Math.abs(now - start) * 0.1);
     start -= slack;
     end += slack;
   }

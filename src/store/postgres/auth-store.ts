@@ -120,6 +120,7 @@ export class PgAuthStore implements AuthStore {
   private readonly notified = new Set<string>();
   private readonly channel: string;
   private lastSweep = 0;
+  private readonly lockHolders: Slots;
 
   private constructor(options: PgAuthStoreOptions) {
     if (options.key.key.length !== 32) throw new Error('PgAuthStore: the sealing key must be 32 bytes (AES-256)');
@@ -130,6 +131,7 @@ export class PgAuthStore implements AuthStore {
     this.lookupKey = options.lookupKey;
     this.ownsDb = options.ownsDb ?? false;
     this.channel = `bastion_auth_${options.db.schema}`;
+    this.lockHolders = new Slots(Math.max(1, (options.db.pool.options.max ?? 10) - 1));
   }
 
   /** Creates the schema and brings the `auth` tables up to date, then returns the store. */
@@ -271,9 +273,13 @@ export class PgAuthStore implements AuthStore {
     };
   }
 
-  /** A session-level advisory lock on a pooled connection, held while `work` runs on others. */
+  /**
+   * A session-level advisory lock on a pooled connection, held while `work` runs on others. Fewer
+   * locks at once than the pool has connections: were every connection holding a lock, the work
+   * each waits for would find none, and sign-ins would hang for good.
+   */
   async exclusively<T>(key: string, work: () => Promise<T>): Promise<T> {
-    return this.db.withClient(async (client) => {
+    return this.lockHolders.run(() => this.db.withClient(async (client) => {
       // Keyed by the MAC, as the lookups are: the lock table never shows the username.
       const lock = this.mac('lock', key);
       await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [lock]);
@@ -282,7 +288,7 @@ export class PgAuthStore implements AuthStore {
       } finally {
         await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [lock]);
       }
-    });
+    }));
   }
 
   async oauthDestroy(model: string, id: string): Promise<void> {
@@ -365,6 +371,29 @@ export class PgAuthStore implements AuthStore {
 
   private macOf(column: 'uid' | 'user_code' | 'grant_id', value: unknown): string | null {
     return typeof value === 'string' ? this.mac(column, value) : null;
+  }
+}
+
+/** At most `n` at once; the others wait their turn, in order. */
+class Slots {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(n: number) {
+    this.free = n;
+  }
+
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    try {
+      return await work();
+    } finally {
+      // Handed to the next in line, or freed.
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    }
   }
 }
 

@@ -1,3 +1,9 @@
+/** What a read needs of the cache of decoded bodies. */
+export interface Bodies {
+  get(type: string, id: string, version: number): string | undefined;
+  set(type: string, id: string, version: number, json: string): void;
+}
+
 /**
  * Decoded bodies of recently served versions (opened, identifiers decrypted), keyed by version: a
  * stored version never changes, so no node's write can make an entry wrong, and nothing needs
@@ -5,7 +11,7 @@
  * database, so every node serves a resource's current version, whichever node wrote it.
  * Bounded by the characters it holds; oldest out first.
  */
-export class BodyCache {
+export class BodyCache implements Bodies {
   private readonly maxChars: number;
   private entries = new Map<string, string>();
   private chars = 0;
@@ -13,6 +19,13 @@ export class BodyCache {
   constructor(maxChars: number) {
     this.maxChars = maxChars;
   }
+
+  /**
+   * The same entries, never added to: for reads inside a write transaction. What it reads may be
+   * its own write, which a rollback undoes; cached, it would be served as that version once
+   * another write made the version again with other content.
+   */
+  readonly committedOnly: Bodies = { get: (type, id, version) => this.get(type, id, version), set: () => undefined };
 
   get(type: string, id: string, version: number): string | undefined {
     return this.entries.get(`${type}/${id}/${version}`);

@@ -30,7 +30,12 @@ const types = {
   },
 } as pg.CustomTypesConfig;
 
-export const schemaName = /^[a-z_][a-z0-9_]{0,62}$/;
+/**
+ * A schema name Bastion takes: plain (it is written into statements) and at most 50 characters,
+ * so its notification channels (`bastion_auth_<schema>`) stay within PostgreSQL's 63 (pg_notify
+ * refuses a longer one: every write would fail).
+ */
+export const schemaName = /^[a-z_][a-z0-9_]{0,49}$/;
 
 /**
  * A pool of connections to one PostgreSQL database, the store's only way in. SQL is written with
@@ -44,14 +49,16 @@ export class Database implements Queryable {
 
   constructor(options: PgOptions) {
     const schema = options.schema ?? 'public';
-    if (!schemaName.test(schema)) throw new Error(`schema '${schema}' is not a plain lower-case SQL name`);
+    if (!schemaName.test(schema)) throw new Error(`schema '${schema}' is not a plain lower-case SQL name of at most 50 characters`);
     this.schema = schema;
+    const { url, sessionOptions } = withoutSessionOptions(options.url);
     this.pool = new pg.Pool({
-      connectionString: options.url,
+      connectionString: url,
       max: options.max ?? 10,
       types,
-      // Every connection works in Bastion's schema; UTC, so text times never shift.
-      options: `-c search_path=${schema} -c TimeZone=UTC`,
+      // Every connection works in Bastion's schema; UTC, so text times never shift. After the
+      // URL's own options (a statement_timeout, say): the last of a setting is the one taken.
+      options: `${sessionOptions ? `${sessionOptions} ` : ''}-c search_path=${schema} -c TimeZone=UTC`,
       application_name: 'bastion',
     });
     // An idle connection the server drops (restart, failover) is an error on the pool, not the process.
@@ -117,6 +124,22 @@ export class Database implements Queryable {
   }
 }
 
+/**
+ * The URL without its `options` parameter, and that parameter: pg lets the URL's replace the
+ * pool's, and Bastion's schema and time zone would be lost (its tables made in `public`).
+ */
+function withoutSessionOptions(text: string): { url: string; sessionOptions: string | undefined } {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return { url: text, sessionOptions: undefined };
+  }
+  const sessionOptions = url.searchParams.get('options') ?? undefined;
+  url.searchParams.delete('options');
+  return { url: sessionOptions === undefined ? text : url.toString(), sessionOptions };
+}
+
 async function run<T>(on: pg.Pool | pg.PoolClient, sql: string, args: readonly PgArg[]): Promise<T[]> {
   const text = numbered(sql);
   const result = await on.query({ text, values: args as unknown[], name: statementName(text) });
@@ -125,26 +148,18 @@ async function run<T>(on: pg.Pool | pg.PoolClient, sql: string, args: readonly P
 
 const numberedCache = new Map<string, string>();
 
-/** `?` placeholders as `$1, $2, ...`, outside quoted literals and identifiers. */
+/**
+ * What a `?` inside is not a placeholder in: quoted literals (E'...' with its backslash escapes) and
+ * identifiers, comments, dollar-quoted text.
+ */
+const notPlaceholders = /[Ee]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|\/\*[\s\S]*?\*\/|\$([A-Za-z_]\w*)?\$[\s\S]*?\$\1\$|\?/g;
+
+/** `?` placeholders as `$1, $2, ...`, outside quoted literals and identifiers, comments and dollar-quoted text. */
 export function numbered(sql: string): string {
   let out = numberedCache.get(sql);
   if (out !== undefined) return out;
-  out = '';
   let n = 0;
-  let quote: string | undefined;
-  for (const ch of sql) {
-    if (quote) {
-      if (ch === quote) quote = undefined;
-      out += ch;
-    } else if (ch === "'" || ch === '"') {
-      quote = ch;
-      out += ch;
-    } else if (ch === '?') {
-      out += `$${++n}`;
-    } else {
-      out += ch;
-    }
-  }
+  out = sql.replace(notPlaceholders, (m) => (m === '?' ? `$${++n}` : m));
   if (numberedCache.size >= 2000) numberedCache.delete(numberedCache.keys().next().value!);
   numberedCache.set(sql, out);
   return out;
@@ -171,6 +186,7 @@ export const pgCodes = {
   deadlockDetected: '40P01',
   lockNotAvailable: '55P03',
   queryCanceled: '57014',
+  programLimitExceeded: '54000',
 } as const;
 
 export function pgCode(err: unknown): string | undefined {

@@ -3,6 +3,7 @@ import { extractIndexRows, type IndexRows } from '../../fhir/search/extract.ts';
 import { contentText, narrativeText } from '../../fhir/search/text.ts';
 import { frag, join, type Frag, type SqlArg } from '../sql/sql-frag.ts';
 import { indexedWords } from './search-text.ts';
+import { indexedText } from './dialect.ts';
 
 type RowKind = keyof IndexRows;
 type Row = IndexRows[RowKind][number];
@@ -16,12 +17,14 @@ interface Layout {
 
 /** PostgreSQL text holds no NUL character; a value with one is indexed without it. */
 const text = (v: string | null): string | null => (v === null || !v.includes('\0') ? v : v.replaceAll('\0', ''));
+/** Free text that a btree indexes, bounded (dialect.ts indexedText). */
+const bounded = (v: string | null): string | null => text(v === null ? null : indexedText(v));
 /** Instants are whole milliseconds in a BIGINT. */
 const ms = (v: number): number => (Number.isFinite(v) ? Math.round(v) : v > 0 ? Number.MAX_SAFE_INTEGER : Number.MIN_SAFE_INTEGER);
 
 const layouts: Record<RowKind, Layout> = {
-  string: { table: 'search_string', columns: [['norm', 'TEXT'], ['exact', 'TEXT']], values: (r: IndexRows['string'][number]) => [text(r.norm), text(r.exact)] },
-  token: { table: 'search_token', columns: [['system', 'TEXT'], ['code', 'TEXT'], ['text', 'TEXT']], values: (r: IndexRows['token'][number]) => [text(r.system), text(r.code), text(r.text)] },
+  string: { table: 'search_string', columns: [['norm', 'TEXT'], ['exact', 'TEXT']], values: (r: IndexRows['string'][number]) => [bounded(r.norm), text(r.exact)] },
+  token: { table: 'search_token', columns: [['system', 'TEXT'], ['code', 'TEXT'], ['text', 'TEXT']], values: (r: IndexRows['token'][number]) => [text(r.system), text(r.code), bounded(r.text)] },
   reference: {
     table: 'search_reference', columns: [['target_type', 'TEXT'], ['target_id', 'TEXT'], ['ref', 'TEXT']],
     values: (r: IndexRows['reference'][number]) => [text(r.type), text(r.id), text(r.ref)],

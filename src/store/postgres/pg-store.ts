@@ -16,7 +16,7 @@ import { storeMigrations } from './schema.ts';
 import { indexCtes, withCtes } from './index-rows.ts';
 import { decodeBody, searchResources } from './search.ts';
 import { queryHistory } from './history.ts';
-import { BodyCache } from './body-cache.ts';
+import { BodyCache, type Bodies } from './body-cache.ts';
 import { ChangeFeed } from './change-feed.ts';
 import { ensureSearchIndex, rebuildSearchIndex } from './search-index.ts';
 import { countStale, holdsSealedBodies, reencryptVersions } from './reencrypt.ts';
@@ -26,7 +26,7 @@ import { frag } from '../sql/sql-frag.ts';
 export interface PgStoreOptions extends PgOptions {
   /** What resources become in the tables (sealed bodies, encrypted identifiers); default: JSON as written. */
   codec?: ResourceCodec;
-  /** This node's name in change notifications (default: random per process). */
+  /** This node's name in change notifications (each process adds a random suffix to it). */
   node?: string;
 }
 
@@ -83,7 +83,9 @@ export class PgStore implements Store {
       // Tables indexed the way of an older Bastion are indexed again before anything is served.
       await ensureSearchIndex(db, codec);
       const audit = await PgAuditLog.open(db);
-      const feed = new ChangeFeed(db, options.node ?? randomUUID());
+      // The suffix tells this process's own notifications from the others', even where two nodes
+      // were given one name (one shared environment file): they would otherwise ignore each other.
+      const feed = new ChangeFeed(db, `${options.node ?? 'node'}:${randomUUID()}`);
       await feed.start();
       return new PgStore(db, codec, audit, feed);
     } catch (err) {
@@ -186,11 +188,11 @@ export class PgStore implements Store {
   }
 
   /** @internal for PgWriter */
-  stored(row: CurrentRow): StoredResource {
+  stored(row: CurrentRow, bodies: Bodies = this.bodies): StoredResource {
     const content = row.sealed ?? row.content;
     return {
       resourceType: row.type, id: row.id, versionId: String(row.version), lastUpdated: row.last_updated, deleted: row.deleted === 1,
-      json: content === null ? undefined : decodeBody(this.codec, this.bodies, row.type, row.id, row.version, content),
+      json: content === null ? undefined : decodeBody(this.codec, bodies, row.type, row.id, row.version, content),
     };
   }
 
@@ -200,7 +202,10 @@ export class PgStore implements Store {
   }
 }
 
-/** Reads and writes on one connection, inside its transaction. */
+/**
+ * Reads and writes on one connection, inside its transaction. Its reads take decoded bodies from
+ * the cache but never add to it: they may see the transaction's own writes, which may roll back.
+ */
 class PgWriter implements StoreWriter {
   private readonly conn: Queryable;
   private readonly store: PgStore;
@@ -214,26 +219,28 @@ class PgWriter implements StoreWriter {
 
   async read(resourceType: string, id: string): Promise<StoredResource | undefined> {
     const [row] = await this.conn.query<CurrentRow>(currentSql, [resourceType, id]);
-    return row && this.store.stored(row);
+    return row && this.store.stored(row, this.store.parts.bodies.committedOnly);
   }
 
   async vread(resourceType: string, id: string, versionId: string): Promise<StoredResource | undefined> {
     if (!/^[1-9]\d{0,8}$/.test(versionId)) return undefined;
     const [row] = await this.conn.query<CurrentRow>(versionSql, [resourceType, id, Number(versionId)]);
-    return row && this.store.stored(row);
+    return row && this.store.stored(row, this.store.parts.bodies.committedOnly);
   }
 
   history(query: HistoryQuery): Promise<HistoryPage> {
-    return queryHistory(this.conn, this.store.parts.codec, query, this.store.parts.bodies);
+    return queryHistory(this.conn, this.store.parts.codec, query, this.store.parts.bodies.committedOnly);
   }
 
   search(request: SearchRequest): Promise<SearchResult> {
-    return searchResources(this.conn, this.store.parts.codec, request, this.store.parts.bodies);
+    return searchResources(this.conn, this.store.parts.codec, request, this.store.parts.bodies.committedOnly);
   }
 
   async lock(key: string): Promise<void> {
     // A 64-bit hash of the key: a collision only makes two unrelated transactions wait for each other.
-    await this.conn.query('SELECT pg_advisory_xact_lock(hashtextextended(?, 0))', [key]);
+    // Of its keyed blind index, not the key: criteria may name an SSN, and pg_locks shows the hash
+    // to every database role (an unkeyed hash of nine digits is reversed by trying them all).
+    await this.conn.query('SELECT pg_advisory_xact_lock(hashtextextended(?, 0))', [this.store.parts.codec.blind(key)]);
   }
 
   async create(resource: Resource & { id: string }): Promise<StoredResource> {
@@ -268,7 +275,13 @@ class PgWriter implements StoreWriter {
 
   /** The current row, locked until the transaction ends: a concurrent writer of the same resource waits, then sees this one's version. */
   private async lockCurrent(resourceType: string, id: string): Promise<CurrentRow | undefined> {
-    const [row] = await this.conn.query<CurrentRow>(`${currentSql} FOR UPDATE OF r`, [resourceType, id]);
+    // Locked alone, then read. A lock waited for re-checks the query against the row's new version,
+    // but with the joined version row of the old snapshot, which no longer joins (seq moved on):
+    // the resource would seem not to exist (a delete lost, an If-Match answered "does not exist").
+    const [locked] = await this.conn.query('SELECT rid FROM resources WHERE type = ? AND id = ? FOR UPDATE', [resourceType, id]);
+    if (!locked) return undefined;
+    // A statement of its own: it sees what committed before the lock was granted.
+    const [row] = await this.conn.query<CurrentRow>(currentSql, [resourceType, id]);
     return row;
   }
 
@@ -372,7 +385,14 @@ function asOutcome(err: unknown): unknown {
   if (unavailable(err) || /Connection terminated|timeout exceeded when trying to connect/i.test((err as Error)?.message ?? '')) {
     return new FhirError(503, 'The database cannot be reached just now; try again shortly', 'transient');
   }
+  // A statement timeout the database (its role or the URL's options) sets, or an administrator's cancel.
+  if (code === pgCodes.queryCanceled) return new FhirError(503, 'The database cancelled the request (it ran longer than the database allows, or was stopped); try again, or narrow it', 'timeout');
   // PostgreSQL text holds no NUL character: a value carrying one cannot be matched or stored.
   if (code === '22021' || code === '22P05') return new FhirError(400, 'A value contains a character that cannot be stored (NUL)', 'invalid');
+  // A limit of PostgreSQL's met by what the client sent: a code too long for a btree entry, a text
+  // too long for a tsvector (1 MB of words). Nothing of it was stored.
+  if (code === pgCodes.programLimitExceeded) {
+    return new FhirError(422, 'A value is too large for the database to index (a code of thousands of characters, or about a million words of text)', 'too-long');
+  }
   return err;
 }

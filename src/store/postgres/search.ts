@@ -6,14 +6,14 @@ import { buildSearchSql, type Frag } from '../sql/search-sql.ts';
 import { decodeCursor, encodeCursor } from '../sql/search-cursor.ts';
 import { findIncluded, type ResourceRow } from '../sql/search-include.ts';
 import { pgDialect } from './dialect.ts';
-import type { BodyCache } from './body-cache.ts';
+import type { Bodies } from './body-cache.ts';
 
 /**
  * A search on PostgreSQL: the SQL both stores share (store/sql/search-sql.ts) in PostgreSQL's
  * dialect. Its planner has statistics, so unlike the embedded store it needs no probing of how
  * common a criterion is before choosing how to run the query.
  */
-export async function searchResources(conn: Queryable, codec: ResourceCodec, asked: SearchRequest, bodies?: BodyCache): Promise<SearchResult> {
+export async function searchResources(conn: Queryable, codec: ResourceCodec, asked: SearchRequest, bodies?: Bodies): Promise<SearchResult> {
   const request = codec.searchable(asked);
   const toStored = (row: ResourceRow): StoredResource => ({
     resourceType: row.type, id: row.id, versionId: String(row.version), lastUpdated: row.last_updated, deleted: false,
@@ -67,7 +67,7 @@ async function includedRows(request: SearchRequest, matches: ResourceRow[], run:
 }
 
 /** A stored body as served: through the codec, or from the cache of decoded bodies. */
-export function decodeBody(codec: ResourceCodec, bodies: BodyCache | undefined, type: string, id: string, version: number, content: string | Uint8Array): string {
+export function decodeBody(codec: ResourceCodec, bodies: Bodies | undefined, type: string, id: string, version: number, content: string | Uint8Array): string {
   if (typeof content === 'string' && bodies === undefined) return codec.decode(type, id, version, content);
   const cached = bodies?.get(type, id, version);
   if (cached !== undefined) return cached;

@@ -15,6 +15,11 @@ export interface Dialect {
   notDriving(column: string): string;
   /** A join whose order is fixed as written (it still takes an ON clause). */
   readonly fixedJoin: string;
+  /**
+   * Free text (a string parameter's normalised value, a token's display text) as the index keeps
+   * it, and so as a search compares it: whole, or (PostgreSQL) its start only.
+   */
+  indexedText(value: string): string;
   /** `column` contains the bound text. */
   contains(column: string, value: string): Frag;
   /** `column` ends with `|` and the bound code (the `:of-type` system convention). */

@@ -22,7 +22,7 @@ export function decodeCursor(token: string, keyCount: number): Cursor {
   try {
     c = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
   } catch {
-    throw invalid();
+    throw invalidCursor();
   }
   const cursor = c as Partial<Cursor>;
   const scalar = (v: unknown) => v === null || typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
@@ -30,12 +30,12 @@ export function decodeCursor(token: string, keyCount: number): Cursor {
     typeof c !== 'object' || c === null || (cursor.d !== 'n' && cursor.d !== 'p') || !Array.isArray(cursor.k) ||
     cursor.k.length !== keyCount || !cursor.k.every(scalar) || !Number.isSafeInteger(cursor.r) || cursor.r! < 1
   ) {
-    throw invalid();
+    throw invalidCursor();
   }
   return cursor as Cursor;
 }
 
-function invalid() {
+export function invalidCursor() {
   return badRequest('_cursor is not a continuation token of this search (use the next and previous links as given)');
 }
 

@@ -5,7 +5,7 @@ import { componentKeys, compositeUnionOf, ofTypeKeys, paramKey, paramKeys, searc
 import { normalizeText, prefixEnd } from '../../fhir/search/normalize.ts';
 import { frag, join, type Frag } from './sql-frag.ts';
 import { labelBit } from '../../fhir/security-label-bits.ts';
-import { keysetCondition, type Cursor } from './search-cursor.ts';
+import { invalidCursor, keysetCondition, type Cursor } from './search-cursor.ts';
 import type { Dialect } from './dialect.ts';
 
 /**
@@ -51,6 +51,7 @@ export interface SearchSql {
  * in reverse order, and the caller turns the rows round.
  */
 export function buildSearchSql(request: SearchRequest, dialect: Dialect, cursor?: Cursor, probed: ReadonlySet<SearchCriterion> = new Set()): SearchSql {
+  if (cursor) checkCursorKeys(cursor, request);
   const where = whereClause(request, dialect, probed);
   const sort = sortKeys(request, dialect);
   const backward = cursor?.d === 'p';
@@ -183,7 +184,7 @@ function rowMatch(c: SearchCriterion, dialect: Dialect): { table: string; match:
   switch (c.kind) {
     case 'string': return { table: 'search_string', match: or(c.values.map((v) => stringMatch(c.match, v, dialect))) };
     case 'token': return { table: 'search_token', match: tokensMatch(c.values) };
-    case 'token-text': return { table: 'search_token', match: or(c.values.map((v) => frag('text >= ? AND text < ?', v, v + prefixEnd))) };
+    case 'token-text': return { table: 'search_token', match: or(c.values.map((v) => dialect.indexedText(v)).map((v) => frag('text >= ? AND text < ?', v, v + prefixEnd))) };
     case 'reference': return { table: 'search_reference', match: or(c.values.map(referenceMatch)) };
     case 'reference-identifier': return { table: 'search_token', match: or(c.values.map(tokenMatch)) };
     case 'date': return { table: 'search_date', match: or(c.values.map((v) => dateMatch(v, indexColumns))) };
@@ -417,11 +418,18 @@ function compositeCodes(code: string, types: readonly string[]): string[] {
 
 function stringMatch(match: 'prefix' | 'exact' | 'contains', value: string, dialect: Dialect): Frag {
   switch (match) {
-    case 'prefix':
-      return frag('(norm >= ? AND norm < ?)', value, value + prefixEnd);
-    case 'exact':
-      // The norm comparison lets the (pid, norm) index find the candidates.
-      return frag('(norm = ? AND exact = ?)', normalizeText(value), value);
+    case 'prefix': {
+      const start = dialect.indexedText(value);
+      return frag('(norm >= ? AND norm < ?)', start, start + prefixEnd);
+    }
+    case 'exact': {
+      // The norm comparison lets the (pid, norm) index find the candidates: of a value longer
+      // than the index keeps, those starting as it does (a row may hold it whole or cut).
+      const norm = normalizeText(value);
+      const start = dialect.indexedText(norm);
+      if (start !== norm) return frag('(norm >= ? AND norm < ? AND exact = ?)', start, start + prefixEnd, value);
+      return frag('(norm = ? AND exact = ?)', norm, value);
+    }
     case 'contains':
       return dialect.contains('norm', value);
   }
@@ -595,6 +603,29 @@ const sortColumn: Partial<Record<SearchParamType, [string, string, string]>> = {
   quantity: ['search_quantity', 'lo', 'hi'],
   uri: ['search_uri', 'uri', 'uri'],
 };
+
+/**
+ * A cursor comes back from the client: each key must be a value its sort key can have (PostgreSQL
+ * compares no text with a number, nor a fraction with an integer column, and would fail the search).
+ */
+function checkCursorKeys(cursor: Cursor, request: SearchRequest): void {
+  request.sort.forEach((key, i) => {
+    const v = cursor.k[i];
+    if (v === null) return;
+    const kind = sortKind(key, request.resourceTypes);
+    const ok = kind === 'text' ? typeof v === 'string' : kind === 'integer' ? Number.isSafeInteger(v) : kind === 'number' && typeof v === 'number';
+    if (!ok) throw invalidCursor();
+  });
+}
+
+/** What sortExpr's values are. */
+function sortKind(key: SortKey, types: readonly string[]): 'text' | 'integer' | 'number' | 'none' {
+  if (key.code === '_id') return 'text';
+  if (key.code === '_lastUpdated') return 'integer';
+  const column = sortColumn[key.type];
+  if (!column || paramKeys(types, key.code).length === 0) return 'none';
+  return key.type === 'date' ? 'integer' : key.type === 'number' || key.type === 'quantity' ? 'number' : 'text';
+}
 
 function sortExpr(key: SortKey, types: readonly string[], dialect: Dialect): Frag {
   if (key.code === '_id') return frag('r.id');

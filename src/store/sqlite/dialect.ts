@@ -22,6 +22,7 @@ export const sqliteDialect: Dialect = {
   byRid: (table) => ` INDEXED BY ${table}_rid`,
   notDriving: (column) => `+${column}`,
   fixedJoin: 'CROSS JOIN',
+  indexedText: (value) => value,
   contains: (column, value) => frag(`instr(${column}, ?) > 0`, value),
   endsWithCode: (column, code) => frag(`substr(${column}, -length(?) - 1) = ?`, code, `|${code}`),
   least: 'min',
