@@ -46,6 +46,7 @@ import { pgCode } from './database.ts';
 import { ensureSchema, migrate } from './migrate.ts';
 import type { AuditCandidateQuery, AuditQuery, AuditRecord, StoredAuditRecord } from '../store.ts';
 import { chainHash } from '../../crypto/hash-chain.ts';
+import { candidatePositions } from '../audit-positions.ts';
 import { indexKeysOf, keyHash } from '../../audit/audit-index.ts';
 import type { AuditRecordFacts } from '../../audit/audit-record.ts';
 
@@ -160,8 +161,6 @@ export interface PgChainRow {
   hash: Buffer | null;
 }
 
-/** See audit-candidates.ts (embedded): how far out of time order a record may be appended. */
-const appendLagMs = 5 * 60_000;
 /** Records per append transaction at most (several appends' worth; one request's batch is never split). */
 const maxBatch = 5000;
 /** Rows per page when the chain is read. */
@@ -544,17 +543,16 @@ export class PgAuditLog {
     for (const month of dropped) this.partitionState.delete(month);
   }
 
-  /** Candidates of an audit trail search, one page in position order (see Store.auditCandidates; ported from sqlite/audit-candidates.ts). */
+  /** Candidates of an audit trail search, one page in position order (see Store.auditCandidates; positions: store/audit-positions.ts). */
   async candidates(q: AuditCandidateQuery): Promise<StoredAuditRecord[]> {
     const map = await this.monthMap();
-    const range = await this.positions(map, q);
+    // Each probe of the bisection reads only the months that can hold the record it looks for.
+    const range = await candidatePositions(map.first(), map.count, q, async (seq) => (await this.db.query<{ recorded: string }>(
+      `SELECT recorded FROM audit_log WHERE seq BETWEEN ? AND ? AND ${inMonths} ORDER BY seq LIMIT 1`,
+      [seq, map.count, ...map.around(seq)],
+    ))[0]?.recorded);
     if (!range) return [];
-    let [lo, hi] = range;
-    if (q.after !== undefined) {
-      if (q.descending) hi = Math.min(hi, q.after - 1);
-      else lo = Math.max(lo, q.after + 1);
-    }
-    if (lo > hi) return [];
+    const [lo, hi] = range;
     const order = q.descending ? 'DESC' : 'ASC';
     if (!q.keys) {
       const rows = await this.db.query<Row>(
@@ -582,34 +580,6 @@ export class PgAuditLog {
     return rows.map(stored);
   }
 
-  /** The positions a time range can hold, or undefined when it holds none. */
-  private async positions(map: MonthMap, q: AuditCandidateQuery): Promise<[number, number] | undefined> {
-    const min = map.first();
-    const max = map.count;
-    if (min === undefined) return undefined;
-    // The first position recorded at or after `instant`, bisecting positions: records are in time
-    // order but for an append's lag, which widening by appendLagMs covers. Each probe reads the
-    // months that can hold the record it looks for.
-    const firstAtOrAfter = async (instant: string): Promise<number> => {
-      let a = min;
-      let b = max + 1;
-      while (a < b) {
-        const mid = Math.floor((a + b) / 2);
-        const [row] = await this.db.query<{ recorded: string }>(
-          `SELECT recorded FROM audit_log WHERE seq BETWEEN ? AND ? AND ${inMonths} ORDER BY seq LIMIT 1`,
-          [mid, max, ...map.around(mid)],
-        );
-        if (row && row.recorded < instant) a = mid + 1;
-        else b = mid;
-      }
-      return a;
-    };
-    let lo = min;
-    let hi = max;
-    if (q.from !== undefined) lo = await firstAtOrAfter(new Date(Date.parse(q.from) - appendLagMs).toISOString());
-    if (q.to !== undefined) hi = (await firstAtOrAfter(new Date(Date.parse(q.to) + appendLagMs).toISOString())) - 1;
-    return lo <= hi ? [lo, hi] : undefined;
-  }
 }
 
 /**
