@@ -2,9 +2,9 @@ import { createHash, createHmac } from 'node:crypto';
 import { DuplicateError, type AuthStore, type ClientRecord, type OAuthRecord, type UserRecord } from '../auth-store.ts';
 import type { DataKey } from '../../crypto/data-keys.ts';
 import { openVersioned, sealedVersion, sealVersioned } from '../../crypto/aead.ts';
-import type pg from 'pg';
 import { pgCode, pgCodes, type Database } from './database.ts';
 import { ensureSchema, migrate } from './migrate.ts';
+import { listen } from './listen.ts';
 
 const authSteps = [
   // 1: users, clients, and the OAuth core's records; every record sealed (see PgAuthStore).
@@ -239,38 +239,16 @@ export class PgAuthStore implements AuthStore {
   async watch(models: readonly string[], onChange: (model: string) => void): Promise<() => Promise<void>> {
     for (const m of models) this.notified.add(m);
     const watched = new Set(models);
-    let client: pg.Client | undefined;
-    let stopped = false;
-    let retry: NodeJS.Timeout | undefined;
-    const connect = async (): Promise<void> => {
-      const c = this.db.dedicatedClient();
-      c.on('notification', (n) => {
-        if (n.payload && watched.has(n.payload)) onChange(n.payload);
-      });
-      const lost = () => {
-        if (client !== c || stopped) return;
-        client = undefined;
-        const again = () => {
-          retry = undefined;
-          // Whatever was written while deaf is read again.
-          connect().then(() => models.forEach(onChange), () => (retry = setTimeout(again, 1000).unref()));
-        };
-        retry = setTimeout(again, 100).unref();
-      };
-      c.on('error', lost);
-      c.on('end', lost);
-      await c.connect();
-      await c.query(`LISTEN "${this.channel}"`);
-      client = c;
-    };
-    await connect();
+    const stop = await listen(this.db, this.channel, {
+      heard: (payload) => {
+        if (watched.has(payload)) onChange(payload);
+      },
+      // Whatever was written while deaf is read again.
+      back: () => models.forEach(onChange),
+    });
     // What was written before this listened (while the caller read what it holds) is read again.
     models.forEach(onChange);
-    return async () => {
-      stopped = true;
-      if (retry) clearTimeout(retry);
-      await client?.end().catch(() => undefined);
-    };
+    return stop;
   }
 
   /**

@@ -1,5 +1,5 @@
-import type pg from 'pg';
 import type { Database } from './database.ts';
+import { listen } from './listen.ts';
 
 /**
  * What other nodes commit, heard through PostgreSQL's LISTEN/NOTIFY: each write statement
@@ -15,9 +15,7 @@ export class ChangeFeed {
   private readonly db: Database;
   private readonly byType = new Map<string, number>();
   private everything = 0;
-  private client: pg.Client | undefined;
-  private stopped = false;
-  private retry: NodeJS.Timeout | undefined;
+  private stopListening: (() => Promise<void>) | undefined;
 
   constructor(db: Database, node: string) {
     this.db = db;
@@ -27,13 +25,12 @@ export class ChangeFeed {
   }
 
   async start(): Promise<void> {
-    const client = this.db.dedicatedClient();
-    client.on('notification', (n) => this.heard(n.payload));
-    client.on('error', () => this.lost(client));
-    client.on('end', () => this.lost(client));
-    await client.connect();
-    await client.query(`LISTEN "${this.channel}"`);
-    this.client = client;
+    this.stopListening = await listen(this.db, this.channel, {
+      heard: (payload) => this.heard(payload),
+      // Whatever happened while deaf counts as a change of everything.
+      lost: () => this.everything++,
+      back: () => this.everything++,
+    });
   }
 
   /** Changes other nodes made to any of these types (plus every reconnect) so far. */
@@ -44,30 +41,13 @@ export class ChangeFeed {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.retry) clearTimeout(this.retry);
-    await this.client?.end().catch(() => undefined);
+    await this.stopListening?.();
   }
 
-  private heard(payload: string | undefined): void {
-    if (!payload) return;
+  private heard(payload: string): void {
     const bar = payload.indexOf('|');
     if (bar < 0 || payload.slice(0, bar) === this.node) return;
     const type = payload.slice(bar + 1);
     this.byType.set(type, (this.byType.get(type) ?? 0) + 1);
-  }
-
-  private lost(client: pg.Client): void {
-    if (this.client !== client) return;
-    this.client = undefined;
-    this.everything++;
-    if (this.stopped) return;
-    const again = () => {
-      this.retry = undefined;
-      if (this.stopped) return;
-      // Whatever happened while deaf counts as a change of everything.
-      this.start().then(() => this.everything++, () => (this.retry = setTimeout(again, 1000).unref()));
-    };
-    this.retry = setTimeout(again, 100).unref();
   }
 }

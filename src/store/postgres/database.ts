@@ -169,9 +169,9 @@ const names = new Map<string, string>();
 let named = 0;
 
 /**
- * Statement texts seen often enough get a name, so each connection parses and plans them once.
- * Texts are many for searches (one per shape), so a name is given only to the first few thousand:
- * each connection keeps every statement it prepared.
+ * Named statements are parsed and planned once per connection. The fixed statements (reads,
+ * writes, audit) come first; searches have a text per shape, and each connection keeps every
+ * statement it prepared, so only the first thousand texts get a name.
  */
 function statementName(text: string): string | undefined {
   let name = names.get(text);

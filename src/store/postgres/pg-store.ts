@@ -71,6 +71,7 @@ export class PgStore implements Store {
     this.codec = codec;
     this.audit = audit;
     this.feed = feed;
+    this.parts = { codec, clock: this.clock, feed, bodies: this.bodies };
   }
 
   static async open(options: PgStoreOptions): Promise<PgStore> {
@@ -196,10 +197,8 @@ export class PgStore implements Store {
     };
   }
 
-  /** @internal for PgWriter */
-  get parts(): { codec: ResourceCodec; clock: MonotonicClock; feed: ChangeFeed; bodies: BodyCache } {
-    return { codec: this.codec, clock: this.clock, feed: this.feed, bodies: this.bodies };
-  }
+  /** @internal what PgWriter shares with the store (made once: every write reads it). */
+  readonly parts: { codec: ResourceCodec; clock: MonotonicClock; feed: ChangeFeed; bodies: BodyCache };
 }
 
 /**
