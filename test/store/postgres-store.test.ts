@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FhirError } from '../../src/fhir/outcome.ts';
 import { Database } from '../../src/store/postgres/database.ts';
+import { parseSearch } from '../../src/fhir/search/parse.ts';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,6 +31,29 @@ describe('PostgreSQL store', { skip: pgSkip }, () => {
   describe('search conformance', () => searchConformance(plain));
   describe('store conformance with sealed bodies', () => storeConformance(sealed));
   describe('search conformance with sealed bodies', () => searchConformance(sealed));
+
+  test('reindex rebuilds the index rows, full text and label bits of every current resource', async () => {
+    const store = await PgStore.open({ url: postgresUrl!, schema: freshSchema(), max: 2 });
+    try {
+      const restricted = { security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }] };
+      await store.transaction(async (tx) => {
+        for (let i = 0; i < 7; i++) {
+          await tx.create({ resourceType: 'Patient', id: `p${i}`, gender: i % 2 ? 'male' : 'female', name: [{ family: `Reindexed${i}` }], ...(i === 3 ? { meta: restricted } : {}) });
+        }
+        await tx.delete('Patient', 'p1');
+      });
+      const total = async (query: [string, string][]) =>
+        (await store.search(parseSearch('Patient', [...query, ['_total', 'accurate']], { maxCount: 100, defaultCount: 100, lenient: false }).request)).total;
+      const before = [await total([['gender', 'male']]), await total([['name', 'reindexed']]), await total([['_content', 'reindexed3']]), await total([['_security:not', 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R']])];
+      assert.deepEqual(before, [2, 6, 1, 5]);
+      await store.db.exec('DELETE FROM search_token; DELETE FROM search_string; DELETE FROM search_text; UPDATE resources SET security = 0');
+      assert.equal(await total([['gender', 'male']]), 0);
+      assert.equal(await store.reindex(), 6);
+      assert.deepEqual([await total([['gender', 'male']]), await total([['name', 'reindexed']]), await total([['_content', 'reindexed3']]), await total([['_security:not', 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R']])], before);
+    } finally {
+      await store.close();
+    }
+  });
 
   test('a schema an unfinished bastion migrate left is refused, not served in part', async () => {
     const schema = freshSchema();

@@ -1,9 +1,7 @@
 import type { ResourceCodec } from '../resource-codec.ts';
 import type { Database } from './database.ts';
-import { securityMask } from '../../fhir/security-label-bits.ts';
 import { indexVersion } from '../sql/index-version.ts';
-import { frag } from '../sql/sql-frag.ts';
-import { indexCtes, indexTables, withCtes } from './index-rows.ts';
+import { IndexBatch, indexTables } from './index-rows.ts';
 
 /**
  * Tables indexed by an older Bastion are indexed again before anything is served. Nodes starting
@@ -63,15 +61,11 @@ async function rebuild(db: Database, codec: ResourceCodec, batch = 500): Promise
       [after, batch],
     );
     if (rows.length === 0) break;
+    // Security bits were reset with the index: the batch sets those that are not 0.
+    const indexing = new IndexBatch();
+    for (const row of rows) indexing.add(row.rid, codec.indexedOf(row.type, row.id, row.version, (row.sealed ?? row.content)!));
     await db.transaction(async (conn) => {
-      for (const row of rows) {
-        const resource = codec.indexedOf(row.type, row.id, row.version, (row.sealed ?? row.content)!);
-        const statement = withCtes(
-          [frag('w AS (UPDATE resources SET security = ? WHERE rid = ? RETURNING rid)', securityMask(resource), row.rid), ...indexCtes(resource, undefined, false)],
-          frag('SELECT 1'),
-        );
-        await conn.query(statement.sql, statement.args);
-      }
+      for (const statement of indexing.statements()) await conn.query(statement.sql, statement.args);
     });
     n += rows.length;
     after = rows[rows.length - 1].rid;
