@@ -15,8 +15,10 @@ version=$(ls /usr/lib/postgresql | sort -n | tail -1)
 if ! pg_lsclusters -h 2>/dev/null | grep -q "^$version main"; then
   $SUDO pg_createcluster "$version" main >&2
 fi
-# Loopback only.
-$SUDO pg_conftool "$version" main set listen_addresses 127.0.0.1 >&2 2>/dev/null || true
+# Loopback only. Written to conf.d (Debian's postgresql.conf includes it) rather than through
+# pg_conftool, which writes an address unquoted and so makes the file unreadable.
+$SUDO mkdir -p "/etc/postgresql/$version/main/conf.d"
+echo "listen_addresses = '127.0.0.1'" | $SUDO tee "/etc/postgresql/$version/main/conf.d/bastion-loopback.conf" >/dev/null
 if ! pg_lsclusters -h | grep -q "^$version main .* online"; then
   $SUDO pg_ctlcluster "$version" main start >&2
 fi
