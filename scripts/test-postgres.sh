@@ -17,6 +17,8 @@ if ! pg_lsclusters -h 2>/dev/null | grep -q "^$version main"; then
 fi
 # Loopback only. Written to conf.d (Debian's postgresql.conf includes it) rather than through
 # pg_conftool, which writes an address unquoted and so makes the file unreadable.
+# An earlier version of this script left that unquoted line in postgresql.conf; it is commented out.
+$SUDO sed -i "s/^listen_addresses = 127\.0\.0\.1\([^0-9.].*\)\?$/#&/" "/etc/postgresql/$version/main/postgresql.conf"
 $SUDO mkdir -p "/etc/postgresql/$version/main/conf.d"
 echo "listen_addresses = '127.0.0.1'" | $SUDO tee "/etc/postgresql/$version/main/conf.d/bastion-loopback.conf" >/dev/null
 if ! pg_lsclusters -h | grep -q "^$version main .* online"; then
