@@ -50,6 +50,7 @@ import { cpuSeconds, memory, startChild as start, stopChild, track, type Child }
 import { measure, numberFromEnv, runMain, type AcRequest, type Measurement } from './harness.ts';
 import { fmtInt, fmtMs, mib, percentile, table, type HumanName, type Resource } from './harness.ts';
 import { randomUUID } from 'node:crypto';
+import { roles } from '../src/store/auth-store.ts';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -471,7 +472,11 @@ async function main(): Promise<number> {
       server = undefined;
       const idp = await startIdentityProvider();
       server = await startChild('bastion', [...serverNodeArgs, serverEntry, 'serve', '--port', '0', '--data-dir', dataDir],
-        /Bastion is serving FHIR R4 at (\S+)/, { BASTION_LOG_LEVEL: 'warn', BASTION_AUTH: 'smart', BASTION_EXTERNAL_ISSUERS: JSON.stringify([{ issuer: idp.issuer, jwksUri: idp.jwksUri }]) });
+        /Bastion is serving FHIR R4 at (\S+)/, {
+          BASTION_LOG_LEVEL: 'warn', BASTION_AUTH: 'smart', BASTION_EXTERNAL_ISSUERS: JSON.stringify([{ issuer: idp.issuer, jwksUri: idp.jwksUri }]),
+          // Counted as in production, with limits no load generator reaches: the figures include the counting.
+          BASTION_RATE_LIMITS: JSON.stringify({ roles: Object.fromEntries(roles.map((r) => [r, 1_000_000_000])) }),
+        });
       stopIdp = idp.stop;
       const authBase = server.url;
       const client = await registerBackendClient(dataDir, scratch);

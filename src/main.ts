@@ -22,6 +22,8 @@ import { configureAccessContext } from './access/context.ts';
 import { configureMasks } from './access/minimum-necessary.ts';
 import type { AuthStore } from './store/auth-store.ts';
 import { Alerts } from './monitor/alerts.ts';
+import { RequestRates } from './monitor/request-rates.ts';
+import { PgRateShare } from './store/postgres/rate-share.ts';
 import { AuditCheckpoints, FileCheckpointCopy, type CheckpointCopy } from './audit/checkpoints.ts';
 import { S3CheckpointCopy, s3CredentialsFromEnv } from './audit/checkpoint-s3.ts';
 import { ProvenanceSigner } from './provenance/provenance-signature.ts';
@@ -178,6 +180,19 @@ async function keyEvents(keys: DataKeys, rekeyed: string[]): Promise<AuthEvent[]
   return events;
 }
 
+/** The rate limits' counts: this node's own, or with a database summed with the other nodes' once a second. */
+async function requestRates(config: Config, keys: DataKeys): Promise<RequestRates> {
+  const windowSeconds = config.rateLimits.windowSeconds;
+  const onError = (err: unknown) => process.emitWarning(`rate-limit counts not exchanged: ${(err as Error)?.name ?? 'error'}`);
+  if (!config.database || !config.rateLimits.enabled) return new RequestRates({ windowSeconds, onError });
+  try {
+    const share = await PgRateShare.open({ url: config.database.url, schema: config.database.schema, node: config.nodeName, lookupKey: keys.current('blind-index').key });
+    return new RequestRates({ windowSeconds, share, onError });
+  } catch (err) {
+    throw new ConfigError(`PostgreSQL: ${(err as Error).message}`);
+  }
+}
+
 /** The composition root: config -> store -> HTTP app -> listening server. */
 export async function startServer(config: Config, options: { logger?: boolean | Record<string, unknown> } = {}): Promise<Server> {
   if (config.auth.mode === 'off') assertLoopback(config.host);
@@ -212,8 +227,17 @@ export async function startServer(config: Config, options: { logger?: boolean | 
   const pseudonymKey = keys.current('pseudonym').key;
   const newKeys = keysToBeCreated(config.dataDir);
   const signer = config.provenanceSignatures ? await provenanceSigner(config.dataDir, keys) : undefined;
+  let rates: RequestRates;
+  try {
+    rates = await requestRates(config, keys);
+  } catch (err) {
+    await auth.close();
+    await store.close();
+    throw err;
+  }
   const app = buildApp({
     config, store, ...(https ? { https } : {}), authenticator: auth.authenticator, logger: options.logger ?? false, pseudonymKey: Buffer.from(pseudonymKey), ...(signer ? { provenanceSigner: signer } : {}),
+    rates, alerts,
   });
   const checkpoints = new AuditCheckpoints(store, await auditSigningKey(config.dataDir, 'private', keys), copies,
     (err) => process.emitWarning(`audit checkpoint not copied: ${(err as Error)?.message ?? 'error'}`));

@@ -5,6 +5,7 @@ import type { ExternalIssuerConfig } from '../auth/access-token.ts';
 import { roles, type Role } from '../store/auth-store.ts';
 import { relationshipKinds, type RelationshipKind } from '../access/relationship.ts';
 import type { AccessContextConfig } from '../access/context.ts';
+import { defaultRateLimits, type RateLimitSettings } from '../access/rate-limits.ts';
 import type { S3LockSettings } from '../audit/checkpoint-s3.ts';
 import type { TlsSettings } from '../http/tls.ts';
 import type { KeyProviderSettings } from '../crypto/open-keys.ts';
@@ -28,6 +29,8 @@ export interface Config {
   accessContext: AccessContextConfig;
   /** Per-role element masks (minimum necessary); undefined: the built-in defaults. */
   masks?: Record<string, string[]>;
+  /** Requests per sliding window, per user by role, per app, per address without a token (src/access/rate-limits.ts). */
+  rateLimits: RateLimitSettings;
   /** The care relationships through which clinicians reach patients' records. */
   relationships: RelationshipKind[];
   /** Where security alerts are POSTed besides the data dir's alerts.ndjson (https, or http on loopback). */
@@ -123,6 +126,7 @@ export type ConfigInput = Partial<{
   relationships: string | string[];
   accessContext: string | AccessContextConfig;
   masks: string | Record<string, string[]>;
+  rateLimits: string | Record<string, unknown>;
   alertWebhook: string;
   auditCheckpointSeconds: number | string;
   auditCheckpointFile: string;
@@ -174,6 +178,7 @@ export const environmentVariables: Record<keyof ConfigInput, string> = {
   relationships: 'BASTION_RELATIONSHIPS',
   accessContext: 'BASTION_ACCESS_CONTEXT',
   masks: 'BASTION_MASKS',
+  rateLimits: 'BASTION_RATE_LIMITS',
   alertWebhook: 'BASTION_ALERT_WEBHOOK',
   auditCheckpointSeconds: 'BASTION_AUDIT_CHECKPOINT_SECONDS',
   auditCheckpointFile: 'BASTION_AUDIT_CHECKPOINT_FILE',
@@ -301,6 +306,7 @@ function validate(input: ConfigInput): Config {
     relationships: relationshipList(input.relationships ?? [...relationshipKinds]),
     accessContext: accessContextOf(input.accessContext),
     ...(input.masks !== undefined ? { masks: jsonObject('masks', input.masks) as Record<string, string[]> } : {}),
+    rateLimits: rateLimitsOf(input.rateLimits),
     ...(input.alertWebhook ? { alertWebhook: webhookUrl(input.alertWebhook) } : {}),
     auditCheckpointSeconds: integer('auditCheckpointSeconds', input.auditCheckpointSeconds ?? 300, 1, 24 * 3600),
     auditFailClosed: booleanSetting('auditFailClosed', input.auditFailClosed ?? true),
@@ -333,6 +339,34 @@ function validate(input: ConfigInput): Config {
 
 function accessContextOf(value: string | AccessContextConfig | undefined): AccessContextConfig {
   return value === undefined ? {} : (jsonObject('accessContext', value) as AccessContextConfig);
+}
+
+/**
+ * `{"enabled": true, "windowSeconds": 60, "roles": {"patient": 600}, "clients": {"app": 5000}, "anonymous": 300}`:
+ * each part optional, roles given replace those roles' defaults.
+ */
+function rateLimitsOf(value: string | Record<string, unknown> | undefined): RateLimitSettings {
+  if (value === undefined) return { ...defaultRateLimits, roles: { ...defaultRateLimits.roles }, clients: {} };
+  const o = jsonObject('rateLimits', value) as Record<string, unknown>;
+  const known = ['enabled', 'windowSeconds', 'roles', 'clients', 'anonymous'];
+  for (const key of Object.keys(o)) if (!known.includes(key)) throw new ConfigError(`rateLimits: unknown setting "${key}" (${known.join(', ')})`);
+  const perWindow = (name: string, v: unknown) => integer(name, v as number | string, 1, 1_000_000_000);
+  const rolesGiven = o.roles === undefined ? {} : jsonObject('rateLimits.roles', o.roles) as Record<string, unknown>;
+  const roleLimits = { ...defaultRateLimits.roles };
+  for (const [role, limit] of Object.entries(rolesGiven)) {
+    if (!roles.includes(role as Role)) throw new ConfigError(`rateLimits.roles: "${role}" is not a role (${roles.join(', ')})`);
+    roleLimits[role as Role] = perWindow(`rateLimits.roles.${role}`, limit);
+  }
+  const clientsGiven = o.clients === undefined ? {} : jsonObject('rateLimits.clients', o.clients) as Record<string, unknown>;
+  const clients: Record<string, number> = {};
+  for (const [client, limit] of Object.entries(clientsGiven)) clients[client] = perWindow(`rateLimits.clients.${client}`, limit);
+  return {
+    enabled: o.enabled === undefined ? true : booleanSetting('rateLimits.enabled', o.enabled as boolean | string),
+    windowSeconds: o.windowSeconds === undefined ? defaultRateLimits.windowSeconds : integer('rateLimits.windowSeconds', o.windowSeconds as number | string, 1, 3600),
+    roles: roleLimits,
+    clients,
+    anonymous: o.anonymous === undefined ? defaultRateLimits.anonymous : perWindow('rateLimits.anonymous', o.anonymous),
+  };
 }
 
 /** A setting that is a JSON object, given as one (config file) or as its text (environment). */

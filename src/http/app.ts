@@ -19,6 +19,11 @@ import { negotiate, type MediaType } from './format.ts';
 import { toFhirError } from './errors.ts';
 import { addCorsHeaders, registerPreflight } from './cors.ts';
 import { presentedCertificateThumbprint } from '../auth/client-certificate.ts';
+import type { Principal } from '../auth/principal.ts';
+import { rateCountersFor } from '../access/rate-limits.ts';
+import { RequestRates } from '../monitor/request-rates.ts';
+import type { Alerts } from '../monitor/alerts.ts';
+import { rateLimitedFacts, raiseRateAlert, refusedTokenOverLimit, setRateHeaders, tooManyRequests } from './rate-limit.ts';
 
 export interface AppOptions {
   config: Config;
@@ -33,6 +38,10 @@ export interface AppOptions {
   logger?: boolean | Record<string, unknown>;
   /** The HTTPS listener's TLS options (config transport `on`); without them the server speaks plain HTTP. */
   https?: TlsOptions;
+  /** Request counts for the rate limits (shared with the other nodes on PostgreSQL); default: this node's own. Closed with the app. */
+  rates?: RequestRates;
+  /** Where a rate limit's first refusal of a window is raised. */
+  alerts?: Alerts;
 }
 
 export interface App {
@@ -41,7 +50,8 @@ export interface App {
 }
 
 /** The HTTP face of the pipeline: turns requests into FhirRequests and FhirResponses into replies. */
-export function buildApp({ config, store, authenticator = localAuthenticator, logger = false, pseudonymKey, provenanceSigner, https }: AppOptions): App {
+export function buildApp(options: AppOptions): App {
+  const { config, store, authenticator = localAuthenticator, logger = false, pseudonymKey, provenanceSigner, https, alerts } = options;
   const fastify = Fastify({
     logger,
     ...(https ? { https } : {}),
@@ -63,6 +73,8 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
   const facts = new AccessFacts(store);
   const pseudonyms = pseudonymKey ? new Pseudonyms(pseudonymKey) : undefined;
   const services = { facts, ...(pseudonyms ? { pseudonyms } : {}), ...(provenanceSigner ? { provenanceSigner } : {}) };
+  const limits = config.rateLimits;
+  const rates = options.rates ?? new RequestRates({ windowSeconds: limits.windowSeconds });
   registerBodyParsers(fastify);
   if (config.transport.mode !== 'off') requireHttpsFromNowOn(fastify);
   if (config.transport.mode === 'proxy') onlyFromTheProxy(fastify, config.transport.trustProxy);
@@ -71,14 +83,30 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     const req = toFhirRequest(request);
     const format = negotiateFor(req, request);
-    const who = authenticator.authenticate({
-      authorization: request.headers.authorization, address: request.ip, publicResource: isPublic(req), breakGlass: breakGlassAsked(request),
-      certificateThumbprint: () => presentedCertificateThumbprint(request.raw.socket),
-    });
-    // A cached token (or no token at all) is decided without waiting for a turn of the microtask queue.
-    const principal = who instanceof Promise ? await who : who;
+    let principal: Principal;
+    try {
+      const who = authenticator.authenticate({
+        authorization: request.headers.authorization, address: request.ip, publicResource: isPublic(req), breakGlass: breakGlassAsked(request),
+        certificateThumbprint: () => presentedCertificateThumbprint(request.raw.socket),
+      });
+      // A cached token (or no token at all) is decided without waiting for a turn of the microtask queue.
+      principal = who instanceof Promise ? await who : who;
+    } catch (err) {
+      throw refusedTokenOverLimit(err, request.ip, rates, limits) ?? err;
+    }
     // From here on the pipeline records the request, whatever becomes of it.
     (request as AuditedRequest).bastionAudited = true;
+    const admission = rates.admit(rateCountersFor(principal, limits));
+    if (admission) {
+      setRateHeaders(reply, admission);
+      if (!admission.allowed) {
+        audit.record(rateLimitedFacts(principal, req, admission, limits));
+        raiseRateAlert(alerts, principal.id, admission, limits);
+        const refusal = tooManyRequests(admission, limits);
+        addCorsHeaders(request, reply);
+        return send(reply, { status: 429, headers: refusal.headers, resource: refusal.outcome() }, format, false, request.method === 'HEAD');
+      }
+    }
     const response = await handle(requestContext(config, store, audit, principal, services), req);
     addCorsHeaders(request, reply);
     return send(reply, response, format, pretty(req), request.method === 'HEAD');
@@ -106,7 +134,10 @@ export function buildApp({ config, store, authenticator = localAuthenticator, lo
     const err = new FhirError(404, `Nothing is served at ${request.url.split('?')[0]}; the FHIR base is /fhir`, 'not-found');
     void send(reply, { status: 404, headers: {}, resource: err.outcome() }, 'application/fhir+json', false, request.method === 'HEAD');
   });
-  fastify.addHook('onClose', async () => audit.close());
+  fastify.addHook('onClose', async () => {
+    await rates.close();
+    await audit.close();
+  });
   return { fastify, audit };
 }
 

@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
  * cross-origin. Headers are added only to requests that carry an Origin: a hook on every request
  * (@fastify/cors) cost 4 % of the read throughput, for the many clients that are not browsers.
  */
-const exposed = 'Location, Content-Location, ETag, Last-Modified, WWW-Authenticate';
+const exposed = 'Location, Content-Location, ETag, Last-Modified, WWW-Authenticate, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset';
 const allowedHeaders = 'Authorization, Content-Type, Accept, If-Match, If-None-Match, If-Modified-Since, If-None-Exist, Prefer';
 const allowedMethods = 'GET, HEAD, POST, PUT, PATCH, DELETE';
 

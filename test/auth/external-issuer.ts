@@ -10,6 +10,7 @@ import { startServer, type Server } from '../../src/main.ts';
 export interface IssuerServer {
   base: string;
   server: Server;
+  dataDir: string;
   /** Bearer header for a token of `role` with `scope` (default: user/*.cruds, or system/*.cruds for system), plus claims. */
   auth(role: string, scope?: string, claims?: Record<string, unknown>): Promise<Record<string, string>>;
 }
@@ -31,6 +32,7 @@ export function useIssuerServer(env: Record<string, string> = {}): IssuerServer 
     jwks = createServer((_q, res) => res.end(JSON.stringify({ keys: [jwk] })));
     await new Promise<void>((r) => jwks.listen(0, '127.0.0.1', r));
     dir = mkdtempSync(join(tmpdir(), 'bastion-idp-'));
+    t.dataDir = dir;
     t.server = await startServer(loadConfig({ port: 0, dataDir: dir }, {
       BASTION_AUTH: 'smart', BASTION_TLS: 'off', BASTION_EXTERNAL_ISSUERS: JSON.stringify([{ issuer, jwksUri: `http://127.0.0.1:${(jwks.address() as { port: number }).port}/` }]), ...env,
     }));
@@ -45,7 +47,7 @@ export function useIssuerServer(env: Record<string, string> = {}): IssuerServer 
     const now = Math.floor(Date.now() / 1000);
     const token = await new SignJWT({ role, scope: scope ?? (role === 'system' ? 'system/*.cruds' : 'user/*.cruds'), client_id: 'app', ...claims })
       .setProtectedHeader({ alg: 'ES256', kid: 'k' }).setIssuer(issuer).setAudience(t.base)
-      .setSubject(role === 'system' ? 'app' : `${role}-1`).setIssuedAt(now).setExpirationTime(now + 300).setJti(crypto.randomUUID()).sign(key);
+      .setSubject(typeof claims.sub === 'string' ? claims.sub : role === 'system' ? String(claims.client_id ?? 'app') : `${role}-1`).setIssuedAt(now).setExpirationTime(now + 300).setJti(crypto.randomUUID()).sign(key);
     return { authorization: `Bearer ${token}` };
   };
   return t;

@@ -33,6 +33,7 @@ describe('two nodes on one PostgreSQL', { skip: pgSkip }, () => {
     const env = {
       BASTION_AUTH: 'smart', BASTION_TLS: 'off', BASTION_DATABASE_URL: postgresUrl!, BASTION_DATABASE_SCHEMA: freshSchema('nodes'),
       BASTION_BASE_URL: base, BASTION_AUDIT_CHECKPOINT_SECONDS: '1',
+      BASTION_RATE_LIMITS: JSON.stringify({ clients: { 'rate-capped': 30 } }),
     };
     // The master key is read from the process's environment (never the configuration).
     process.env.BASTION_MASTER_KEY = randomBytes(32).toString('hex');
@@ -53,10 +54,12 @@ describe('two nodes on one PostgreSQL', { skip: pgSkip }, () => {
   let token: string;
   const auth = () => ({ authorization: `Bearer ${token}` });
 
-  async function backendToken(scope: string, node = 0): Promise<{ token: string; client: { client_id: string }; clientAuth: oauth.ClientAuth }> {
+  async function backendToken(scope: string, node = 0, fixedId?: string): Promise<{ token: string; client: { client_id: string }; clientAuth: oauth.ClientAuth }> {
     const { privateKey, publicKey } = await generateKeyPair('ES384');
     const kid = randomUUID();
-    const { clientId } = await registerClient(nodes[0].authStore!, { name: 'two-nodes', type: 'backend', jwks: { keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'ES384' }] }, scope });
+    const { clientId } = await registerClient(nodes[0].authStore!, {
+      name: 'two-nodes', type: 'backend', jwks: { keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'ES384' }] }, scope, ...(fixedId ? { clientId: fixedId } : {}),
+    });
     const clientAuth = oauth.PrivateKeyJwt({ key: privateKey, kid });
     const as = await authorizationServer(node);
     const response = await oauth.clientCredentialsGrantRequest(as, { client_id: clientId }, clientAuth, new URLSearchParams({ scope }), { [oauth.allowInsecureRequests]: true });
@@ -142,6 +145,21 @@ describe('two nodes on one PostgreSQL', { skip: pgSkip }, () => {
     const deadline = Date.now() + 2000;
     while (Date.now() < deadline && gen() === before) await sleep(10);
     assert.notEqual(gen(), before);
+  });
+
+  test("a rate limit holds across both nodes: one node's requests count on the other", async () => {
+    const { token: capped } = await backendToken('system/Patient.rs', 0, 'rate-capped');
+    const headers = { authorization: `Bearer ${capped}` };
+    for (let i = 0; i < 20; i++) assert.equal((await call(at(0, '/Patient?_count=1'), { headers })).status, 200);
+    // The nodes exchange their counts once a second.
+    await sleep(2_500);
+    let admittedOnB = 0;
+    for (let i = 0; i < 30; i++) if ((await call(at(1, '/Patient?_count=1'), { headers })).status === 200) admittedOnB++;
+    assert.ok(admittedOnB >= 9 && admittedOnB <= 11, `node B admitted ${admittedOnB} of the 10 left (alone it would admit 30)`);
+    await sleep(2_500);
+    const onA = await call(at(0, '/Patient?_count=1'), { headers });
+    assert.equal(onA.status, 429, "node A now counts node B's requests too");
+    assert.match(onA.body.issue[0].diagnostics, /this client is over 30 requests per 60 s/);
   });
 
   test('both nodes append to one audit chain, which verifies whole', async () => {

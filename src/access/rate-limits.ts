@@ -1,0 +1,78 @@
+import type { Principal } from '../auth/principal.ts';
+import { roles, type Role } from '../store/auth-store.ts';
+
+/**
+ * Rate limits: how many FHIR requests one caller may make in a sliding window. They cap what a
+ * stolen token or a runaway app can pull out in a minute, and keep one caller from starving the
+ * rest. Each request is counted under every key it belongs to, and refused (429) when any of them
+ * is over its limit:
+ * - the user (or, for a backend service, the client), at its role's limit, across every app it uses;
+ * - the app as a whole, when the deployment gives that client a limit of its own;
+ * - the network address, for requests without a valid token (refused tokens, public metadata).
+ * The local principal (auth off, loopback only) is not limited.
+ */
+export interface RateLimitSettings {
+  enabled: boolean;
+  /** The sliding window, seconds. */
+  windowSeconds: number;
+  /** Requests per window for each user of a role (a backend service: `system`, per client). */
+  roles: Record<Role, number>;
+  /** Requests per window for all users of one app together, by client id. */
+  clients: Record<string, number>;
+  /** Requests per window from one network address without a valid token. */
+  anonymous: number;
+}
+
+/** Generous for people at work (a chart opening is a burst of tens), tight enough to stop a bulk pull by a person's token. */
+export const defaultRateLimits: RateLimitSettings = {
+  enabled: true,
+  windowSeconds: 60,
+  roles: {
+    patient: 600, nurse: 1800, physician: 1800, 'lab-technician': 1800, billing: 1200, researcher: 1200, admin: 1200, auditor: 1200, system: 6000,
+  },
+  clients: {},
+  anonymous: 300,
+};
+
+export type RateScope = 'user' | 'client' | 'address';
+
+/** One count a request adds to, and the limit that count is held to. */
+export interface RateCounter {
+  key: string;
+  limit: number;
+  scope: RateScope;
+}
+
+/** The counters a request from this principal is held to (none for the local principal or when disabled). */
+export function rateCountersFor(principal: Principal, settings: RateLimitSettings): RateCounter[] {
+  if (!settings.enabled || principal.kind === 'anonymous-local') return [];
+  if (principal.kind === 'anonymous') return [addressCounter(principal.address, settings)];
+  // A role outside the table (none today) is held to the tightest role's limit rather than none.
+  const roleLimit = settings.roles[principal.role as Role] ?? tightest(settings);
+  const key = `${principal.kind}:${principal.issuer ?? ''}|${principal.id}`;
+  // A backend service is its own app: a limit given to its client id replaces its role's.
+  if (principal.kind === 'client') return [{ key, limit: clientLimit(settings, principal.clientId ?? principal.id) ?? roleLimit, scope: 'client' }];
+  const counters: RateCounter[] = [{ key, limit: roleLimit, scope: 'user' }];
+  const appLimit = principal.clientId !== undefined ? clientLimit(settings, principal.clientId) : undefined;
+  if (appLimit !== undefined) counters.push({ key: `app:${principal.clientId}`, limit: appLimit, scope: 'client' });
+  return counters;
+}
+
+/** Requests that carried no valid token, counted by where they came from. */
+export function addressCounter(address: string, settings: RateLimitSettings): RateCounter {
+  return { key: `address:${address}`, limit: settings.anonymous, scope: 'address' };
+}
+
+function clientLimit(settings: RateLimitSettings, clientId: string): number | undefined {
+  return Object.hasOwn(settings.clients, clientId) ? settings.clients[clientId] : undefined;
+}
+
+function tightest(settings: RateLimitSettings): number {
+  return Math.min(...roles.map((r) => settings.roles[r]));
+}
+
+/** How a refusal reads in the audit trail and the OperationOutcome. */
+export function rateLimitReason(counter: RateCounter, windowSeconds: number): string {
+  const who = counter.scope === 'user' ? 'this user' : counter.scope === 'client' ? 'this client' : 'this network address';
+  return `rate-limit: ${who} is over ${counter.limit} requests per ${windowSeconds} s`;
+}

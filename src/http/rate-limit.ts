@@ -1,0 +1,61 @@
+import type { FastifyReply } from 'fastify';
+import type { Principal } from '../auth/principal.ts';
+import type { FhirRequest } from '../rest/context.ts';
+import type { Interaction } from '../access/interaction.ts';
+import { addressCounter, rateLimitReason, type RateLimitSettings } from '../access/rate-limits.ts';
+import type { Admission, RequestRates } from '../monitor/request-rates.ts';
+import type { Alerts } from '../monitor/alerts.ts';
+import { auditFacts, type AuditRecordFacts } from '../audit/audit-record.ts';
+import { FhirError } from '../fhir/outcome.ts';
+import { route } from '../rest/router.ts';
+
+/**
+ * The HTTP side of rate limits (the rule is access/rate-limits.ts): the `X-RateLimit-*` headers
+ * every limited response carries (as @fastify/rate-limit and most APIs send them), the 429 with
+ * `Retry-After`, and its audit record and alert.
+ */
+export function setRateHeaders(reply: FastifyReply, admission: Admission): void {
+  reply.header('x-ratelimit-limit', String(admission.counter.limit));
+  reply.header('x-ratelimit-remaining', String(admission.remaining));
+  reply.header('x-ratelimit-reset', String(admission.reset));
+}
+
+export function tooManyRequests(admission: Admission, settings: RateLimitSettings): FhirError {
+  return new FhirError(429, `Too many requests: ${rateLimitReason(admission.counter, settings.windowSeconds)}; retry after ${admission.retryAfter} s`, 'throttled', {
+    'retry-after': String(admission.retryAfter ?? 1),
+    'x-ratelimit-limit': String(admission.counter.limit),
+    'x-ratelimit-remaining': '0',
+    'x-ratelimit-reset': String(admission.reset),
+  });
+}
+
+/** The audit record of a request refused for its rate: who, what it asked for, and the limit it met. */
+export function rateLimitedFacts(principal: Principal, req: FhirRequest, admission: Admission, settings: RateLimitSettings): AuditRecordFacts {
+  let interaction: Interaction = { kind: 'operation', query: req.queryString || undefined };
+  try {
+    interaction = route(req).interaction;
+  } catch {
+    // A request the router refuses is still recorded, as an operation.
+  }
+  const target = interaction.resourceType && interaction.id ? [`${interaction.resourceType}/${interaction.id}`] : [];
+  const facts = auditFacts(principal, interaction, 429, target, new Date().toISOString());
+  facts.rs = [rateLimitReason(admission.counter, settings.windowSeconds)];
+  return facts;
+}
+
+/** Once per key and window: someone's requests came faster than their role allows (a bulk pull, a runaway app). */
+export function raiseRateAlert(alerts: Alerts | undefined, who: string, admission: Admission, settings: RateLimitSettings): void {
+  if (!alerts || !admission.firstRefusal) return;
+  alerts.raise({ kind: 'rate-limit', severity: 'medium', at: new Date().toISOString(), who, detail: rateLimitReason(admission.counter, settings.windowSeconds) });
+}
+
+/**
+ * A request whose token was refused (401) counts against its network address; once the address
+ * is over its limit, its refusals are 429s until the window has room (a valid token still passes:
+ * others behind the same address are not locked out by a guesser).
+ */
+export function refusedTokenOverLimit(err: unknown, address: string, rates: RequestRates, settings: RateLimitSettings): FhirError | undefined {
+  if (!(err instanceof FhirError) || err.status !== 401 || !settings.enabled) return undefined;
+  const admission = rates.admit([addressCounter(address, settings)]);
+  return admission && !admission.allowed ? tooManyRequests(admission, settings) : undefined;
+}

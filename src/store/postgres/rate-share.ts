@@ -1,0 +1,90 @@
+import { createHmac } from 'node:crypto';
+import { Database } from './database.ts';
+import { ensureSchema, migrate } from './migrate.ts';
+
+/**
+ * Request counts shared by the nodes of one database: each node's count per key and window, one
+ * row each, summed by the others once a second. UNLOGGED: counts are worth a minute, not a crash
+ * recovery or a replica, and skipping the write-ahead log keeps the exchange cheap.
+ */
+const steps = [
+  `CREATE UNLOGGED TABLE rate_counts (
+    time_window BIGINT NOT NULL,
+    id TEXT NOT NULL,
+    node TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (time_window, id, node)
+  )`,
+] as const;
+
+/** Exchanges purge windows gone by once in this many. */
+const purgeEvery = 30;
+
+/** A count of one key (its MAC) in one window. */
+export interface SharedCount {
+  id: string;
+  window: number;
+  count: number;
+}
+
+export interface PgRateShareOptions {
+  url: string;
+  schema: string;
+  /** This node's name: its own rows are told apart from the others'. */
+  node: string;
+  /** Keys are stored as MACs under it (user ids and addresses stay out of the table). */
+  lookupKey: Buffer;
+}
+
+/** One node's side of the shared counts (the `RateShare` that monitor/request-rates.ts counts with). */
+export class PgRateShare {
+  private readonly db: Database;
+  private readonly node: string;
+  private readonly lookupKey: Buffer;
+  private exchanges = 0;
+
+  private constructor(db: Database, options: PgRateShareOptions) {
+    this.db = db;
+    this.node = options.node;
+    this.lookupKey = options.lookupKey;
+  }
+
+  static async open(options: PgRateShareOptions): Promise<PgRateShare> {
+    if (options.lookupKey.length < 32) throw new Error('PgRateShare: the lookup key must be at least 32 bytes');
+    // One connection: a node exchanges once a second, never two at a time.
+    const db = new Database({ url: options.url, schema: options.schema, max: 1 });
+    try {
+      await ensureSchema(db);
+      await migrate(db, 'rates', steps);
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      throw err;
+    }
+    return new PgRateShare(db, options);
+  }
+
+  id(key: string): string {
+    return createHmac('sha256', this.lookupKey).update(`rate-limit|${key}`).digest('base64url').slice(0, 22);
+  }
+
+  async exchange(own: SharedCount[], since: number): Promise<SharedCount[]> {
+    if (own.length > 0) {
+      await this.db.query(
+        `INSERT INTO rate_counts (time_window, id, node, count)
+         SELECT w, i, ?, c FROM unnest(?::bigint[], ?::text[], ?::int[]) AS u(w, i, c)
+         ON CONFLICT (time_window, id, node) DO UPDATE SET count = excluded.count`,
+        [this.node, own.map((c) => c.window), own.map((c) => c.id), own.map((c) => c.count)],
+      );
+    }
+    if (++this.exchanges % purgeEvery === 0) await this.db.query('DELETE FROM rate_counts WHERE time_window < ?', [since]);
+    return this.db.query<SharedCount>(
+      `SELECT id, time_window AS "window", sum(count)::int AS count FROM rate_counts
+       WHERE time_window >= ? AND node <> ? GROUP BY time_window, id`,
+      [since, this.node],
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}
