@@ -183,11 +183,18 @@ async function keyEvents(keys: DataKeys, rekeyed: string[]): Promise<AuthEvent[]
 /** The rate limits' counts: this node's own, or with a database summed with the other nodes' once a second. */
 async function requestRates(config: Config, keys: DataKeys): Promise<RequestRates> {
   const windowSeconds = config.rateLimits.windowSeconds;
-  const onError = (err: unknown) => process.emitWarning(`rate-limit counts not exchanged: ${(err as Error)?.name ?? 'error'}`);
-  if (!config.database || !config.rateLimits.enabled) return new RequestRates({ windowSeconds, onError });
+  // Once a minute at most: the exchange runs every second, and a database down for an hour is one problem.
+  let warned = 0;
+  const onError = (err: unknown) => {
+    if (Date.now() - warned < 60_000) return;
+    warned = Date.now();
+    process.emitWarning(`rate-limit counts not exchanged with the other nodes (each node counts alone meanwhile): ${(err as { code?: string })?.code ?? (err as Error)?.name ?? 'error'}`);
+  };
+  const onFull = () => process.emitWarning('rate limits: too many keys counted at once; new ones go uncounted until some go quiet');
+  if (!config.database || !config.rateLimits.enabled) return new RequestRates({ windowSeconds, onError, onFull });
   try {
     const share = await PgRateShare.open({ url: config.database.url, schema: config.database.schema, node: config.nodeName, lookupKey: keys.current('blind-index').key });
-    return new RequestRates({ windowSeconds, share, onError });
+    return new RequestRates({ windowSeconds, share, onError, onFull });
   } catch (err) {
     throw new ConfigError(`PostgreSQL: ${(err as Error).message}`);
   }
@@ -255,6 +262,7 @@ export async function startServer(config: Config, options: { logger?: boolean | 
   try {
     url = await app.fastify.listen({ host: config.host, port: config.port });
   } catch (err) {
+    await rates.close();
     await auth.close();
     await store.close();
     throw err;

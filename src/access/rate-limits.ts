@@ -8,8 +8,12 @@ import { roles, type Role } from '../store/auth-store.ts';
  * is over its limit:
  * - the user (or, for a backend service, the client), at its role's limit, across every app it uses;
  * - the app as a whole, when the deployment gives that client a limit of its own;
- * - the network address, for requests without a valid token (refused tokens, public metadata).
- * The local principal (auth off, loopback only) is not limited.
+ * - the network address (an IPv6 one by its /64, what one subscriber gets), for requests without a
+ *   token (the public CapabilityStatement).
+ * A batch or transaction counts as many requests as it has entries. A request whose token is
+ * refused is answered 401 and is not counted: guessing a signed token is hopeless, and a counter per
+ * address would let one guesser lock out everyone behind the same NAT. The local principal (auth
+ * off, loopback only) is not limited.
  */
 export interface RateLimitSettings {
   enabled: boolean;
@@ -19,7 +23,7 @@ export interface RateLimitSettings {
   roles: Record<Role, number>;
   /** Requests per window for all users of one app together, by client id. */
   clients: Record<string, number>;
-  /** Requests per window from one network address without a valid token. */
+  /** Requests per window from one network address without a token. */
   anonymous: number;
 }
 
@@ -54,13 +58,25 @@ export function rateCountersFor(principal: Principal, settings: RateLimitSetting
   if (principal.kind === 'client') return [{ key, limit: clientLimit(settings, principal.clientId ?? principal.id) ?? roleLimit, scope: 'client' }];
   const counters: RateCounter[] = [{ key, limit: roleLimit, scope: 'user' }];
   const appLimit = principal.clientId !== undefined ? clientLimit(settings, principal.clientId) : undefined;
-  if (appLimit !== undefined) counters.push({ key: `app:${principal.clientId}`, limit: appLimit, scope: 'client' });
+  if (appLimit !== undefined) counters.push({ key: `app:${principal.issuer ?? ''}|${principal.clientId}`, limit: appLimit, scope: 'client' });
   return counters;
 }
 
-/** Requests that carried no valid token, counted by where they came from. */
+/** Requests that carried no token, counted by where they came from. */
 export function addressCounter(address: string, settings: RateLimitSettings): RateCounter {
-  return { key: `address:${address}`, limit: settings.anonymous, scope: 'address' };
+  return { key: `address:${subscriberOf(address)}`, limit: settings.anonymous, scope: 'address' };
+}
+
+/** An IPv4 address as it is (IPv4-mapped IPv6 included); an IPv6 address by its /64 prefix, since one subscriber holds a whole /64. */
+export function subscriberOf(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  if (!address.includes(':')) return address;
+  const [head = '', tail] = address.split('%')[0]!.toLowerCase().split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
 
 function clientLimit(settings: RateLimitSettings, clientId: string): number | undefined {

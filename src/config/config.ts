@@ -358,11 +358,12 @@ function rateLimitsOf(value: string | Record<string, unknown> | undefined): Rate
     roleLimits[role as Role] = perWindow(`rateLimits.roles.${role}`, limit);
   }
   const clientsGiven = o.clients === undefined ? {} : jsonObject('rateLimits.clients', o.clients) as Record<string, unknown>;
-  const clients: Record<string, number> = {};
-  for (const [client, limit] of Object.entries(clientsGiven)) clients[client] = perWindow(`rateLimits.clients.${client}`, limit);
+  // Built as own properties: a client named "__proto__" is a client, not the object's prototype.
+  const clients = Object.fromEntries(Object.entries(clientsGiven).map(([client, limit]) => [client, perWindow(`rateLimits.clients.${client}`, limit)]));
   return {
     enabled: o.enabled === undefined ? true : booleanSetting('rateLimits.enabled', o.enabled as boolean | string),
-    windowSeconds: o.windowSeconds === undefined ? defaultRateLimits.windowSeconds : integer('rateLimits.windowSeconds', o.windowSeconds as number | string, 1, 3600),
+    // Nodes exchange counts once a second: a window of a few seconds would be mostly unshared.
+    windowSeconds: o.windowSeconds === undefined ? defaultRateLimits.windowSeconds : integer('rateLimits.windowSeconds', o.windowSeconds as number | string, 10, 3600),
     roles: roleLimits,
     clients,
     anonymous: o.anonymous === undefined ? defaultRateLimits.anonymous : perWindow('rateLimits.anonymous', o.anonymous),
@@ -632,7 +633,7 @@ function s3LockSettings(value: string | Record<string, unknown>, retentionYears:
 }
 
 function integer(name: string, value: number | string, min: number, max: number): number {
-  const n = typeof value === 'number' ? value : /^\d+$/.test(value) ? Number(value) : NaN;
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN;
   if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer from ${min} to ${max} (got "${value}")`);
   return n;
 }

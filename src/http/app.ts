@@ -19,11 +19,10 @@ import { negotiate, type MediaType } from './format.ts';
 import { toFhirError } from './errors.ts';
 import { addCorsHeaders, registerPreflight } from './cors.ts';
 import { presentedCertificateThumbprint } from '../auth/client-certificate.ts';
-import type { Principal } from '../auth/principal.ts';
 import { rateCountersFor } from '../access/rate-limits.ts';
 import { RequestRates } from '../monitor/request-rates.ts';
 import type { Alerts } from '../monitor/alerts.ts';
-import { rateLimitedFacts, raiseRateAlert, refusedTokenOverLimit, setRateHeaders, tooManyRequests } from './rate-limit.ts';
+import { rateLimitedFacts, raiseRateAlert, requestWeight, setRateHeaders, tooManyRequests } from './rate-limit.ts';
 
 export interface AppOptions {
   config: Config;
@@ -83,25 +82,20 @@ export function buildApp(options: AppOptions): App {
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     const req = toFhirRequest(request);
     const format = negotiateFor(req, request);
-    let principal: Principal;
-    try {
-      const who = authenticator.authenticate({
-        authorization: request.headers.authorization, address: request.ip, publicResource: isPublic(req), breakGlass: breakGlassAsked(request),
-        certificateThumbprint: () => presentedCertificateThumbprint(request.raw.socket),
-      });
-      // A cached token (or no token at all) is decided without waiting for a turn of the microtask queue.
-      principal = who instanceof Promise ? await who : who;
-    } catch (err) {
-      throw refusedTokenOverLimit(err, request.ip, rates, limits) ?? err;
-    }
+    const who = authenticator.authenticate({
+      authorization: request.headers.authorization, address: request.ip, publicResource: isPublic(req), breakGlass: breakGlassAsked(request),
+      certificateThumbprint: () => presentedCertificateThumbprint(request.raw.socket),
+    });
+    // A cached token (or no token at all) is decided without waiting for a turn of the microtask queue.
+    const principal = who instanceof Promise ? await who : who;
     // From here on the pipeline records the request, whatever becomes of it.
     (request as AuditedRequest).bastionAudited = true;
-    const admission = rates.admit(rateCountersFor(principal, limits));
+    const admission = rates.admit(rateCountersFor(principal, limits), requestWeight(req));
     if (admission) {
       setRateHeaders(reply, admission);
       if (!admission.allowed) {
         audit.record(rateLimitedFacts(principal, req, admission, limits));
-        raiseRateAlert(alerts, principal.id, admission, limits);
+        raiseRateAlert(alerts, principal, admission, limits);
         const refusal = tooManyRequests(admission, limits);
         addCorsHeaders(request, reply);
         return send(reply, { status: 429, headers: refusal.headers, resource: refusal.outcome() }, format, false, request.method === 'HEAD');

@@ -2,8 +2,8 @@ import type { FastifyReply } from 'fastify';
 import type { Principal } from '../auth/principal.ts';
 import type { FhirRequest } from '../rest/context.ts';
 import type { Interaction } from '../access/interaction.ts';
-import { addressCounter, rateLimitReason, type RateLimitSettings } from '../access/rate-limits.ts';
-import type { Admission, RequestRates } from '../monitor/request-rates.ts';
+import { rateLimitReason, type RateLimitSettings } from '../access/rate-limits.ts';
+import type { Admission } from '../monitor/request-rates.ts';
 import type { Alerts } from '../monitor/alerts.ts';
 import { auditFacts, type AuditRecordFacts } from '../audit/audit-record.ts';
 import { FhirError } from '../fhir/outcome.ts';
@@ -21,7 +21,7 @@ export function setRateHeaders(reply: FastifyReply, admission: Admission): void 
 }
 
 export function tooManyRequests(admission: Admission, settings: RateLimitSettings): FhirError {
-  return new FhirError(429, `Too many requests: ${rateLimitReason(admission.counter, settings.windowSeconds)}; retry after ${admission.retryAfter} s`, 'throttled', {
+  return new FhirError(429, `Too many requests: ${rateLimitReason(admission.counter, settings.windowSeconds)} (a batch counts each entry); retry after ${admission.retryAfter} s`, 'throttled', {
     'retry-after': String(admission.retryAfter ?? 1),
     'x-ratelimit-limit': String(admission.counter.limit),
     'x-ratelimit-remaining': '0',
@@ -44,18 +44,16 @@ export function rateLimitedFacts(principal: Principal, req: FhirRequest, admissi
 }
 
 /** Once per key and window: someone's requests came faster than their role allows (a bulk pull, a runaway app). */
-export function raiseRateAlert(alerts: Alerts | undefined, who: string, admission: Admission, settings: RateLimitSettings): void {
+export function raiseRateAlert(alerts: Alerts | undefined, principal: Principal, admission: Admission, settings: RateLimitSettings): void {
   if (!alerts || !admission.firstRefusal) return;
-  alerts.raise({ kind: 'rate-limit', severity: 'medium', at: new Date().toISOString(), who, detail: rateLimitReason(admission.counter, settings.windowSeconds) });
+  const from = admission.counter.scope === 'address' ? ` (from ${principal.address})` : '';
+  alerts.raise({ kind: 'rate-limit', severity: 'medium', at: new Date().toISOString(), who: principal.id, detail: `${rateLimitReason(admission.counter, settings.windowSeconds)}${from}` });
 }
 
-/**
- * A request whose token was refused (401) counts against its network address; once the address
- * is over its limit, its refusals are 429s until the window has room (a valid token still passes:
- * others behind the same address are not locked out by a guesser).
- */
-export function refusedTokenOverLimit(err: unknown, address: string, rates: RequestRates, settings: RateLimitSettings): FhirError | undefined {
-  if (!(err instanceof FhirError) || err.status !== 401 || !settings.enabled) return undefined;
-  const admission = rates.admit([addressCounter(address, settings)]);
-  return admission && !admission.allowed ? tooManyRequests(admission, settings) : undefined;
+/** How many requests one HTTP request counts as: a batch or transaction, one per entry (each is an interaction of its own). */
+export function requestWeight(req: FhirRequest): number {
+  if (req.segments.length !== 0 || req.method !== 'POST') return 1;
+  const body = req.body as { resourceType?: unknown; entry?: unknown } | undefined;
+  if (!body || body.resourceType !== 'Bundle' || !Array.isArray(body.entry)) return 1;
+  return Math.max(1, body.entry.length);
 }

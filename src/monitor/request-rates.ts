@@ -4,17 +4,22 @@ import type { RateCounter } from '../access/rate-limits.ts';
  * Counts requests per key in a sliding window and says whether one more is within its limit.
  *
  * The window slides by weighting the previous fixed window by the part of it still inside the
- * sliding one (count = previous * (1 - elapsed) + current): no burst of twice the limit across a
- * window boundary, and two numbers per key. With several nodes, each counts locally and, once a
- * second, publishes its counts and takes the other nodes' sums through a `RateShare`, so a limit
- * may be overshot by at most one second of the other nodes' traffic; a write to a shared counter
- * on every request would cost more than the request.
+ * sliding one (count = previous * (1 - elapsed) + current): two numbers per key, and a burst at the
+ * end of one fixed window still weighs nearly whole at the start of the next. It assumes the
+ * previous window's requests were spread evenly: requests bunched at its end, then spread through
+ * the next, can reach nearly twice the limit over an exact 60 s span, never twice it in a burst.
+ *
+ * With several nodes, each counts locally and, once a second (at once when a key passes a quarter
+ * of its limit here), publishes its counts and takes the other nodes' sums for the keys it counts
+ * through a `RateShare`. A limit may so be overshot by what the other nodes admit between two
+ * exchanges (one to two seconds of their traffic); a write to a shared counter on every request
+ * would cost more than the request.
  */
 export interface RateShare {
   /** A stable identifier for a key, the same on every node (a keyed MAC: no user id in the database). */
   id(key: string): string;
-  /** Publishes this node's counts (absolute, per window) and returns the other nodes' sums for the windows from `since` on. */
-  exchange(own: SharedCount[], since: number): Promise<SharedCount[]>;
+  /** Publishes this node's counts (absolute, per window) and returns the other nodes' sums of the keys `ids` for the windows from `since` on. */
+  exchange(own: SharedCount[], ids: string[], since: number): Promise<SharedCount[]>;
   close(): Promise<void>;
 }
 
@@ -45,6 +50,10 @@ interface Entry {
   previous: number;
   dirty: boolean;
   refusedIn: number;
+  /** Requests counted since the last exchange began. */
+  sinceSync: number;
+  /** New here since the last exchange: the other nodes' counts of it are not known yet. */
+  fresh: boolean;
 }
 
 interface PeerCounts {
@@ -56,10 +65,15 @@ interface PeerCounts {
 export interface RequestRatesOptions {
   windowSeconds: number;
   share?: RateShare;
+  /** Keys counted at most; beyond, new keys are admitted uncounted (and `onFull` is told once). */
+  maxKeys?: number;
+  onFull?: () => void;
   /** Milliseconds since the epoch (tests move it). */
   now?: () => number;
   /** Milliseconds between exchanges with the other nodes. */
   syncMs?: number;
+  /** Milliseconds an exchange may take before it is given up (the database unreachable). */
+  exchangeTimeoutMs?: number;
   onError?: (err: unknown) => void;
 }
 
@@ -72,50 +86,85 @@ export class RequestRates {
   private peers = new Map<string, PeerCounts>();
   private readonly timer: NodeJS.Timeout;
   private syncing: Promise<void> | undefined;
+  private followUp: Promise<void> | undefined;
+  private readonly maxKeys: number;
+  private readonly onFull: () => void;
+  private full = false;
+  private lastSync = 0;
+  private readonly exchangeTimeoutMs: number;
 
   constructor(options: RequestRatesOptions) {
     this.windowMs = options.windowSeconds * 1000;
     this.share = options.share;
     this.now = options.now ?? Date.now;
     this.onError = options.onError ?? (() => undefined);
+    this.maxKeys = options.maxKeys ?? 500_000;
+    this.exchangeTimeoutMs = options.exchangeTimeoutMs ?? 5000;
+    this.onFull = options.onFull ?? (() => undefined);
     this.timer = setInterval(() => void this.sync(), options.syncMs ?? 1000);
     this.timer.unref();
   }
 
-  /** Counts one request under every counter when all are within their limits; counts nothing when one is over. */
-  admit(counters: readonly RateCounter[]): Admission | undefined {
+  /**
+   * Counts `weight` requests (a batch's entries) under every counter when all have room for them;
+   * counts nothing when one has not. A refusal names the counter that frees up last.
+   */
+  admit(counters: readonly RateCounter[], weight = 1): Admission | undefined {
     if (counters.length === 0) return undefined;
     const now = this.now();
     const window = Math.floor(now / this.windowMs);
     const elapsed = (now - window * this.windowMs) / this.windowMs;
+    const reset = Math.ceil(((window + 1) * this.windowMs - now) / 1000 - epsilon);
     let nearest: Admission | undefined;
-    const entries: Entry[] = [];
+    let refusal: Admission | undefined;
+    const entries: [Entry, RateCounter][] = [];
     for (const counter of counters) {
       const entry = this.entry(counter.key, window);
+      if (!entry) continue;
       const peer = this.peerCounts(entry.id, window);
       const previous = entry.previous + peer.previous;
       const current = entry.current + peer.current;
       const estimate = previous * (1 - elapsed) + current;
-      const reset = Math.ceil(((window + 1) * this.windowMs - now) / 1000);
-      if (estimate + 1 > counter.limit) {
+      if (estimate + weight > counter.limit) {
         const firstRefusal = entry.refusedIn !== window;
         entry.refusedIn = window;
-        return { allowed: false, counter, remaining: 0, reset, retryAfter: this.retryAfter(counter.limit, previous, current, elapsed), firstRefusal };
+        const retryAfter = this.retryAfter(counter.limit, weight, previous, current, elapsed);
+        if (!refusal || retryAfter > refusal.retryAfter!) refusal = { allowed: false, counter, remaining: 0, reset, retryAfter, firstRefusal };
+        continue;
       }
-      const remaining = Math.max(0, Math.floor(counter.limit - estimate - 1));
+      const remaining = Math.max(0, Math.floor(counter.limit - estimate - weight));
       if (!nearest || remaining < nearest.remaining) nearest = { allowed: true, counter, remaining, reset };
-      entries.push(entry);
+      entries.push([entry, counter]);
     }
-    for (const entry of entries) {
-      entry.current++;
+    if (refusal) return refusal;
+    let hot = false;
+    for (const [entry, counter] of entries) {
+      entry.current += weight;
       entry.dirty = true;
+      entry.sinceSync += weight;
+      if (entry.fresh || entry.sinceSync * 4 >= counter.limit) hot = true;
     }
+    // A key new here, or filling fast, is exchanged before the next tick (at most ten times a second).
+    if (hot && this.share && !this.syncing && now - this.lastSync >= 100) void this.sync();
     return nearest;
   }
 
   /** Publishes this node's counts and takes the others'; without a share, only forgets keys gone quiet. */
   sync(): Promise<void> {
-    this.syncing ??= this.exchange().catch(this.onError).finally(() => {
+    // Asked while one runs: one more after it, for the counts made since it took its snapshot.
+    if (this.syncing) {
+      this.followUp ??= this.syncing.then(() => {
+        this.followUp = undefined;
+        return this.sync();
+      });
+      return this.followUp;
+    }
+    const now = this.now();
+    const window = Math.floor(now / this.windowMs);
+    this.forgetQuiet(window);
+    if (!this.share) return Promise.resolve();
+    this.lastSync = now;
+    this.syncing = this.exchange(this.share, window).catch(this.onError).finally(() => {
       this.syncing = undefined;
     });
     return this.syncing;
@@ -123,32 +172,38 @@ export class RequestRates {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
-    await this.syncing;
+    // An exchange stuck on an unreachable database does not hold the shutdown.
+    if (this.syncing) await Promise.race([this.syncing, delay(1000)]);
     await this.share?.close();
   }
 
-  private async exchange(): Promise<void> {
-    const window = Math.floor(this.now() / this.windowMs);
-    const own: SharedCount[] = [];
-    const published: Entry[] = [];
+  private forgetQuiet(window: number): void {
     for (const [key, entry] of this.entries) {
       this.roll(entry, window);
-      if (entry.current === 0 && entry.previous === 0) {
-        this.entries.delete(key);
-        continue;
-      }
+      if (entry.current === 0 && entry.previous === 0) this.entries.delete(key);
+    }
+    if (this.entries.size < this.maxKeys) this.full = false;
+  }
+
+  private async exchange(share: RateShare, window: number): Promise<void> {
+    const own: SharedCount[] = [];
+    const published: Entry[] = [];
+    const ids: string[] = [];
+    for (const entry of this.entries.values()) {
+      ids.push(entry.id);
+      entry.sinceSync = 0;
+      entry.fresh = false;
       if (!entry.dirty) continue;
-      own.push({ id: entry.id, window, count: entry.current });
+      own.push({ id: entry.id, window: entry.window, count: entry.current });
       // Requests counted just before the window turned were never published as that window's.
-      if (entry.previous > 0) own.push({ id: entry.id, window: window - 1, count: entry.previous });
+      if (entry.previous > 0) own.push({ id: entry.id, window: entry.window - 1, count: entry.previous });
       published.push(entry);
     }
-    if (!this.share) return;
     // Cleared before the round trip: a request counted meanwhile marks its entry again.
     for (const entry of published) entry.dirty = false;
     let counts: SharedCount[];
     try {
-      counts = await this.share.exchange(own, window - 1);
+      counts = await withTimeout(share.exchange(own, ids, window - 1), this.exchangeTimeoutMs);
     } catch (err) {
       for (const entry of published) entry.dirty = true;
       throw err;
@@ -163,10 +218,18 @@ export class RequestRates {
     this.peers = peers;
   }
 
-  private entry(key: string, window: number): Entry {
+  /** The key's counts, made when new; undefined when the table is full (the key goes uncounted). */
+  private entry(key: string, window: number): Entry | undefined {
     let entry = this.entries.get(key);
     if (!entry) {
-      entry = { id: this.share ? this.share.id(key) : key, window, current: 0, previous: 0, dirty: false, refusedIn: -1 };
+      if (this.entries.size >= this.maxKeys) {
+        if (!this.full) this.onFull();
+        this.full = true;
+        return undefined;
+      }
+      // The window's length is part of the shared id: nodes configured differently never mix their counts.
+      const id = this.share ? this.share.id(`${this.windowMs}|${key}`) : key;
+      entry = { id, window, current: 0, previous: 0, dirty: false, refusedIn: -1, sinceSync: 0, fresh: true };
       this.entries.set(key, entry);
     }
     this.roll(entry, window);
@@ -192,9 +255,11 @@ export class RequestRates {
     return none;
   }
 
-  /** Seconds until the sliding count leaves room for one request, assuming no more arrive. */
-  private retryAfter(limit: number, previous: number, current: number, elapsed: number): number {
-    const room = limit - 1;
+  /** Seconds until the sliding count leaves room for `weight` requests, assuming no more arrive. */
+  private retryAfter(limit: number, weight: number, previous: number, current: number, elapsed: number): number {
+    const room = limit - weight;
+    // A batch larger than the limit never fits: the client is told the longest wait, a whole window.
+    if (room < 0) return Math.ceil(2 * this.windowMs / 1000);
     let seconds: number;
     if (current > room) {
       // Only the current window's requests decaying through the next window can make room.
@@ -205,8 +270,22 @@ export class RequestRates {
       const needed = previous > 0 ? 1 - (room - current) / previous : 0;
       seconds = Math.max(0, needed - elapsed) * this.windowMs / 1000;
     }
-    return Math.max(1, Math.ceil(seconds));
+    return Math.max(1, Math.ceil(seconds - epsilon));
   }
 }
 
 const none = { current: 0, previous: 0 } as const;
+/** Floating-point slack, so an exact whole number of seconds is not rounded up. */
+const epsilon = 1e-9;
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the exchange took over ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}

@@ -11,7 +11,7 @@ describe('rate limit rule: which counters a request adds to', () => {
   test("a user: its own counter at its role's limit, and its app's when the app has a limit", () => {
     assert.deepEqual(rateCountersFor(user(), settings), [
       { key: 'user:https://as|u1', limit: 10, scope: 'user' },
-      { key: 'app:portal', limit: 100, scope: 'client' },
+      { key: 'app:https://as|portal', limit: 100, scope: 'client' },
     ]);
     assert.deepEqual(rateCountersFor(user({ clientId: 'unlisted' }), settings), [{ key: 'user:https://as|u1', limit: 10, scope: 'user' }]);
   });
@@ -39,6 +39,22 @@ describe('rate limit rule: which counters a request adds to', () => {
   test("a client id like a prototype property is no limit of its own", () => {
     assert.equal(rateCountersFor(user({ clientId: 'constructor' }), settings).length, 1);
   });
+
+  test("an app's counter is its issuer's: another issuer's client of the same id does not use it up", () => {
+    const own = rateCountersFor(user(), settings)[1]!;
+    const partner = rateCountersFor(user({ issuer: 'https://partner' }), settings)[1]!;
+    assert.notEqual(own.key, partner.key);
+  });
+
+  test('an IPv6 address is counted by its /64 (one subscriber), an IPv4 one (mapped or not) as it is', () => {
+    const key = (address: string) => rateCountersFor({ kind: 'anonymous', id: 'anonymous', role: 'anonymous', scopes: [], address }, settings)[0]!.key;
+    assert.equal(key('2001:db8:1:2:aaaa::1'), key('2001:0db8:0001:0002:ffff:1:2:3'));
+    assert.equal(key('2001:db8:1:2::9'), 'address:2001:db8:1:2::/64');
+    assert.notEqual(key('2001:db8:1:3::1'), key('2001:db8:1:2::1'));
+    assert.equal(key('::ffff:10.1.2.3'), 'address:10.1.2.3');
+    assert.equal(key('10.1.2.3'), 'address:10.1.2.3');
+    assert.equal(key('::1'), 'address:0:0:0:0::/64');
+  });
 });
 
 describe('rateLimits setting', () => {
@@ -58,11 +74,13 @@ describe('rateLimits setting', () => {
     assert.equal(limits.anonymous, 3);
     assert.equal(limits.windowSeconds, 10);
     assert.equal(load('{"enabled":false}').enabled, false);
+    const odd = load('{"clients":{"__proto__":5}}');
+    assert.equal(Object.hasOwn(odd.clients, '__proto__'), true, 'a client named __proto__ is kept as a client');
   });
 
   test('refused: unknown settings and roles, limits that are not positive integers, a window past an hour, not JSON', () => {
     for (const bad of ['{"limit":5}', '{"roles":{"doctor":5}}', '{"roles":{"patient":0}}', '{"roles":{"patient":-1}}', '{"roles":{"patient":1.5}}',
-      '{"clients":{"app":"many"}}', '{"anonymous":true}', '{"windowSeconds":3601}', '{"enabled":"maybe"}', '[1]', 'not json']) {
+      '{"clients":{"app":"many"}}', '{"anonymous":true}', '{"anonymous":[7]}', '{"windowSeconds":3601}', '{"windowSeconds":5}', '{"enabled":"maybe"}', '[1]', 'not json']) {
       assert.throws(() => load(bad), ConfigError, bad);
     }
   });

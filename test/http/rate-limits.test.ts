@@ -78,16 +78,35 @@ describe('rate limits', () => {
     assert.deepEqual(statuses, [200, 200, 200, 429]);
   });
 
-  test('refused tokens count against their address; past the limit they are 429, while a valid token still passes', async () => {
+  test('a batch counts as its entries: a patient cannot read more in one request than the limit allows in a minute', async () => {
+    const auth = await patientAuth('patient-batch');
+    const batch = (n: number) => ({ resourceType: 'Bundle', type: 'batch', entry: Array.from({ length: n }, () => ({ request: { method: 'GET', url: 'Patient/p1' } })) });
+    const first = await call(t.base, { method: 'POST', headers: auth, json: batch(3) });
+    assert.equal(first.status, 200);
+    assert.equal(first.headers.get('x-ratelimit-remaining'), '2');
+    const refused = await call(t.base, { method: 'POST', headers: auth, json: batch(3) });
+    assert.equal(refused.status, 429, 'three more entries do not fit in the two left');
+    assert.equal((await call(t.base, { method: 'POST', headers: auth, json: batch(2) })).status, 200, 'the refused batch counted nothing');
+    const tooBig = await call(t.base, { method: 'POST', headers: await patientAuth('patient-big-batch'), json: batch(50) });
+    assert.equal(tooBig.status, 429, 'a batch larger than the limit never runs');
+  });
+
+  test('refused tokens stay 401 with their challenge, however many (guessing a signed token is hopeless; a NAT is shared)', async () => {
+    for (let i = 0; i < 8; i++) {
+      const r = await call(`${t.base}/Patient`, { headers: { authorization: `Bearer not-a-token-${i}` } });
+      assert.equal(r.status, 401);
+      assert.ok(r.headers.get('www-authenticate'));
+    }
+  });
+
+  test('requests without a token (the public CapabilityStatement) are counted by address', async () => {
     const statuses: number[] = [];
-    for (let i = 0; i < 6; i++) statuses.push((await call(`${t.base}/Patient`, { headers: { authorization: `Bearer not-a-token-${i}` } })).status);
-    assert.deepEqual(statuses, [401, 401, 401, 401, 429, 429]);
-    const refused = await call(`${t.base}/Patient`, { headers: { authorization: 'Bearer still-not-a-token' } });
-    assert.ok(Number(refused.headers.get('retry-after')) >= 1);
-    assert.equal(refused.body.issue[0].code, 'throttled');
-    assert.equal((await call(`${t.base}/Patient?_count=1`, { headers: await t.auth('nurse', 'user/*.rs', { sub: 'nurse-valid', client_id: 'portal' }) })).status, 200);
-    const onTrail = (await records()).filter((f) => f.who === 'unauthenticated' && f.st === 429);
-    assert.ok(onTrail.length >= 3, 'the 429s for refused tokens are on the trail');
+    for (let i = 0; i < 6; i++) statuses.push((await call(`${t.base}/metadata`)).status);
+    assert.deepEqual(statuses, [200, 200, 200, 200, 429, 429]);
+    assert.equal((await call(`${t.base}/Patient?_count=1`, { headers: await t.auth('nurse', 'user/*.rs', { sub: 'nurse-valid', client_id: 'portal' }) })).status, 200, 'a token from the same address is its user\'s count');
+    const onTrail = (await records()).filter((f) => f.who === 'anonymous' && f.st === 429);
+    assert.equal(onTrail.length, 2);
+    assert.match(onTrail[0].rs![0], /this network address is over 4 requests/);
   });
 });
 

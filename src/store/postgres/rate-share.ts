@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { Database } from './database.ts';
 import { ensureSchema, migrate } from './migrate.ts';
 
@@ -45,7 +45,8 @@ export class PgRateShare {
 
   private constructor(db: Database, options: PgRateShareOptions) {
     this.db = db;
-    this.node = options.node;
+    // A process of its own: two nodes given one name (or a restart) never overwrite each other's counts.
+    this.node = `${options.node}/${randomUUID()}`;
     this.lookupKey = options.lookupKey;
   }
 
@@ -67,7 +68,7 @@ export class PgRateShare {
     return createHmac('sha256', this.lookupKey).update(`rate-limit|${key}`).digest('base64url').slice(0, 22);
   }
 
-  async exchange(own: SharedCount[], since: number): Promise<SharedCount[]> {
+  async exchange(own: SharedCount[], ids: string[], since: number): Promise<SharedCount[]> {
     if (own.length > 0) {
       await this.db.query(
         `INSERT INTO rate_counts (time_window, id, node, count)
@@ -77,10 +78,12 @@ export class PgRateShare {
       );
     }
     if (++this.exchanges % purgeEvery === 0) await this.db.query('DELETE FROM rate_counts WHERE time_window < ?', [since]);
+    if (ids.length === 0) return [];
+    // Only the keys this node counts: a key new here is asked for at the next exchange.
     return this.db.query<SharedCount>(
       `SELECT id, time_window AS "window", sum(count)::int AS count FROM rate_counts
-       WHERE time_window >= ? AND node <> ? GROUP BY time_window, id`,
-      [since, this.node],
+       WHERE time_window >= ? AND id = ANY(?::text[]) AND node <> ? GROUP BY time_window, id`,
+      [since, ids, this.node],
     );
   }
 
