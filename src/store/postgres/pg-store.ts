@@ -209,6 +209,8 @@ class PgWriter implements StoreWriter {
   private readonly conn: Queryable;
   private readonly store: PgStore;
   private readonly written: Set<string>;
+  /** Current rows this transaction read, by reference: an update that locks the version it read need not read it again. */
+  private readonly readRows = new Map<string, CurrentRow>();
 
   constructor(conn: Queryable, store: PgStore, written: Set<string>) {
     this.conn = conn;
@@ -218,6 +220,7 @@ class PgWriter implements StoreWriter {
 
   async read(resourceType: string, id: string): Promise<StoredResource | undefined> {
     const [row] = await this.conn.query<CurrentRow>(currentSql, [resourceType, id]);
+    if (row) this.readRows.set(`${resourceType}/${id}`, row);
     return row && this.store.stored(row, this.store.parts.bodies.committedOnly);
   }
 
@@ -277,9 +280,15 @@ class PgWriter implements StoreWriter {
     // Locked alone, then read. A lock waited for re-checks the query against the row's new version,
     // but with the joined version row of the old snapshot, which no longer joins (seq moved on):
     // the resource would seem not to exist (a delete lost, an If-Match answered "does not exist").
-    const [locked] = await this.conn.query('SELECT rid FROM resources WHERE type = ? AND id = ? FOR UPDATE', [resourceType, id]);
+    const [locked] = await this.conn.query<{ version: number }>('SELECT version FROM resources WHERE type = ? AND id = ? FOR UPDATE', [resourceType, id]);
     if (!locked) return undefined;
-    // A statement of its own: it sees what committed before the lock was granted.
+    // The locked row is the latest version. When this transaction already read that version (a
+    // version never changes), its row serves; otherwise a statement of its own reads it, seeing
+    // what committed before the lock was granted.
+    const ref = `${resourceType}/${id}`;
+    const read = this.readRows.get(ref);
+    this.readRows.delete(ref);
+    if (read && read.version === locked.version) return read;
     const [row] = await this.conn.query<CurrentRow>(currentSql, [resourceType, id]);
     return row;
   }
