@@ -3,6 +3,7 @@ import { openKeys } from '../main.ts';
 import { parse } from './args.ts';
 import { transportFindings } from '../compliance/transport.ts';
 import { databaseFindings } from '../compliance/database.ts';
+import { rateLimitFindings } from '../compliance/rate-limits.ts';
 import { keyCustodyFindings } from '../compliance/key-custody.ts';
 import { keyAgeFindings } from '../compliance/key-age.ts';
 import type { Finding } from '../compliance/finding.ts';
@@ -11,7 +12,7 @@ export const complianceHelp = `Usage: bastion compliance [--data-dir D] [--confi
 
 Checks this deployment's configuration and keys against the HIPAA technical safeguards it can see:
 transport (TLS, plain HTTP), the PostgreSQL connection and tables (TLS to the database, sealed
-bodies), key custody (where the master key lives) and key age (quarterly rotation). Exits 1 when a high-severity finding is reported.
+bodies), request rate limits, key custody (where the master key lives) and key age (quarterly rotation). Exits 1 when a high-severity finding is reported.
 `;
 
 export async function complianceCommand(args: string[]): Promise<void> {
@@ -25,6 +26,7 @@ export async function complianceCommand(args: string[]): Promise<void> {
   const findings: Finding[] = [
     ...transportFindings(config),
     ...databaseFindings(config),
+    ...rateLimitFindings(config),
     ...keyCustodyFindings(config.keyProvider, config.dataDir),
     ...keyAgeFindings(await keys.provider.versions(), keys.ages()),
   ];
