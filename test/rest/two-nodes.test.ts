@@ -153,13 +153,20 @@ describe('two nodes on one PostgreSQL', { skip: pgSkip }, () => {
     for (let i = 0; i < 20; i++) assert.equal((await call(at(0, '/Patient?_count=1'), { headers })).status, 200);
     // The nodes exchange their counts once a second.
     await sleep(2_500);
+    // A minute boundary passing during the test lets the sliding count decay by up to three requests.
     let admittedOnB = 0;
     for (let i = 0; i < 30; i++) if ((await call(at(1, '/Patient?_count=1'), { headers })).status === 200) admittedOnB++;
-    assert.ok(admittedOnB >= 9 && admittedOnB <= 11, `node B admitted ${admittedOnB} of the 10 left (alone it would admit 30)`);
+    assert.ok(admittedOnB >= 9 && admittedOnB <= 14, `node B admitted ${admittedOnB} of the 10 left (alone it would admit 30)`);
     await sleep(2_500);
-    const onA = await call(at(0, '/Patient?_count=1'), { headers });
-    assert.equal(onA.status, 429, "node A now counts node B's requests too");
-    assert.match(onA.body.issue[0].diagnostics, /this client is over 30 requests per 60 s/);
+    let admittedOnA = 0;
+    let refusal: string | undefined;
+    for (let i = 0; i < 10; i++) {
+      const r = await call(at(0, '/Patient?_count=1'), { headers });
+      if (r.status === 200) admittedOnA++;
+      else refusal ??= r.body.issue[0].diagnostics;
+    }
+    assert.ok(admittedOnA <= 3, `node A admitted ${admittedOnA} more: it counts node B's requests too (alone it would admit 10)`);
+    assert.match(refusal ?? '', /this client is over 30 requests per 60 s/);
   });
 
   test('both nodes append to one audit chain, which verifies whole', async () => {
