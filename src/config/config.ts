@@ -405,14 +405,18 @@ function booleanSetting(name: string, value: boolean | string): boolean {
 
 /** Alerts name users and patients: they travel encrypted, except to this machine itself. */
 function webhookUrl(value: string): string {
+  return secureUrl('alertWebhook', value);
+}
+
+/** An https URL, or http to this machine itself (nothing crosses a network in clear). */
+function secureUrl(name: string, value: string): string {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    throw new ConfigError(`alertWebhook must be a URL (got "${value}")`);
+    throw new ConfigError(`${name} must be a URL (got "${value}")`);
   }
-  const loopback = url.hostname === 'localhost' || url.hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(url.hostname);
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) throw new ConfigError('alertWebhook must be an https URL (http only to a loopback address)');
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) throw new ConfigError(`${name} must be an https URL (http only to a loopback address)`);
   return url.toString();
 }
 
@@ -432,6 +436,8 @@ function externalIssuers(value: unknown): ExternalIssuerConfig[] {
     if (typeof e?.issuer !== 'string' || typeof e.jwksUri !== 'string' || !/^https?:\/\//.test(e.jwksUri)) {
       throw new ConfigError(`externalIssuers[${i}] needs an issuer and an http(s) jwksUri`);
     }
+    // Keys fetched in clear could be swapped on the way: whoever did so would sign any token.
+    secureUrl(`externalIssuers[${i}].jwksUri`, e.jwksUri);
     return e;
   });
 }
