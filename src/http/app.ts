@@ -98,7 +98,7 @@ export function buildApp(options: AppOptions): App {
         raiseRateAlert(alerts, principal, admission, limits);
         const refusal = tooManyRequests(admission, limits);
         addCorsHeaders(request, reply);
-        return send(reply, { status: 429, headers: refusal.headers, resource: refusal.outcome() }, format, false, request.method === 'HEAD');
+        return send(reply, { status: refusal.status, headers: refusal.headers, resource: refusal.outcome() }, format, false, request.method === 'HEAD');
       }
     }
     const response = await handle(requestContext(config, store, audit, principal, services), req);
@@ -129,8 +129,9 @@ export function buildApp(options: AppOptions): App {
     void send(reply, { status: 404, headers: {}, resource: err.outcome() }, 'application/fhir+json', false, request.method === 'HEAD');
   });
   fastify.addHook('onClose', async () => {
-    await rates.close();
+    // The trail first: a database the rate counts cannot reach must not keep it from being flushed.
     await audit.close();
+    await rates.close();
   });
   return { fastify, audit };
 }

@@ -21,6 +21,10 @@ export function setRateHeaders(reply: FastifyReply, admission: Admission): void 
 }
 
 export function tooManyRequests(admission: Admission, settings: RateLimitSettings): FhirError {
+  // Waiting never lets it through: the client must split the batch, so it is not told to retry.
+  if (admission.neverFits) {
+    return new FhirError(422, `The batch has more entries than the ${admission.counter.limit} requests per ${settings.windowSeconds} s this caller may make: split it`, 'too-costly');
+  }
   return new FhirError(429, `Too many requests: ${rateLimitReason(admission.counter, settings.windowSeconds)} (a batch counts each entry); retry after ${admission.retryAfter} s`, 'throttled', {
     'retry-after': String(admission.retryAfter ?? 1),
     'x-ratelimit-limit': String(admission.counter.limit),
@@ -38,7 +42,7 @@ export function rateLimitedFacts(principal: Principal, req: FhirRequest, admissi
     // A request the router refuses is still recorded, as an operation.
   }
   const target = interaction.resourceType && interaction.id ? [`${interaction.resourceType}/${interaction.id}`] : [];
-  const facts = auditFacts(principal, interaction, 429, target, new Date().toISOString());
+  const facts = auditFacts(principal, interaction, admission.neverFits ? 422 : 429, target, new Date().toISOString());
   facts.rs = [rateLimitReason(admission.counter, settings.windowSeconds)];
   return facts;
 }
@@ -53,7 +57,7 @@ export function raiseRateAlert(alerts: Alerts | undefined, principal: Principal,
 /** How many requests one HTTP request counts as: a batch or transaction, one per entry (each is an interaction of its own). */
 export function requestWeight(req: FhirRequest): number {
   if (req.segments.length !== 0 || req.method !== 'POST') return 1;
-  const body = req.body as { resourceType?: unknown; entry?: unknown } | undefined;
-  if (!body || body.resourceType !== 'Bundle' || !Array.isArray(body.entry)) return 1;
+  const body = req.body as { resourceType?: unknown; type?: unknown; entry?: unknown } | undefined;
+  if (!body || body.resourceType !== 'Bundle' || (body.type !== 'batch' && body.type !== 'transaction') || !Array.isArray(body.entry)) return 1;
   return Math.max(1, body.entry.length);
 }

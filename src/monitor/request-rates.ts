@@ -9,17 +9,17 @@ import type { RateCounter } from '../access/rate-limits.ts';
  * previous window's requests were spread evenly: requests bunched at its end, then spread through
  * the next, can reach nearly twice the limit over an exact 60 s span, never twice it in a burst.
  *
- * With several nodes, each counts locally and, once a second (at once when a key passes a quarter
+ * With several nodes, each counts locally and, once a second (sooner when a key passes a quarter
  * of its limit here), publishes its counts and takes the other nodes' sums for the keys it counts
  * through a `RateShare`. A limit may so be overshot by what the other nodes admit between two
- * exchanges (one to two seconds of their traffic); a write to a shared counter on every request
- * would cost more than the request.
+ * exchanges (one to two seconds of their traffic; a key new to a node, until its next exchange);
+ * a write to a shared counter on every request would cost more than the request.
  */
 export interface RateShare {
   /** A stable identifier for a key, the same on every node (a keyed MAC: no user id in the database). */
   id(key: string): string;
   /** Publishes this node's counts (absolute, per window) and returns the other nodes' sums of the keys `ids` for the windows from `since` on. */
-  exchange(own: SharedCount[], ids: string[], since: number): Promise<SharedCount[]>;
+  exchange(own: PublishedCount[], ids: string[], since: number): Promise<SharedCount[]>;
   close(): Promise<void>;
 }
 
@@ -27,6 +27,11 @@ export interface SharedCount {
   id: string;
   window: number;
   count: number;
+}
+
+/** A count as published: with the time (ms since the epoch) after which it no longer matters to anyone. */
+export interface PublishedCount extends SharedCount {
+  expires: number;
 }
 
 export interface Admission {
@@ -41,6 +46,8 @@ export interface Admission {
   retryAfter?: number;
   /** When refused: whether this is the key's first refusal in this window (one alert per key and window). */
   firstRefusal?: boolean;
+  /** When refused: the request alone weighs more than the limit (a batch to split), so waiting never helps. */
+  neverFits?: boolean;
 }
 
 interface Entry {
@@ -52,8 +59,6 @@ interface Entry {
   refusedIn: number;
   /** Requests counted since the last exchange began. */
   sinceSync: number;
-  /** New here since the last exchange: the other nodes' counts of it are not known yet. */
-  fresh: boolean;
 }
 
 interface PeerCounts {
@@ -87,6 +92,9 @@ export class RequestRates {
   private readonly timer: NodeJS.Timeout;
   private syncing: Promise<void> | undefined;
   private followUp: Promise<void> | undefined;
+  /** The share's own call, which may outlive an exchange given up on: never two at once. */
+  private shareCall: Promise<unknown> | undefined;
+  private closed = false;
   private readonly maxKeys: number;
   private readonly onFull: () => void;
   private full = false;
@@ -129,7 +137,10 @@ export class RequestRates {
         const firstRefusal = entry.refusedIn !== window;
         entry.refusedIn = window;
         const retryAfter = this.retryAfter(counter.limit, weight, previous, current, elapsed);
-        if (!refusal || retryAfter > refusal.retryAfter!) refusal = { allowed: false, counter, remaining: 0, reset, retryAfter, firstRefusal };
+        const neverFits = weight > counter.limit;
+        if (!refusal || neverFits || (!refusal.neverFits && retryAfter > refusal.retryAfter!)) {
+          refusal = { allowed: false, counter, remaining: 0, reset, retryAfter, firstRefusal, ...(neverFits ? { neverFits } : {}) };
+        }
         continue;
       }
       const remaining = Math.max(0, Math.floor(counter.limit - estimate - weight));
@@ -142,15 +153,19 @@ export class RequestRates {
       entry.current += weight;
       entry.dirty = true;
       entry.sinceSync += weight;
-      if (entry.fresh || entry.sinceSync * 4 >= counter.limit) hot = true;
+      if (entry.sinceSync * 4 >= counter.limit) hot = true;
     }
-    // A key new here, or filling fast, is exchanged before the next tick (at most ten times a second).
-    if (hot && this.share && !this.syncing && now - this.lastSync >= 100) void this.sync();
+    // A key filling fast is exchanged before the next tick (at most ten times a second), off this request's path.
+    if (hot && this.share && !this.syncing && !this.closed && now - this.lastSync >= 100) {
+      this.lastSync = now;
+      setImmediate(() => void this.sync());
+    }
     return nearest;
   }
 
   /** Publishes this node's counts and takes the others'; without a share, only forgets keys gone quiet. */
   sync(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     // Asked while one runs: one more after it, for the counts made since it took its snapshot.
     if (this.syncing) {
       this.followUp ??= this.syncing.then(() => {
@@ -171,10 +186,14 @@ export class RequestRates {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.timer);
     // An exchange stuck on an unreachable database does not hold the shutdown.
-    if (this.syncing) await Promise.race([this.syncing, delay(1000)]);
-    await this.share?.close();
+    const closing = (async () => {
+      await this.syncing;
+      await this.share?.close();
+    })().catch(this.onError);
+    await Promise.race([closing, delay(1000)]);
   }
 
   private forgetQuiet(window: number): void {
@@ -186,24 +205,33 @@ export class RequestRates {
   }
 
   private async exchange(share: RateShare, window: number): Promise<void> {
-    const own: SharedCount[] = [];
+    // The call an earlier exchange gave up on still holds the connection: queueing behind it would
+    // only pile up snapshots. The counts stay dirty for the next tick.
+    if (this.shareCall) throw new Error('the previous exchange has not answered yet');
+    const own: PublishedCount[] = [];
+    const expires = (window + 2) * this.windowMs;
     const published: Entry[] = [];
     const ids: string[] = [];
     for (const entry of this.entries.values()) {
       ids.push(entry.id);
       entry.sinceSync = 0;
-      entry.fresh = false;
       if (!entry.dirty) continue;
-      own.push({ id: entry.id, window: entry.window, count: entry.current });
+      own.push({ id: entry.id, window: entry.window, count: entry.current, expires });
       // Requests counted just before the window turned were never published as that window's.
-      if (entry.previous > 0) own.push({ id: entry.id, window: entry.window - 1, count: entry.previous });
+      if (entry.previous > 0) own.push({ id: entry.id, window: entry.window - 1, count: entry.previous, expires });
       published.push(entry);
     }
     // Cleared before the round trip: a request counted meanwhile marks its entry again.
     for (const entry of published) entry.dirty = false;
     let counts: SharedCount[];
+    const call = share.exchange(own, ids, window - 1);
+    this.shareCall = call;
+    const settled = () => {
+      if (this.shareCall === call) this.shareCall = undefined;
+    };
+    call.then(settled, settled);
     try {
-      counts = await withTimeout(share.exchange(own, ids, window - 1), this.exchangeTimeoutMs);
+      counts = await withTimeout(call, this.exchangeTimeoutMs);
     } catch (err) {
       for (const entry of published) entry.dirty = true;
       throw err;
@@ -229,7 +257,7 @@ export class RequestRates {
       }
       // The window's length is part of the shared id: nodes configured differently never mix their counts.
       const id = this.share ? this.share.id(`${this.windowMs}|${key}`) : key;
-      entry = { id, window, current: 0, previous: 0, dirty: false, refusedIn: -1, sinceSync: 0, fresh: true };
+      entry = { id, window, current: 0, previous: 0, dirty: false, refusedIn: -1, sinceSync: 0 };
       this.entries.set(key, entry);
     }
     this.roll(entry, window);
@@ -279,13 +307,14 @@ const none = { current: 0, previous: 0 } as const;
 const epsilon = 1e-9;
 
 function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
 function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`the exchange took over ${ms} ms`)), ms);
+    timer.unref();
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

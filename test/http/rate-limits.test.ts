@@ -88,7 +88,11 @@ describe('rate limits', () => {
     assert.equal(refused.status, 429, 'three more entries do not fit in the two left');
     assert.equal((await call(t.base, { method: 'POST', headers: auth, json: batch(2) })).status, 200, 'the refused batch counted nothing');
     const tooBig = await call(t.base, { method: 'POST', headers: await patientAuth('patient-big-batch'), json: batch(50) });
-    assert.equal(tooBig.status, 429, 'a batch larger than the limit never runs');
+    assert.equal(tooBig.status, 422, 'a batch larger than the limit never runs, and waiting would not help: not a 429');
+    assert.equal(tooBig.headers.get('retry-after'), null);
+    assert.match(tooBig.body.issue[0].diagnostics, /more entries than the 5 requests per 60 s .* split it/);
+    const collection = await call(t.base, { method: 'POST', headers: await patientAuth('patient-collection'), json: { ...batch(50), type: 'collection' } });
+    assert.ok(collection.status !== 429 && collection.status !== 422, `a Bundle that is no batch counts once (${collection.status})`);
   });
 
   test('refused tokens stay 401 with their challenge, however many (guessing a signed token is hopeless; a NAT is shared)', async () => {

@@ -1,6 +1,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RequestRates, type RateShare, type SharedCount } from '../../src/monitor/request-rates.ts';
+import { RequestRates, type PublishedCount, type RateShare, type SharedCount } from '../../src/monitor/request-rates.ts';
 import type { RateCounter } from '../../src/access/rate-limits.ts';
 import { PgRateShare } from '../../src/store/postgres/rate-share.ts';
 import { Database } from '../../src/store/postgres/database.ts';
@@ -77,7 +77,7 @@ describe('request rates: a sliding window', () => {
     assert.equal(rates.admit([counter(10)], 1)!.allowed, false);
     const never = rates.admit([counter(10, 'user:b')], 11)!;
     assert.equal(never.allowed, false, 'a batch larger than the limit never fits');
-    assert.equal(never.retryAfter, 120);
+    assert.equal(never.neverFits, true);
     await rates.close();
   });
 
@@ -114,7 +114,7 @@ class MemoryShare implements RateShare {
   id(key: string): string {
     return `mac(${key})`;
   }
-  async exchange(own: SharedCount[], ids: string[], since: number): Promise<SharedCount[]> {
+  async exchange(own: PublishedCount[], ids: string[], since: number): Promise<SharedCount[]> {
     for (const c of own) this.rows.set(`${c.window}|${c.id}|${this.node}`, { ...c, node: this.node });
     const wanted = new Set(ids);
     return [...this.rows.values()].filter((r) => r.node !== this.node && r.window >= since && wanted.has(r.id)).map(({ id, window, count }) => ({ id, window, count }));
@@ -138,8 +138,11 @@ describe('request rates: bounded', () => {
     await rates.close();
   });
 
-  test('an exchange that never answers is given up: keys are forgotten again, and it does not hold the shutdown', async () => {
-    const hung: RateShare = { id: (k) => k, exchange: () => new Promise(() => undefined), close: async () => undefined };
+  test('an exchange that never answers is given up: keys are forgotten again, no second call queues behind it, and it does not hold the shutdown', async () => {
+    // The rates' own timers do not keep a process alive; this test's awaits need one that does.
+    const keepAlive = setInterval(() => undefined, 1000);
+    let calls = 0;
+    const hung: RateShare = { id: (k) => k, exchange: () => (calls++, new Promise(() => undefined)), close: () => new Promise(() => undefined) };
     const errors: unknown[] = [];
     const clock = { now: 100 * minute };
     const rates = new RequestRates({ windowSeconds: 60, now: () => clock.now, syncMs: 3_600_000, share: hung, exchangeTimeoutMs: 50, onError: (e) => errors.push(e) });
@@ -149,11 +152,15 @@ describe('request rates: bounded', () => {
     clock.now += 3 * minute;
     const pending = rates.sync();
     const entries = (rates as unknown as { entries: Map<string, unknown> }).entries;
-    assert.equal(entries.size, 0, 'forgotten while the next exchange hangs too');
+    assert.equal(entries.size, 0, 'forgotten although the first call still hangs');
+    await pending;
+    assert.equal(calls, 1, 'while the first call is outstanding, no other is made');
     const started = Date.now();
     await rates.close();
-    assert.ok(Date.now() - started < 3000, 'close gave up on the outstanding exchange');
-    await pending;
+    assert.ok(Date.now() - started < 3000, 'close gave up on the outstanding exchange and on the share closing');
+    await rates.sync();
+    assert.equal(calls, 1, 'nothing is exchanged after close');
+    clearInterval(keepAlive);
   });
 });
 
@@ -246,6 +253,36 @@ describe('request rates shared through PostgreSQL', { skip: pgSkip }, () => {
       assert.equal(rows[0].id, rows[1].id, 'both nodes name the key alike');
     } finally {
       await db.close();
+    }
+  });
+
+  test('a table held locked by someone else: the exchange gives up in its time, publishes at the next, and close does not wait', async () => {
+    const share = await PgRateShare.open({ url: postgresUrl!, schema, node: 'c', lookupKey: key, timeoutMs: 300 });
+    const errors: unknown[] = [];
+    const rates = new RequestRates({ windowSeconds: 60, now: () => 100 * minute, syncMs: 3_600_000, share, exchangeTimeoutMs: 300, onError: (e) => errors.push(e) });
+    const holder = new Database({ url: postgresUrl!, schema, max: 1 });
+    try {
+      await holder.withClient(async (client) => {
+        await client.query('BEGIN');
+        await client.query('LOCK TABLE rate_counts IN ACCESS EXCLUSIVE MODE');
+        rates.admit([counter(10, 'user:locked-out')]);
+        const started = Date.now();
+        await rates.sync();
+        assert.ok(errors.length >= 1 && Date.now() - started < 2000, 'given up in its time');
+        await client.query('ROLLBACK');
+      });
+      // The statement the database cancelled (statement_timeout) frees the connection.
+      for (let i = 0; i < 20 && errors.length > 0; i++) {
+        errors.length = 0;
+        await new Promise((r) => setTimeout(r, 100));
+        await rates.sync();
+      }
+      assert.equal(errors.length, 0, 'exchanging again once the table is free');
+      const rows = await holder.query<{ count: number }>("SELECT count FROM rate_counts WHERE node LIKE 'c/%'");
+      assert.deepEqual(rows.map((r) => r.count), [1], 'the count made while locked out was published');
+    } finally {
+      await holder.close();
+      await rates.close();
     }
   });
 });

@@ -10,6 +10,12 @@ export interface PgOptions {
   schema?: string;
   /** Pooled connections at most; default 10. */
   max?: number;
+  /**
+   * For work that must give up rather than wait (the rate-limit exchange): a connection, a
+   * statement and its answer each get this long, and idle sockets are kept alive so a dead peer is
+   * noticed. Unset: no limit (the store's own work waits for the database).
+   */
+  timeoutMs?: number;
 }
 
 /** One connection: the pool's, or a transaction's. */
@@ -60,6 +66,7 @@ export class Database implements Queryable {
       // URL's own options (a statement_timeout, say): the last of a setting is the one taken.
       options: `${sessionOptions ? `${sessionOptions} ` : ''}-c search_path=${schema} -c TimeZone=UTC`,
       application_name: 'bastion',
+      ...(options.timeoutMs ? { connectionTimeoutMillis: options.timeoutMs, query_timeout: options.timeoutMs, statement_timeout: options.timeoutMs, keepAlive: true } : {}),
     });
     // An idle connection the server drops (restart, failover) is an error on the pool, not the process.
     this.pool.on('error', () => undefined);

@@ -13,8 +13,10 @@ const steps = [
     id TEXT NOT NULL,
     node TEXT NOT NULL,
     count INTEGER NOT NULL,
+    expires BIGINT NOT NULL,
     PRIMARY KEY (time_window, id, node)
   )`,
+  'CREATE INDEX rate_counts_expires ON rate_counts (expires)',
 ] as const;
 
 /** Exchanges purge windows gone by once in this many. */
@@ -27,6 +29,11 @@ export interface SharedCount {
   count: number;
 }
 
+/** As published, with when it stops mattering (ms since the epoch): nodes with other window lengths purge by time, not by window number. */
+export interface PublishedCount extends SharedCount {
+  expires: number;
+}
+
 export interface PgRateShareOptions {
   url: string;
   schema: string;
@@ -34,6 +41,8 @@ export interface PgRateShareOptions {
   node: string;
   /** Keys are stored as MACs under it (user ids and addresses stay out of the table). */
   lookupKey: Buffer;
+  /** How long a connection or a statement may take before it is given up. */
+  timeoutMs?: number;
 }
 
 /** One node's side of the shared counts (the `RateShare` that monitor/request-rates.ts counts with). */
@@ -53,7 +62,7 @@ export class PgRateShare {
   static async open(options: PgRateShareOptions): Promise<PgRateShare> {
     if (options.lookupKey.length < 32) throw new Error('PgRateShare: the lookup key must be at least 32 bytes');
     // One connection: a node exchanges once a second, never two at a time.
-    const db = new Database({ url: options.url, schema: options.schema, max: 1 });
+    const db = new Database({ url: options.url, schema: options.schema, max: 1, timeoutMs: options.timeoutMs ?? 5000 });
     try {
       await ensureSchema(db);
       await migrate(db, 'rates', steps);
@@ -68,16 +77,16 @@ export class PgRateShare {
     return createHmac('sha256', this.lookupKey).update(`rate-limit|${key}`).digest('base64url').slice(0, 22);
   }
 
-  async exchange(own: SharedCount[], ids: string[], since: number): Promise<SharedCount[]> {
+  async exchange(own: PublishedCount[], ids: string[], since: number): Promise<SharedCount[]> {
     if (own.length > 0) {
       await this.db.query(
-        `INSERT INTO rate_counts (time_window, id, node, count)
-         SELECT w, i, ?, c FROM unnest(?::bigint[], ?::text[], ?::int[]) AS u(w, i, c)
-         ON CONFLICT (time_window, id, node) DO UPDATE SET count = excluded.count`,
-        [this.node, own.map((c) => c.window), own.map((c) => c.id), own.map((c) => c.count)],
+        `INSERT INTO rate_counts (time_window, id, node, count, expires)
+         SELECT w, i, ?, c, e FROM unnest(?::bigint[], ?::text[], ?::int[], ?::bigint[]) AS u(w, i, c, e)
+         ON CONFLICT (time_window, id, node) DO UPDATE SET count = excluded.count, expires = excluded.expires`,
+        [this.node, own.map((c) => c.window), own.map((c) => c.id), own.map((c) => c.count), own.map((c) => c.expires)],
       );
     }
-    if (++this.exchanges % purgeEvery === 0) await this.db.query('DELETE FROM rate_counts WHERE time_window < ?', [since]);
+    if (++this.exchanges % purgeEvery === 0) await this.db.query('DELETE FROM rate_counts WHERE expires < ?', [Date.now()]);
     if (ids.length === 0) return [];
     // Only the keys this node counts: a key new here is asked for at the next exchange.
     return this.db.query<SharedCount>(
@@ -87,7 +96,7 @@ export class PgRateShare {
     );
   }
 
-  async close(): Promise<void> {
-    await this.db.close();
+  close(): Promise<void> {
+    return this.db.close();
   }
 }
