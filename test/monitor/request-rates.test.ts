@@ -171,7 +171,7 @@ describe('request rates shared by several nodes', () => {
     const b = clocked(100 * minute, new MemoryShare(rows, 'b'));
     assert.equal(admitted(a.rates, [counter(10)], 6), 6);
     await a.rates.sync();
-    // B learns the others' counts of a key once it has counted it itself (at once, not at the next tick).
+    // B learns the others' counts of a key at its first exchange after counting the key itself.
     assert.equal(admitted(b.rates, [counter(10)], 1), 1);
     await b.rates.sync();
     assert.equal(admitted(b.rates, [counter(10)], 10), 3);
