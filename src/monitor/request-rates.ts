@@ -1,38 +1,7 @@
 import type { RateCounter } from '../access/rate-limits.ts';
+import type { PublishedCount, RateShare, SharedCount } from '../store/rate-share.ts';
 
-/**
- * Counts requests per key in a sliding window and says whether one more is within its limit.
- *
- * The window slides by weighting the previous fixed window by the part of it still inside the
- * sliding one (count = previous * (1 - elapsed) + current): two numbers per key, and a burst at the
- * end of one fixed window still weighs nearly whole at the start of the next. It assumes the
- * previous window's requests were spread evenly: requests bunched at its end, then spread through
- * the next, can reach nearly twice the limit over an exact 60 s span, never twice it in a burst.
- *
- * With several nodes, each counts locally and, once a second (sooner when a key passes a quarter
- * of its limit here), publishes its counts and takes the other nodes' sums for the keys it counts
- * through a `RateShare`. A limit may so be overshot by what the other nodes admit between two
- * exchanges (one to two seconds of their traffic; a key new to a node, until its next exchange);
- * a write to a shared counter on every request would cost more than the request.
- */
-export interface RateShare {
-  /** A stable identifier for a key, the same on every node (a keyed MAC: no user id in the database). */
-  id(key: string): string;
-  /** Publishes this node's counts (absolute, per window) and returns the other nodes' sums of the keys `ids` for the windows from `since` on. */
-  exchange(own: PublishedCount[], ids: string[], since: number): Promise<SharedCount[]>;
-  close(): Promise<void>;
-}
-
-export interface SharedCount {
-  id: string;
-  window: number;
-  count: number;
-}
-
-/** A count as published: with the time (ms since the epoch) after which it no longer matters to anyone. */
-export interface PublishedCount extends SharedCount {
-  expires: number;
-}
+export type { PublishedCount, RateShare, SharedCount };
 
 export interface Admission {
   allowed: boolean;
@@ -82,6 +51,21 @@ export interface RequestRatesOptions {
   onError?: (err: unknown) => void;
 }
 
+/**
+ * Counts requests per key in a sliding window and says whether one more is within its limit.
+ *
+ * The window slides by weighting the previous fixed window by the part of it still inside the
+ * sliding one (count = previous * (1 - elapsed) + current): two numbers per key, and a burst at the
+ * end of one fixed window still weighs nearly whole at the start of the next. It assumes the
+ * previous window's requests were spread evenly: requests bunched at its end, then spread through
+ * the next, can reach nearly twice the limit over an exact 60 s span, never twice it in a burst.
+ *
+ * With several nodes, each counts locally and, once a second (sooner when a key passes a quarter
+ * of its limit here), publishes its counts and takes the other nodes' sums for the keys it counts
+ * through a `RateShare`. A limit may so be overshot by what the other nodes admit between two
+ * exchanges (one to two seconds of their traffic; a key new to a node, until its next exchange);
+ * a write to a shared counter on every request would cost more than the request.
+ */
 export class RequestRates {
   private readonly windowMs: number;
   private readonly share: RateShare | undefined;

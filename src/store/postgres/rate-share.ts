@@ -1,4 +1,5 @@
 import { createHmac, randomUUID } from 'node:crypto';
+import type { PublishedCount, RateShare, SharedCount } from '../rate-share.ts';
 import { Database } from './database.ts';
 import { ensureSchema, migrate } from './migrate.ts';
 
@@ -22,18 +23,6 @@ const steps = [
 /** Exchanges purge windows gone by once in this many. */
 const purgeEvery = 30;
 
-/** A count of one key (its MAC) in one window. */
-export interface SharedCount {
-  id: string;
-  window: number;
-  count: number;
-}
-
-/** As published, with when it stops mattering (ms since the epoch): nodes with other window lengths purge by time, not by window number. */
-export interface PublishedCount extends SharedCount {
-  expires: number;
-}
-
 export interface PgRateShareOptions {
   url: string;
   schema: string;
@@ -45,8 +34,8 @@ export interface PgRateShareOptions {
   timeoutMs?: number;
 }
 
-/** One node's side of the shared counts (the `RateShare` that monitor/request-rates.ts counts with). */
-export class PgRateShare {
+/** One node's side of the shared counts, in a table of the database. */
+export class PgRateShare implements RateShare {
   private readonly db: Database;
   private readonly node: string;
   private readonly lookupKey: Buffer;
