@@ -63,8 +63,8 @@ export interface RequestRatesOptions {
  * With several nodes, each counts locally and, once a second (sooner when a key passes a quarter
  * of its limit here), publishes its counts and takes the other nodes' sums for the keys it counts
  * through a `RateShare`. A limit may so be overshot by what the other nodes admit between two
- * exchanges (one to two seconds of their traffic; a key new to a node, until its next exchange);
- * a write to a shared counter on every request would cost more than the request.
+ * exchanges (one to two seconds of their traffic); a key new to a node is looked up at once. A
+ * write to a shared counter on every request would cost more than the request.
  */
 export class RequestRates {
   private readonly windowMs: number;
@@ -72,12 +72,16 @@ export class RequestRates {
   private readonly now: () => number;
   private readonly onError: (err: unknown) => void;
   private readonly entries = new Map<string, Entry>();
-  private peers = new Map<string, PeerCounts>();
+  private readonly peers = new Map<string, PeerCounts>();
   private readonly timer: NodeJS.Timeout;
   private syncing: Promise<void> | undefined;
   private followUp: Promise<void> | undefined;
-  /** The share's own call, which may outlive an exchange given up on: never two at once. */
-  private shareCall: Promise<unknown> | undefined;
+  /** The share's own calls, which may outlive an exchange given up on: never two of a kind at once. */
+  private readonly outstanding: { exchange?: Promise<unknown>; lookup?: Promise<unknown> } = {};
+  /** Keys new here whose counts on the other nodes are to be asked for before the next exchange. */
+  private readonly freshIds = new Set<string>();
+  private lookupTimer: NodeJS.Timeout | undefined;
+  private lastLookup = 0;
   private closed = false;
   private readonly maxKeys: number;
   private readonly onFull: () => void;
@@ -172,6 +176,7 @@ export class RequestRates {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
+    clearTimeout(this.lookupTimer);
     // An exchange stuck on an unreachable database does not hold the shutdown.
     const closing = (async () => {
       await this.syncing;
@@ -191,7 +196,7 @@ export class RequestRates {
   private async exchange(share: RateShare, window: number): Promise<void> {
     // The call an earlier exchange gave up on still holds the connection: queueing behind it would
     // only pile up snapshots. The counts stay dirty for the next tick.
-    if (this.shareCall) throw new Error('the previous exchange has not answered yet');
+    if (this.outstanding.exchange) throw new Error('the previous exchange has not answered yet');
     const own: PublishedCount[] = [];
     const expires = (window + 2) * this.windowMs;
     const published: Entry[] = [];
@@ -207,27 +212,77 @@ export class RequestRates {
     }
     // Cleared before the round trip: a request counted meanwhile marks its entry again.
     for (const entry of published) entry.dirty = false;
+    this.freshIds.clear();
     let counts: SharedCount[];
-    const call = share.exchange(own, ids, window - 1);
-    this.shareCall = call;
-    const settled = () => {
-      if (this.shareCall === call) this.shareCall = undefined;
-    };
-    call.then(settled, settled);
     try {
-      counts = await withTimeout(call, this.exchangeTimeoutMs);
+      counts = await this.ask('exchange', () => share.exchange(own, ids, window - 1));
     } catch (err) {
       for (const entry of published) entry.dirty = true;
       throw err;
     }
-    const peers = new Map<string, PeerCounts>();
+    this.takePeers(ids, counts, window);
+    // Keys forgotten here are forgotten as peers too.
+    const live = new Set<string>();
+    for (const entry of this.entries.values()) live.add(entry.id);
+    for (const id of this.peers.keys()) if (!live.has(id)) this.peers.delete(id);
+  }
+
+  /**
+   * The other nodes' counts of keys new here, asked for at once (at most 20 times a second, off
+   * the request's path) rather than at the next exchange: a user a balancer sends round the nodes
+   * meets the limit from the start, not a second of requests later on each node.
+   */
+  private scheduleLookup(): void {
+    if (this.lookupTimer || this.closed) return;
+    this.lookupTimer = setTimeout(() => {
+      this.lookupTimer = undefined;
+      void this.lookUp();
+    }, Math.max(0, this.lastLookup + 50 - Date.now()));
+    this.lookupTimer.unref();
+  }
+
+  private async lookUp(): Promise<void> {
+    const share = this.share;
+    if (!share || this.closed || this.freshIds.size === 0) return;
+    // One outstanding lookup at most; the keys wait for it (or for the next exchange).
+    if (this.outstanding.lookup) return this.scheduleLookup();
+    this.lastLookup = Date.now();
+    const ids = [...this.freshIds];
+    this.freshIds.clear();
+    const window = Math.floor(this.now() / this.windowMs);
+    try {
+      this.takePeers(ids, await this.ask('lookup', () => share.exchange([], ids, window - 1)), window);
+    } catch (err) {
+      this.onError(err);
+    }
+  }
+
+  /** The other nodes' counts of `ids` as answered, replacing what was known of them. */
+  private takePeers(ids: readonly string[], counts: readonly SharedCount[], window: number): void {
+    const fetched = new Map<string, PeerCounts>();
     for (const { id, window: w, count } of counts) {
-      const peer = peers.get(id) ?? { window, current: 0, previous: 0 };
+      const peer = fetched.get(id) ?? { window, current: 0, previous: 0 };
       if (w === window) peer.current += count;
       else if (w === window - 1) peer.previous += count;
-      peers.set(id, peer);
+      fetched.set(id, peer);
     }
-    this.peers = peers;
+    for (const id of ids) {
+      const peer = fetched.get(id);
+      if (peer) this.peers.set(id, peer);
+      else this.peers.delete(id);
+    }
+  }
+
+  /** One call to the share, given up on after the timeout; a kind of call still outstanding is not made again. */
+  private ask<T>(kind: 'exchange' | 'lookup', call: () => Promise<T>): Promise<T> {
+    if (this.outstanding[kind]) return Promise.reject(new Error(`the previous ${kind} has not answered yet`));
+    const pending = call();
+    this.outstanding[kind] = pending;
+    const settled = () => {
+      if (this.outstanding[kind] === pending) delete this.outstanding[kind];
+    };
+    pending.then(settled, settled);
+    return withTimeout(pending, this.exchangeTimeoutMs);
   }
 
   /** The key's counts, made when new; undefined when the table is full (the key goes uncounted). */
@@ -243,6 +298,10 @@ export class RequestRates {
       const id = this.share ? this.share.id(`${this.windowMs}|${key}`) : key;
       entry = { id, window, current: 0, previous: 0, dirty: false, refusedIn: -1, sinceSync: 0 };
       this.entries.set(key, entry);
+      if (this.share) {
+        this.freshIds.add(id);
+        this.scheduleLookup();
+      }
     }
     this.roll(entry, window);
     return entry;

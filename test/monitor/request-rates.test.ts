@@ -182,6 +182,19 @@ describe('request rates shared by several nodes', () => {
     await b.rates.close();
   });
 
+  test('a key new to a node is looked up at once, before the next exchange', async () => {
+    const rows = new Map();
+    const a = clocked(100 * minute, new MemoryShare(rows, 'a'));
+    const b = clocked(100 * minute, new MemoryShare(rows, 'b'));
+    assert.equal(admitted(a.rates, [counter(10)], 7), 7);
+    await a.rates.sync();
+    assert.equal(admitted(b.rates, [counter(10)], 1), 1, 'counted here before anything is known of it');
+    await new Promise((r) => setTimeout(r, 120));
+    assert.equal(admitted(b.rates, [counter(10)], 10), 2, "the lookup brought A's 7");
+    await a.rates.close();
+    await b.rates.close();
+  });
+
   test('counts made before a window turned are published as that window after it', async () => {
     const rows = new Map();
     const a = clocked(100 * minute + 59_900, new MemoryShare(rows, 'a'));

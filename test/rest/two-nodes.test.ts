@@ -151,7 +151,7 @@ describe('two nodes on one PostgreSQL', { skip: pgSkip }, () => {
     const { token: capped } = await backendToken('system/Patient.rs', 0, 'rate-capped');
     const headers = { authorization: `Bearer ${capped}` };
     for (let i = 0; i < 20; i++) assert.equal((await call(at(0, '/Patient?_count=1'), { headers })).status, 200);
-    // The nodes exchange their counts once a second.
+    // The nodes exchange their counts once a second (node B looks up a key new to it at once).
     await sleep(2_500);
     // A minute boundary passing during the test lets the sliding count decay by up to three requests.
     let admittedOnB = 0;

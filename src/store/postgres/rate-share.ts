@@ -50,8 +50,8 @@ export class PgRateShare implements RateShare {
 
   static async open(options: PgRateShareOptions): Promise<PgRateShare> {
     if (options.lookupKey.length < 32) throw new Error('PgRateShare: the lookup key must be at least 32 bytes');
-    // One connection: a node exchanges once a second, never two at a time.
-    const db = new Database({ url: options.url, schema: options.schema, max: 1, timeoutMs: options.timeoutMs ?? 5000 });
+    // Two connections: the exchange once a second, and lookups of keys new to the node, each never two at a time.
+    const db = new Database({ url: options.url, schema: options.schema, max: 2, timeoutMs: options.timeoutMs ?? 5000 });
     try {
       await ensureSchema(db);
       await migrate(db, 'rates', steps);
