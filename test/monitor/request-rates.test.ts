@@ -164,11 +164,15 @@ describe('request rates: bounded', () => {
   });
 });
 
+/** Two nodes' counters over one in-memory table, their clocks at `start`. */
+function twoNodes(start: number) {
+  const rows = new Map();
+  return { a: clocked(start, new MemoryShare(rows, 'a')), b: clocked(start, new MemoryShare(rows, 'b')) };
+}
+
 describe('request rates shared by several nodes', () => {
   test("a node counts the others' requests once they have exchanged", async () => {
-    const rows = new Map();
-    const a = clocked(100 * minute, new MemoryShare(rows, 'a'));
-    const b = clocked(100 * minute, new MemoryShare(rows, 'b'));
+    const { a, b } = twoNodes(100 * minute);
     assert.equal(admitted(a.rates, [counter(10)], 6), 6);
     await a.rates.sync();
     // B learns the others' counts of a key at its first exchange after counting the key itself.
@@ -183,9 +187,7 @@ describe('request rates shared by several nodes', () => {
   });
 
   test('a key new to a node is looked up at once, before the next exchange', async () => {
-    const rows = new Map();
-    const a = clocked(100 * minute, new MemoryShare(rows, 'a'));
-    const b = clocked(100 * minute, new MemoryShare(rows, 'b'));
+    const { a, b } = twoNodes(100 * minute);
     assert.equal(admitted(a.rates, [counter(10)], 7), 7);
     await a.rates.sync();
     assert.equal(admitted(b.rates, [counter(10)], 1), 1, 'counted here before anything is known of it');
@@ -196,9 +198,7 @@ describe('request rates shared by several nodes', () => {
   });
 
   test('counts made before a window turned are published as that window after it', async () => {
-    const rows = new Map();
-    const a = clocked(100 * minute + 59_900, new MemoryShare(rows, 'a'));
-    const b = clocked(100 * minute + 59_900, new MemoryShare(rows, 'b'));
+    const { a, b } = twoNodes(100 * minute + 59_900);
     admitted(a.rates, [counter(10)], 8);
     a.clock.now += 200;
     b.clock.now += 200;
