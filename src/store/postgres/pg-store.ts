@@ -22,6 +22,7 @@ import { ensureSearchIndex, rebuildSearchIndex } from './search-index.ts';
 import { countStale, holdsSealedBodies, reencryptVersions } from './reencrypt.ts';
 import { PgAuditLog } from './audit-log.ts';
 import { frag } from '../sql/sql-frag.ts';
+import type { VersionColumns } from '../sql/history-sql.ts';
 
 export interface PgStoreOptions extends PgOptions {
   /** What resources become in the tables (sealed bodies, encrypted identifiers); default: JSON as written. */
@@ -31,13 +32,8 @@ export interface PgStoreOptions extends PgOptions {
 }
 
 /** A current row as the writer reads it. */
-interface CurrentRow {
+interface CurrentRow extends VersionColumns {
   rid: number;
-  type: string;
-  id: string;
-  version: number;
-  last_updated: string;
-  deleted: number;
   content: string | null;
   sealed: Buffer | null;
 }

@@ -1,24 +1,14 @@
 import type { Db } from './open.ts';
 import type Database from 'better-sqlite3-multiple-ciphers';
+import type { HistoryColumns, VersionColumns } from '../sql/history-sql.ts';
 
-export interface CurrentRow {
+export interface CurrentRow extends VersionColumns {
   rid: number;
-  type: string;
-  id: string;
-  version: number;
-  last_updated: string;
-  deleted: number;
   /** JSON text, or sealed bytes (app-level encryption): see ResourceCodec. */
   content: string | Uint8Array | null;
 }
 
-export interface VersionRow {
-  type: string;
-  id: string;
-  version: number;
-  last_updated: string;
-  deleted: number;
-  method: string;
+export interface VersionRow extends HistoryColumns {
   content: string | Uint8Array | null;
 }
 
