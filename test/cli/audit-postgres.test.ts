@@ -1,6 +1,5 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,29 +16,16 @@ import { verifyAuditTrail } from '../../src/audit/verify-trail.ts';
 import { purgeAuditTrail } from '../../src/audit/retention.ts';
 import type { AuditTrail } from '../../src/audit/audit-trail.ts';
 import { chainHash } from '../../src/crypto/hash-chain.ts';
+import { cliAsync } from './run-bastion.ts';
 
 /**
  * `bastion audit verify`, `export` and `purge` on a PostgreSQL deployment (a config with a
  * database): the trail several nodes append to, verified, exported and purged after retention
  * with the output and exit codes of the embedded store, while the nodes go on appending.
  */
-const bin = new URL('../../bin/bastion.js', import.meta.url).pathname;
 
 const record = (at: string, n: number) => ({ recorded: at, json: JSON.stringify({ at, do: 'read', st: 200, who: `u${n}`, ip: '127.0.0.1', what: [`Patient/${n}`], pt: [String(n)] }) });
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** The command run as a person runs it, asynchronously: the nodes in this process go on meanwhile. */
-function bastion(args: string[], env: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
 
 describe('audit commands on PostgreSQL', { skip: pgSkip }, () => {
   /** One data dir for every deployment here: its keys (the audit key among them) are the nodes'. */
@@ -115,7 +101,7 @@ describe('audit commands on PostgreSQL', { skip: pgSkip }, () => {
         await sleep(5);
       }
     });
-    const r = await bastion(['audit', 'verify', '--data-dir', dir], d.env);
+    const r = await cliAsync(['audit', 'verify', '--data-dir', dir], d.env);
     appending = false;
     await Promise.all(keep);
     assert.equal(r.status, 0, r.stderr);
@@ -169,7 +155,7 @@ describe('audit commands on PostgreSQL', { skip: pgSkip }, () => {
       await change(d.db);
       const verdict = await verifyAudit(d.config);
       assert.ok(!verdict.ok && verdict.seq === seq && verdict.problem === problem, JSON.stringify(verdict));
-      const r = await bastion(['audit', 'verify', '--data-dir', dir], d.env);
+      const r = await cliAsync(['audit', 'verify', '--data-dir', dir], d.env);
       assert.equal(r.status, 1, r.stdout);
       assert.match(r.stderr, new RegExp(`^bastion audit: audit chain broken at record ${seq} \\(${problem}`));
     });
@@ -185,7 +171,7 @@ describe('audit commands on PostgreSQL', { skip: pgSkip }, () => {
     await new AuditCheckpoints(d.nodes[0], await auditSigningKey(dir)).checkpoint();
 
     // Within the retention period: refused, nothing removed.
-    const young = await bastion(['audit', 'purge', '--before', new Date(now.getTime() - 86_400_000).toISOString(), '--data-dir', dir], d.env);
+    const young = await cliAsync(['audit', 'purge', '--before', new Date(now.getTime() - 86_400_000).toISOString(), '--data-dir', dir], d.env);
     assert.equal(young.status, 1);
     assert.match(young.stderr, /within the 6-year retention period/);
 
@@ -198,8 +184,8 @@ describe('audit commands on PostgreSQL', { skip: pgSkip }, () => {
         await sleep(5);
       }
     });
-    const r = await bastion(['audit', 'purge', '--before', '2016-01-01', '--data-dir', dir], d.env);
-    const second = await bastion(['audit', 'purge', '--before', '2018-01-01', '--data-dir', dir], d.env);
+    const r = await cliAsync(['audit', 'purge', '--before', '2016-01-01', '--data-dir', dir], d.env);
+    const second = await cliAsync(['audit', 'purge', '--before', '2018-01-01', '--data-dir', dir], d.env);
     appending = false;
     await Promise.all(keep);
     assert.equal(r.status, 0, r.stderr);
@@ -213,19 +199,19 @@ describe('audit commands on PostgreSQL', { skip: pgSkip }, () => {
     assert.equal(head.count, 20 + appended + 2, 'the records, the appends meanwhile, and the two purges');
     const verdict = await verifyAudit(d.config);
     assert.deepEqual(verdict, { ok: true, count: head.count, head: head.head.toString('hex') });
-    const v = await bastion(['audit', 'verify', '--data-dir', dir], d.env);
+    const v = await cliAsync(['audit', 'verify', '--data-dir', dir], d.env);
     assert.equal(v.status, 0, v.stderr);
     assert.equal(v.stdout, `audit chain intact: ${head.count.toLocaleString('en-US')} records, head ${head.head.toString('hex')}\n`);
     assert.deepEqual((await d.nodes[0].auditRecords({ afterSeq: 0, limit: 1 })).map((x) => x.seq), [16]);
 
     // Each purge is on the trail, by whom and of what.
-    const exported = await bastion(['audit', 'export', '--data-dir', dir], d.env);
+    const exported = await cliAsync(['audit', 'export', '--data-dir', dir], d.env);
     assert.equal(exported.status, 0, exported.stderr);
     const purges = exported.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.entity?.some((x: any) => x.detail?.some((dd: any) => dd.valueString === '$audit-purge')));
     assert.equal(purges.length, 2);
     assert.match(purges[0].agent[0].altId, /^console:/);
 
-    const nothing = await bastion(['audit', 'purge', '--before', '2018-01-01', '--data-dir', dir], d.env);
+    const nothing = await cliAsync(['audit', 'purge', '--before', '2018-01-01', '--data-dir', dir], d.env);
     assert.equal(nothing.status, 0, nothing.stderr);
     assert.equal(nothing.stdout, 'nothing to purge: no record before 2018-01-01T00:00:00.000Z\n');
 
@@ -238,7 +224,7 @@ describe('audit commands on PostgreSQL', { skip: pgSkip }, () => {
     await d.nodes[0].appendAudit(Array.from({ length: 10 }, (_, i) => record(`2015-03-01T00:00:0${i}.000Z`, i + 1)));
     await d.nodes[0].appendAudit([record(new Date().toISOString(), 11)]);
     await tamper(d.db, 3, (t) => [`UPDATE ${t} SET event = replace(event, '"u3"', '"u9"') WHERE seq = 3`]);
-    const r = await bastion(['audit', 'purge', '--before', '2016-01-01', '--data-dir', dir], d.env);
+    const r = await cliAsync(['audit', 'purge', '--before', '2016-01-01', '--data-dir', dir], d.env);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /the audit chain is broken at record 3 \(modified\); it is not purged/);
     assert.equal((await d.db.query<{ n: number }>('SELECT count(*) AS n FROM audit_log'))[0].n, 11);
@@ -286,8 +272,8 @@ describe('audit commands on PostgreSQL', { skip: pgSkip }, () => {
       await store.close();
       for (const range of [['2026-11-29T00:00:15Z', '2026-11-29T00:00:18Z'], ['2026-11-29', undefined], [undefined, '2026-11-29T00:00:16Z'], [undefined, undefined]] as const) {
         const args = [...(range[0] ? ['--since', range[0]] : []), ...(range[1] ? ['--until', range[1]] : [])];
-        const pg = await bastion(['audit', 'export', '--data-dir', dir, ...args], d.env);
-        const local = await bastion(['audit', 'export', '--data-dir', embedded, ...args], {});
+        const pg = await cliAsync(['audit', 'export', '--data-dir', dir, ...args], d.env);
+        const local = await cliAsync(['audit', 'export', '--data-dir', embedded, ...args], {});
         assert.equal(pg.status, 0, pg.stderr);
         assert.equal(local.status, 0, local.stderr);
         assert.ok(local.stdout.length > 0);
@@ -307,7 +293,7 @@ describe('audit commands on PostgreSQL', { skip: pgSkip }, () => {
   });
 
   test('a database that cannot be reached is a configuration error (exit 2), without the URL', async () => {
-    const r = await bastion(['audit', 'verify', '--data-dir', dir], { BASTION_DATABASE_URL: 'postgres://bastion:secret@127.0.0.1:1/nowhere', BASTION_DATABASE_SCHEMA: 'public' });
+    const r = await cliAsync(['audit', 'verify', '--data-dir', dir], { BASTION_DATABASE_URL: 'postgres://bastion:secret@127.0.0.1:1/nowhere', BASTION_DATABASE_SCHEMA: 'public' });
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /PostgreSQL: /);
     assert.doesNotMatch(r.stderr, /secret/);

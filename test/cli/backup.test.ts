@@ -1,6 +1,5 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,8 +13,8 @@ import { storeKey } from '../store-key.ts';
 import { auditEventsIn } from '../audit/audit-file.ts';
 import { syntheaNdjson } from '../shared-data.ts';
 import { call, patient } from '../rest/server.ts';
+import { cli, cliAsync } from './run-bastion.ts';
 
-const bin = new URL('../../bin/bastion.js', import.meta.url).pathname;
 const local = { kind: 'local' } as const;
 
 // The data dirs of this file are sealed under a master key from the environment, as in production
@@ -46,21 +45,7 @@ let duringBackup = 0;
 const knownNames: string[] = [];
 const knownIdentifiers: string[] = [];
 
-function cli(args: string[], env: Record<string, string | undefined> = {}) {
-  return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
-}
 
-function cliAsync(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: process.env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
 
 async function serverOn(dataDir: string): Promise<Server> {
   return startServer(loadConfig({ port: 0, dataDir }, { BASTION_AUTH: 'off', BASTION_TLS: 'off' }));

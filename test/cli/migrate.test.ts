@@ -1,6 +1,5 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,8 +22,8 @@ import { storeKey } from '../store-key.ts';
 import { freshSchema, pgSkip, postgresUrl } from '../postgres.ts';
 import { syntheaNdjson } from '../shared-data.ts';
 import { call, patient } from '../rest/server.ts';
+import { cli, cliAsync } from './run-bastion.ts';
 
-const bin = new URL('../../bin/bastion.js', import.meta.url).pathname;
 const ssnSystem = 'http://hl7.org/fhir/sid/us-ssn';
 const confidentiality = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
 
@@ -38,21 +37,7 @@ const source = join(root, 'source');
 const bare = postgresUrl ? displayUrl(postgresUrl) : '';
 const password = postgresUrl ? decodeURIComponent(new URL(postgresUrl).password) : '';
 
-function cli(args: string[], env: Record<string, string | undefined> = {}) {
-  return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
-}
 
-function cliAsync(args: string[], env: Record<string, string | undefined> = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
 
 /** A server on the embedded store, or (with a schema) on PostgreSQL, both with the data dir's keys. */
 function serverOn(dataDir: string, schema?: string): Promise<Server> {
