@@ -22,7 +22,7 @@ import { presentedCertificateThumbprint } from '../auth/client-certificate.ts';
 import { rateCountersFor } from '../access/rate-limits.ts';
 import { RequestRates } from '../monitor/request-rates.ts';
 import type { Alerts } from '../monitor/alerts.ts';
-import { rateLimitedFacts, raiseRateAlert, requestWeight, setRateHeaders, tooManyRequests } from './rate-limit.ts';
+import { rateLimitedFacts, raiseRateAlert, requestWeight, setRateHeaders, rateRefusal } from './rate-limit.ts';
 
 export interface AppOptions {
   config: Config;
@@ -96,7 +96,7 @@ export function buildApp(options: AppOptions): App {
       if (!admission.allowed) {
         audit.record(rateLimitedFacts(principal, req, admission, limits));
         raiseRateAlert(alerts, principal, admission, limits);
-        const refusal = tooManyRequests(admission, limits);
+        const refusal = rateRefusal(admission, limits);
         addCorsHeaders(request, reply);
         return send(reply, { status: refusal.status, headers: refusal.headers, resource: refusal.outcome() }, format, false, request.method === 'HEAD');
       }

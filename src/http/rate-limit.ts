@@ -20,7 +20,8 @@ export function setRateHeaders(reply: FastifyReply, admission: Admission): void 
   reply.header('x-ratelimit-reset', String(admission.reset));
 }
 
-export function tooManyRequests(admission: Admission, settings: RateLimitSettings): FhirError {
+/** The answer to a refused request: 429 to wait, or 422 for a batch no wait would let through. */
+export function rateRefusal(admission: Admission, settings: RateLimitSettings): FhirError {
   // Waiting never lets it through: the client must split the batch, so it is not told to retry.
   if (admission.neverFits) {
     return new FhirError(422, `The batch has more entries than the ${admission.counter.limit} requests per ${settings.windowSeconds} s this caller may make: split it`, 'too-costly');
